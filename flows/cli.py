@@ -1,0 +1,184 @@
+"""The `atelier` command line: thin wrappers over library functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import etl
+from etl.samples import sample_image_count, write_samples
+from store import query
+from store.lake import DEFAULT_HOME, HOME_ENV
+
+app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
+                  no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False)  # fmt: skip
+ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(ingest_app, name="ingest")
+console = Console(stderr=True)
+out = Console()
+
+Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
+
+
+class Variant(str, Enum):
+    nondisjoint = "nondisjoint"
+    disjoint = "disjoint"
+    all = "all"
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)  # fmt: skip
+
+
+def _probe_callback(progress: Progress, label: str):
+    task = progress.add_task(label, total=None)
+    return lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(1)
+
+
+def _print_ingest(result) -> None:
+    t = Table(title=f"{result.dataset}: records per source file", title_justify="left")
+    for col in ("source file", "read", "kept", "quarantined"):
+        t.add_column(col, justify="left" if col == "source file" else "right")
+    for r in result.sources:
+        t.add_row(r["source_file"], str(r["records_read"]), str(r["records_kept"]), str(r["records_quarantined"]))
+    out.print(t)
+    rows = ", ".join(f"{k} {v}" for k, v in result.rows.items() if k not in ("sources",))
+    out.print(f"[bold]{result.dataset}[/bold] tables: {rows}; images probed this run: {result.images_probed}")
+
+
+@app.command()
+def samples(
+    folder: Annotated[Path, typer.Argument(help="Where to write the sample releases.")],
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same files.")] = 0,
+    scale: Annotated[int, typer.Option(min=1, help="Multiply the number of items/outfits/images.")] = 1,
+) -> None:
+    """Write small sample releases of the datasets in their real raw formats.
+
+    Example: `atelier samples ./samples --seed 0 --scale 2`
+    """
+    with _progress() as p:
+        task = p.add_task("drawing sample images", total=sample_image_count(scale))
+        counts = write_samples(folder, seed=seed, scale=scale, on_item=lambda: p.advance(task))
+    for dataset, c in counts.items():
+        out.print(f"{folder / dataset}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+
+
+@ingest_app.command("polyvore")
+def ingest_polyvore_cmd(
+    path: Annotated[Path, typer.Argument(help="Root of a Polyvore Outfits release.", exists=True, file_okay=False)],
+    variant: Annotated[Variant, typer.Option(help="Which outfit variant(s) to ingest.")] = Variant.all,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Ingest a Polyvore Outfits release (items, outfits, FITB, compatibility, images).
+
+    Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
+    """
+    from flows.ingest import ingest_polyvore
+
+    variants = etl.VARIANTS if variant == Variant.all else (variant.value,)
+    try:
+        with _progress() as p:
+            result = ingest_polyvore(path, home, variants, on_progress=_probe_callback(p, "probing images"))
+    except (etl.RawFormatError, FileNotFoundError) as e:
+        _fail(e)
+    _print_ingest(result)
+
+
+@ingest_app.command("deepfashion")
+def ingest_deepfashion_cmd(
+    path: Annotated[Path, typer.Argument(help="Root of a DeepFashion attributes release.", exists=True, file_okay=False)],
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Ingest a DeepFashion attributes release (attributes.csv, images, benchmark lists).
+
+    Example: `atelier ingest deepfashion ./deepfashion --home ./home`
+    """
+    from flows.ingest import ingest_deepfashion
+
+    try:
+        with _progress() as p:
+            result = ingest_deepfashion(path, home, on_progress=_probe_callback(p, "probing images"))
+    except (etl.RawFormatError, FileNotFoundError) as e:
+        _fail(e)
+    _print_ingest(result)
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Query every lake table with DuckDB, read-only. Tables are views `<dataset>_<table>`;
+    `quarantine` spans all datasets.
+
+    Example: `atelier sql "SELECT semantic_category, count(*) FROM polyvore_items GROUP BY 1"`
+    """
+    from store.sql import ReadOnlyError
+
+    try:
+        result = query(home, statement)
+    except ReadOnlyError as e:
+        _fail(e)
+    except Exception as e:  # DuckDB parser/binder errors: show them, not a traceback
+        _fail(e)
+    if format == Format.json:
+        sys.stdout.write(json.dumps(result.to_pylist(), default=str) + "\n")
+    elif format == Format.csv:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result, sys.stdout.buffer)
+    else:
+        t = Table(*result.column_names)
+        for row in result.to_pylist():
+            t.add_row(*(str(v) for v in row.values()))
+        out.print(t)
+        out.print(f"{result.num_rows} rows")
+
+
+@app.command()
+def demo(
+    home: Home = DEFAULT_HOME,
+    seed: Annotated[int, typer.Option(help="Seed of the sample datasets.")] = 0,
+    scale: Annotated[int, typer.Option(min=1, help="Size of the sample datasets.")] = 1,
+) -> None:
+    """Run everything on the embedded sample datasets and print a summary.
+
+    Writes sample releases to HOME/samples (reused when seed and scale match), ingests them
+    into HOME/lake, and summarises what is there.
+
+    Example: `atelier demo --home ./atelier-home`
+    """
+    from flows.demo import run_demo
+    from flows.summary import print_summary
+
+    with _progress() as p:
+        task = p.add_task("drawing sample images", total=sample_image_count(scale))
+        results = run_demo(home, seed, scale, on_item=lambda: p.advance(task), on_progress=_probe_callback(p, "probing images"))
+    for result in results.values():
+        _print_ingest(result)
+    print_summary(home, out)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,65 @@
+"""Ingest: raw release -> raw relations (etl) -> image probes (etl) -> SQL (store) -> lake (store).
+
+Plain functions: the CLI calls them, the Prefect flows wrap them, tests call them alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+import etl
+from store import Lake, build_dataset
+
+
+class CountMismatchError(RuntimeError):
+    """Records were lost between reading and writing (read != kept + quarantined)."""
+
+
+@dataclass
+class IngestResult:
+    dataset: str
+    rows: dict[str, int]  # table -> row count
+    sources: list[dict]  # per source file: records read / kept / quarantined
+    images_probed: int  # images opened this run (unchanged ones are reused)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return self.rows.get("quarantine", 0)
+
+
+def check_counts(sources: pa.Table) -> None:
+    """Fail loudly if any file's records do not add up."""
+    bad = [r for r in sources.to_pylist() if r["records_read"] != r["records_kept"] + r["records_quarantined"]]
+    if bad:
+        lines = ", ".join(f"{r['source_file']}: read {r['records_read']}, kept {r['records_kept']}, "
+                          f"quarantined {r['records_quarantined']}" for r in bad)  # fmt: skip
+        raise CountMismatchError(f"records do not add up: {lines}")
+
+
+def _ingest(dataset: str, raw: dict[str, pa.Table], image_relation: str, home: Path | str,
+            on_progress: Callable[[int, int], None] | None) -> IngestResult:  # fmt: skip
+    lake = Lake(home)
+    paths = sorted(set(raw[image_relation]["image_path"].to_pylist()))
+    probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)
+    raw[f"raw_{dataset}_image_probes"] = probes
+    tables = build_dataset(dataset, raw)
+    check_counts(tables["sources"])
+    written = lake.write_dataset(dataset, tables)
+    return IngestResult(dataset, {k: v.num_rows for k, v in tables.items()}, tables["sources"].to_pylist(), n_probed, written)
+
+
+def ingest_polyvore(raw_dir: Path | str, home: Path | str, variants: tuple[str, ...] = etl.VARIANTS,
+                    on_progress: Callable[[int, int], None] | None = None) -> IngestResult:  # fmt: skip
+    """Ingest a Polyvore Outfits release into `home`'s lake (tables under `lake/polyvore/`)."""
+    return _ingest("polyvore", etl.read_polyvore(raw_dir, variants), "raw_polyvore_items", home, on_progress)
+
+
+def ingest_deepfashion(raw_dir: Path | str, home: Path | str,
+                       on_progress: Callable[[int, int], None] | None = None) -> IngestResult:  # fmt: skip
+    """Ingest a DeepFashion attributes release into `home`'s lake (tables under `lake/deepfashion/`)."""
+    return _ingest("deepfashion", etl.read_deepfashion(raw_dir), "raw_deepfashion_attributes", home, on_progress)

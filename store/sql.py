@@ -1,0 +1,83 @@
+"""The SQL runner: loads `sql/<relation>.sql` by name, builds lake tables from raw relations,
+and answers read-only queries over every lake table (`atelier sql`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from store.lake import Lake
+from store.tables import OPTIONAL, STAGING, TABLES
+
+READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+
+
+class ReadOnlyError(ValueError):
+    """`atelier sql` got a statement that would change something."""
+
+
+def load_sql(relation: str) -> str:
+    """The text of `sql/<relation>.sql`."""
+    path = resources.files("sql").joinpath(f"{relation}.sql")
+    if not path.is_file():
+        raise FileNotFoundError(f"no SQL file for relation {relation!r} (looked for sql/{relation}.sql)")
+    return path.read_text("utf-8")
+
+
+def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+    """Run a dataset's SQL over the raw relations from ``etl``: stg views, then its tables.
+
+    Optional tables whose raw relation is empty (the file was not in the release) are skipped. Returns table name -> Arrow table.
+    """
+    con = duckdb.connect()
+    try:
+        for name, table in inputs.items():
+            con.register(name, table)
+        for view in STAGING.get(dataset, []):
+            con.execute(f"create view {view} as {load_sql(view)}")
+        out: dict[str, pa.Table] = {}
+        for table in TABLES[dataset]:
+            relation = f"{dataset}_{table}"
+            if table in OPTIONAL.get(dataset, set()) and not inputs[f"raw_{relation}"].num_rows:
+                continue
+            con.execute(f"create temp table {relation} as {load_sql(relation)}")
+            out[table] = con.table(relation).to_arrow_table()
+        return out
+    finally:
+        con.close()
+
+
+def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`) and one
+    `quarantine` view across datasets."""
+    con = duckdb.connect()
+    tables = Lake(home).tables()
+    for view, path in tables.items():
+        con.execute(f"create view {view} as select * from read_parquet({_quote(path)})")
+    quarantines = [v for v in tables if v.endswith("_quarantine")]
+    if quarantines:
+        con.execute("create view quarantine as " + " union all by name ".join(f"select * from {v}" for v in quarantines))
+    return con
+
+
+def query(home: Path | str, sql: str) -> pa.Table:
+    """Run one read-only statement against the lake; anything that writes is refused."""
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise ReadOnlyError(f"expected one SQL statement, got {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY_STATEMENTS:
+        raise ReadOnlyError(f"atelier sql is read-only: {kind} statements are refused")
+    con = connect_lake(home)
+    try:
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
