@@ -1,0 +1,77 @@
+"""The sample generator: deterministic, in the released formats, and following its hidden rules."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+from etl.samples import write_samples
+from etl.samples.polyvore import STYLES
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha1()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(sample_root, tmp_path):
+    write_samples(tmp_path / "a", seed=0, image_size=64)
+    write_samples(tmp_path / "b", seed=1, image_size=64)
+    assert _digest(tmp_path / "a") == _digest(sample_root)
+    assert _digest(tmp_path / "b") != _digest(sample_root)
+
+
+def test_polyvore_release_has_every_released_file(sample_root):
+    root = sample_root / "polyvore"
+    for name in ("polyvore_item_metadata.json", "polyvore_outfit_titles.json", "categories.csv"):
+        assert (root / name).is_file()
+    for variant in ("nondisjoint", "disjoint"):
+        for split in ("train", "valid", "test"):
+            for name in (f"{split}.json", f"compatibility_{split}.txt", f"fill_in_blank_{split}.json"):
+                assert (root / variant / name).is_file(), f"{variant}/{name}"
+    meta = json.loads((root / "polyvore_item_metadata.json").read_text())
+    assert len(meta) == len(list((root / "images").glob("*.jpg")))
+    rec = next(iter(meta.values()))
+    assert {"semantic_category", "category_id", "title", "url_name", "description", "catgeories", "related"} <= set(rec)
+    assert len({r["semantic_category"] for r in meta.values()}) == 11
+
+
+def test_polyvore_outfits_follow_the_style_rules(sample_root):
+    """Every outfit's items take their colours from one hidden style's palette; FITB answers
+    share the question's set and the distractors come from other outfits."""
+    root = sample_root / "polyvore"
+    meta = json.loads((root / "polyvore_item_metadata.json").read_text())
+    colour_style = {c: s for s, style in STYLES.items() for c in style.palette}
+    for variant in ("nondisjoint", "disjoint"):
+        outfits = json.loads((root / variant / "train.json").read_text())
+        for o in outfits:
+            styles = {colour_style[meta[it["item_id"]]["title"].split()[0]] for it in o["items"]}
+            assert len(styles) == 1, o["set_id"]
+        for q in json.loads((root / variant / "fill_in_blank_test.json").read_text()):
+            qset = q["question"][0].rsplit("_", 1)[0]
+            assert len(q["answers"]) == 4
+            assert sum(a.rsplit("_", 1)[0] == qset for a in q["answers"]) == 1
+
+
+def test_disjoint_variant_splits_share_no_items(sample_root):
+    root = sample_root / "polyvore" / "disjoint"
+    items = {s: {it["item_id"] for o in json.loads((root / f"{s}.json").read_text()) for it in o["items"]}
+             for s in ("train", "valid", "test")}  # fmt: skip
+    assert not items["train"] & items["test"] and not items["train"] & items["valid"]
+
+
+def test_deepfashion_csv_has_missing_values_and_a_duplicate(sample_root):
+    with open(sample_root / "deepfashion" / "attributes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["filename", "neck", "sleeve_length", "pattern"]
+    assert any(r["neck"] == "#N/A" for r in rows)
+    names = [r["filename"] for r in rows]
+    assert len(names) - len(set(names)) == 1
+    lines = (sample_root / "deepfashion" / "Anno" / "list_attr_img.txt").read_text().splitlines()
+    assert int(lines[0]) == len(lines) - 2

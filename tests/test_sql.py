@@ -1,0 +1,72 @@
+"""`atelier sql`: every lake table as a view, one quarantine view, read-only; the SQL files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.ingest import ingest_deepfashion, ingest_polyvore
+from store import ReadOnlyError, TABLES, load_sql, query
+from store.tables import STAGING
+
+
+@pytest.fixture(scope="module")
+def lake_home(sample_root, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    ingest_polyvore(sample_root / "polyvore", home)
+    ingest_deepfashion(sample_root / "deepfashion", home)
+    return home
+
+
+def test_every_table_is_a_view(lake_home):
+    views = set(query(lake_home, "select view_name from duckdb_views() where not internal").column("view_name").to_pylist())
+    for dataset, tables in TABLES.items():
+        for table in tables:
+            assert f"{dataset}_{table}" in views
+    assert "quarantine" in views
+
+
+def test_quarantine_view_spans_datasets(lake_home):
+    rows = query(lake_home, "select dataset, count(*) as n from quarantine group by 1").to_pylist()
+    assert {r["dataset"] for r in rows} == {"deepfashion"}  # the sample's duplicated filename
+    cols = query(lake_home, "select * from quarantine limit 0").column_names
+    assert cols == ["dataset", "source_file", "record_key", "reason", "raw"]
+
+
+@pytest.mark.parametrize("statement", [
+    "create table x as select 1",
+    "copy (select 1) to 'x.csv'",
+    "drop view polyvore_items",
+    "select 1; select 2",
+    "attach 'other.db'",
+])  # fmt: skip
+def test_writes_are_refused(lake_home, statement):
+    with pytest.raises(ReadOnlyError):
+        query(lake_home, statement)
+
+
+def test_every_relation_has_its_sql_file():
+    for dataset, tables in TABLES.items():
+        for name in [*STAGING[dataset], *(f"{dataset}_{t}" for t in tables)]:
+            text = load_sql(name)
+            assert "select" in text.lower()
+    with pytest.raises(FileNotFoundError, match="no_such"):
+        load_sql("no_such")
+
+
+def test_cli_formats(lake_home):
+    runner = CliRunner()
+    sql = "select semantic_category, count(*) as n from polyvore_items group by 1 order by 1"
+    res = runner.invoke(app, ["sql", sql, "--format", "json", "--home", str(lake_home)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert len(rows) == 11 and sum(r["n"] for r in rows) == query(lake_home, "select count(*) n from polyvore_items")["n"][0].as_py()
+    res = runner.invoke(app, ["sql", sql, "--format", "csv", "--home", str(lake_home)])
+    assert res.exit_code == 0 and res.stdout.splitlines()[0] == '"semantic_category","n"'
+    res = runner.invoke(app, ["sql", "delete from polyvore_items", "--home", str(lake_home)])
+    assert res.exit_code == 1 and "read-only" in res.output
+    res = runner.invoke(app, ["sql", "select * from no_such_table", "--home", str(lake_home)])
+    assert res.exit_code == 1 and "no_such_table" in res.output
