@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.common import Quarantine, RawFormatError, files_table, read_json, relative
 
@@ -33,25 +34,25 @@ TITLES_FILE = "polyvore_outfit_titles.json"
 CATEGORIES_FILE = "categories.csv"
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, gc=False):
     semantic_category: str
-    category_id: str | int | None = None
+    category_id: str | None = None  # released as a string; ints take the slower generic path
     title: str | None = ""
     url_name: str | None = ""
     description: str | None = ""
 
 
-class _OutfitItem(msgspec.Struct):
+class _OutfitItem(msgspec.Struct, gc=False):
     item_id: str
     index: int
 
 
-class _Outfit(msgspec.Struct):
+class _Outfit(msgspec.Struct, gc=False):
     set_id: str
     items: list[_OutfitItem]
 
 
-class _Fitb(msgspec.Struct):
+class _Fitb(msgspec.Struct, gc=False):
     question: list[str]
     answers: list[str]
     blank_position: int
@@ -75,28 +76,39 @@ def read_items(root: Path, q: Quarantine, counts: dict[str, int]) -> pa.Table:
     if not isinstance(meta, dict):
         raise RawFormatError(METADATA_FILE, f"expected a JSON object of item_id -> record, got {type(meta).__name__}", line=1)
     counts[METADATA_FILE] = len(meta)
-    ids, sem, cat, title, url, desc = [], [], [], [], [], []
-    for item_id, rec in meta.items():
-        if not isinstance(rec, _Item):  # generic decode: validate this record alone
-            if not isinstance(rec, dict):
-                q.add(METADATA_FILE, item_id, f"record is a {type(rec).__name__}, not an object", rec)
-                continue
-            s = rec.get("semantic_category")
-            if not isinstance(s, str) or not s:
-                q.add(METADATA_FILE, item_id, "missing or non-text semantic_category", rec)
-                continue
-            rec = _Item(s, rec.get("category_id"), *(rec.get(k) if isinstance(rec.get(k), str) else "" for k in ("title", "url_name", "description")))
-        if not rec.semantic_category:
-            q.add(METADATA_FILE, item_id, "empty semantic_category", msgspec.to_builtins(rec))
-            continue
-        ids.append(item_id)
-        sem.append(rec.semantic_category)
-        cat.append(_as_int(rec.category_id))
-        title.append(rec.title or "")
-        url.append(rec.url_name or "")
-        desc.append(rec.description or "")
-    return pa.table({"item_id": ids, "semantic_category": sem, "category_id": pa.array(cat, pa.int32()),
-                     "title": title, "description": desc, "url_name": url})  # fmt: skip
+    ids, recs = list(meta.keys()), list(meta.values())
+    if not all(isinstance(r, _Item) and r.semantic_category for r in recs):  # slow path: check record by record
+        kept = [r for r in (_checked_item(k, r, q) for k, r in meta.items()) if r is not None]
+        ids, recs = [k for k, _ in kept], [r for _, r in kept]
+    ids = pa.array(ids, pa.string())
+    return pa.table({
+        "item_id": ids,
+        "semantic_category": pa.array([r.semantic_category for r in recs], pa.string()),
+        "category_id": pa.array([r.category_id for r in recs], pa.string()),
+        "title": pa.array([r.title for r in recs], pa.string()),
+        "description": pa.array([r.description for r in recs], pa.string()),
+        "url_name": pa.array([r.url_name for r in recs], pa.string()),
+        "image_path": pc.binary_join_element_wise(f"{root}/images/", ids, ".jpg", ""),
+    })  # fmt: skip
+
+
+def _checked_item(item_id: str, rec: Any, q: Quarantine) -> tuple[str, _Item] | None:
+    """One metadata record from the generic decode: an _Item, or None after quarantining it."""
+    if isinstance(rec, _Item):
+        if rec.semantic_category:
+            return item_id, rec
+        q.add(METADATA_FILE, item_id, "empty semantic_category", msgspec.to_builtins(rec))
+        return None
+    if not isinstance(rec, dict):
+        q.add(METADATA_FILE, item_id, f"record is a {type(rec).__name__}, not an object", rec)
+        return None
+    sem = rec.get("semantic_category")
+    if not isinstance(sem, str) or not sem:
+        q.add(METADATA_FILE, item_id, "missing or non-text semantic_category", rec)
+        return None
+    cat = rec.get("category_id")
+    text = {k: rec.get(k) if isinstance(rec.get(k), str) else "" for k in ("title", "url_name", "description")}
+    return item_id, _Item(sem, None if cat is None else str(cat), **text)
 
 
 def read_categories(root: Path) -> pa.Table:
@@ -143,19 +155,26 @@ def read_outfits(root: Path, variant: str, split: str, q: Quarantine, counts: di
             continue
         for k, (item_id, index, raw) in enumerate(items):
             n += 1
-            raw = {"set_id": set_id, **(msgspec.to_builtins(raw) if isinstance(raw, _OutfitItem) else {"item": raw})}
-            if not isinstance(item_id, str) or not item_id or _as_int(index) is None:
-                q.add(rel, f"{set_id}#{k}", "outfit item without a text item_id and an integer index", raw)
+            index = index if type(index) is int else _as_int(index)
+            if not isinstance(item_id, str) or not item_id or index is None:
+                q.add(rel, f"{set_id}#{k}", "outfit item without a text item_id and an integer index", _raw_item(set_id, raw))
                 continue
-            key = f"{set_id}_{_as_int(index)}"
+            key = f"{set_id}_{index}"
             if key in seen:
-                q.add(rel, key, f"duplicate outfit item {key} in {rel}", raw)
+                q.add(rel, key, f"duplicate outfit item {key} in {rel}", _raw_item(set_id, raw))
                 continue
             seen.add(key)
-            for col, v in zip(("variant", "split", "set_id", "index", "item_id", "source_file"),
-                              (variant, split, set_id, _as_int(index), item_id, rel)):  # fmt: skip
-                out[col].append(v)
+            out["variant"].append(variant)
+            out["split"].append(split)
+            out["set_id"].append(set_id)
+            out["index"].append(index)
+            out["item_id"].append(item_id)
+            out["source_file"].append(rel)
     counts[rel] = n
+
+
+def _raw_item(set_id: str, raw: Any) -> dict:
+    return {"set_id": set_id, **(msgspec.to_builtins(raw) if isinstance(raw, _OutfitItem) else {"item": raw})}
 
 
 def read_compatibility(root: Path, variant: str, split: str, q: Quarantine, counts: dict[str, int], out: dict[str, list]) -> None:
@@ -242,7 +261,7 @@ def read_polyvore(root: Path | str, variants: tuple[str, ...] = VARIANTS) -> dic
                 read_fitb(root, variant, split, q, counts, fitb_cols)
     str_list = pa.list_(pa.string())
     return {
-        "raw_polyvore_items": items.append_column("image_path", pa.array([f"{root}/images/{i}.jpg" for i in items["item_id"].to_pylist()])),
+        "raw_polyvore_items": items,
         "raw_polyvore_categories": read_categories(root),
         "raw_polyvore_outfit_titles": read_outfit_titles(root),
         "raw_polyvore_outfit_items": pa.table(outfit_cols, schema=pa.schema([

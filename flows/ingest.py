@@ -44,7 +44,7 @@ def check_counts(sources: pa.Table) -> None:
 def _ingest(dataset: str, raw: dict[str, pa.Table], image_relation: str, home: Path | str,
             on_progress: Callable[[int, int], None] | None) -> IngestResult:  # fmt: skip
     lake = Lake(home)
-    paths = sorted(set(raw[image_relation]["image_path"].to_pylist()))
+    paths = raw[image_relation]["image_path"].combine_chunks()
     probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
     tables = build_dataset(dataset, raw)

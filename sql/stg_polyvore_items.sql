@@ -17,7 +17,7 @@ joined as (
     select
         source.item_id,
         source.semantic_category,
-        source.category_id,
+        try_cast(source.category_id as integer) as category_id,
         categories.category_name,
         source.title,
         source.description,
@@ -31,7 +31,7 @@ joined as (
         probes.error as image_error
     from source
     left join probes on probes.image_path = source.image_path
-    left join categories on categories.category_id = source.category_id
+    left join categories on categories.category_id = try_cast(source.category_id as integer)
 )
 
 select * from joined

@@ -44,8 +44,8 @@ def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.
             relation = f"{dataset}_{table}"
             if table in OPTIONAL.get(dataset, set()) and not inputs[f"raw_{relation}"].num_rows:
                 continue
-            con.execute(f"create temp table {relation} as {load_sql(relation)}")
-            out[table] = con.table(relation).to_arrow_table()
+            out[table] = con.sql(load_sql(relation)).to_arrow_table()
+            con.register(relation, out[table])  # later relations read the result, zero-copy
         return out
     finally:
         con.close()

@@ -1,14 +1,14 @@
-"""Procedural product-style garment images: the synthetic stand-ins for Polyvore / DeepFashion photos.
+"""Procedural product-style garment images: synthetic stand-ins for Polyvore / DeepFashion photos.
 
-``render(Garment(...), size)`` draws one garment centred on a white square in pure Pillow + numpy;
-the same arguments always give byte-identical pixels.  ``silhouette`` returns the 0/255 mask of
-the same drawing.  Everything is drawn on a 2x canvas in unit coordinates and box-reduced, so any
-``size`` >= 16 works.  What each attribute looks like:
+``render(Garment(...), size)`` draws one garment centred on a white square with Pillow + numpy
+only; the same arguments always give byte-identical pixels.  ``silhouette`` is the 0/255 mask of
+the same drawing.  Shapes are drawn in unit coordinates on a 2x canvas and box-reduced, so any
+``size`` >= 16 works (about 1 ms per 128 px image).  What each attribute looks like:
 
-category (silhouette; ``shape`` 0/1/2 picks a variant)
-  tops        torso trapezoid, sleeves at the shoulders, neckline at the top
-  outerwear   wider torso down to the hips, centre opening line, lapel lines, buttons, pockets
-  all-body    dress: fitted bodice, waist seam, flared skirt almost to the bottom edge
+category (``shape`` 0/1/2 picks a variant)
+  tops        torso, sleeves at the shoulders, neckline: regular / cropped / long flared tunic
+  outerwear   wide torso with centre opening, lapel lines, buttons, pockets: coat / jacket / belted trench
+  all-body    fitted bodice with waist seam: flared dress / jumpsuit (two legs) / mini dress
   bottoms     trousers (two legs) / A-line skirt / shorts
   shoes       side view, toe to the right: sneaker / stiletto pump / tall boot
   bags        tote with two handles / clutch with flap and thin strap / backpack with pocket
@@ -17,19 +17,20 @@ category (silhouette; ``shape`` 0/1/2 picks a variant)
   hats        dome crown on a wide brim / cap with visor / beanie with cuff and pompom
   sunglasses  two lenses, bridge and arms: round / rectangular / aviator lenses
   scarves     loop with two fringed tails / long fringed band / triangular shawl with fringe
-sleeve (tops, outerwear, all-body): sleeveless = none; short = flap out at ~50 degrees to the
-  upper arm; three-quarter = to the forearm (~35 degrees); long = to the wrist (~25 degrees).
-neck (same categories): round = small shallow U cut; v-neck = deep V cut; square = rectangular cut;
-  boat = wide shallow slit; turtleneck = band standing above the shoulders with a fold line;
+sleeve (tops, outerwear, all-body; ignored elsewhere): sleeveless = none; short = wide flap at
+  ~50 degrees ending at the upper arm; three-quarter = to the forearm (~35 degrees);
+  long = to the wrist (~25 degrees).  Longer sleeves always add garment pixels.
+neck (same categories): round = small shallow U cut; v-neck = deep V cut; square = rectangular
+  cut; boat = wide shallow slit; turtleneck = band standing above the shoulders with a fold line;
   collar = stand with two outlined points, a small notch and a button placket; scoop = wide deep U.
-pattern (fill inside the silhouette; ``colour`` keeps >= ~55% of the fill except for gradient):
+pattern (inside the silhouette; ``colour`` keeps >= ~55% of the fill except for gradient):
   solid; horizontal / vertical stripes (accent bands, period size/8); dots (staggered accent
-  dots); check (gingham: accent bands both ways, blended where single); floral (staggered
-  5-petal accent flowers with dark centres, period ~size/5.5); zigzag (chevron accent lines);
-  diagonal (accent stripes at 45 degrees); gradient (colour at the top of the garment fading to
-  accent at the bottom); graphic (one accent star inside a ring at the garment's centre).
-A thin darker outline (lighter for very dark colours) and detail lines in the same ink keep
-light garments visible on white.
+  dots); check (gingham: accent bands both ways, colour/accent blend where only one crosses);
+  floral (staggered 5-petal accent flowers with dark centres, period size/5.5); zigzag (chevron
+  accent lines); diagonal (accent stripes at 45 degrees); gradient (colour at the top of the
+  garment fading to accent at its bottom); graphic (one accent star in a ring at the centre).
+A thin darker outline (lighter for very dark colours) and detail lines in the same ink, clipped
+to the garment, keep light garments visible on white.
 """
 from __future__ import annotations
 
@@ -57,13 +58,13 @@ WHITE = (255, 255, 255)
 
 @dataclass(frozen=True)
 class Garment:
-    category: str
-    colour: tuple[int, int, int]
-    accent: tuple[int, int, int] = (255, 255, 255)
-    pattern: int = 0
-    sleeve: int = 3
-    neck: int = 0
-    shape: int = 0
+    category: str                      # one of SEMANTIC_CATEGORIES
+    colour: tuple[int, int, int]       # main RGB colour
+    accent: tuple[int, int, int] = (255, 255, 255)  # second colour used by patterns
+    pattern: int = 0                   # index into PATTERNS
+    sleeve: int = 3                    # index into SLEEVES (tops, outerwear, all-body)
+    neck: int = 0                      # index into NECKS (tops, outerwear, all-body)
+    shape: int = 0                     # per-category variant 0-2, see the module docstring
 
     def __post_init__(self) -> None:
         if self.category not in SEMANTIC_CATEGORIES:
@@ -72,63 +73,61 @@ class Garment:
             object.__setattr__(self, name, _rgb(name, getattr(self, name)))
         for name, n in (("pattern", len(PATTERNS)), ("sleeve", len(SLEEVES)),
                         ("neck", len(NECKS)), ("shape", N_SHAPES)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
-                raise ValueError(f"{name} must be an int in [0, {n - 1}], got {v!r}")
-            object.__setattr__(self, name, int(v))
+            object.__setattr__(self, name, _index(name, getattr(self, name), n))
+
+
+def _is_int(v, lo: int, hi: int) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _index(name: str, v, n: int) -> int:
+    if not _is_int(v, 0, n - 1):
+        raise ValueError(f"{name} must be an int in [0, {n - 1}], got {v!r}")
+    return int(v)
 
 
 def _rgb(name: str, v) -> tuple[int, int, int]:
-    try:
-        t = tuple(int(c) for c in v)
-        ok = len(t) == 3 and all(0 <= c <= 255 for c in t) and all(float(c) == int(c) for c in v)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
+    if not (isinstance(v, (tuple, list, np.ndarray)) and len(v) == 3 and all(_is_int(c, 0, 255) for c in v)):
         raise ValueError(f"{name} must be three ints in [0, 255], got {v!r}")
-    return t
+    return tuple(int(c) for c in v)
 
 
-def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
-    return int(size)
+def _draw_mask(g: Garment, size) -> tuple[Image.Image, _Recorder]:
+    if not _is_int(size, 16, 1 << 14):
+        raise ValueError(f"size must be an int in [16, 16384], got {size!r}")
+    if not isinstance(g, Garment):
+        raise ValueError(f"garment must be a Garment, got {type(g).__name__}")
+    s = int(size) * SUPERSAMPLE
+    mask, ink = Image.new("L", (s, s), 0), _Recorder()
+    _SHAPES[g.category](_Pen(mask, s), ink, g)
+    return mask, ink
 
 
 def render(g: Garment, size: int = 128) -> Image.Image:
     """RGB image, white background, garment filled with its pattern inside its silhouette."""
-    size = _check_size(size)
-    s = size * SUPERSAMPLE
-    mask = Image.new("L", (s, s), 0)
-    ink = _Recorder()
-    _SHAPES[g.category](_Pen(mask, s), ink, g)
+    mask, ink = _draw_mask(g, size)
+    s = mask.width
     canvas = Image.new("RGB", (s, s), WHITE)
     canvas.paste(_fill(g, s, mask), (0, 0), mask)
-    edge = ImageChops.subtract(mask, _erode(mask, SUPERSAMPLE))
-    canvas.paste(_shade(g.colour, 0.6) if _lum(g.colour) > 60 else _tint(g.colour, 0.35), (0, 0), edge)
+    outline, detail = _inks(g.colour)
+    canvas.paste(outline, (0, 0), ImageChops.subtract(mask, _erode(mask, SUPERSAMPLE)))  # ~1 px wide
     if ink.ops:  # detail strokes, clipped to the garment so they never spill onto the background
         lines = Image.new("L", (s, s), 0)
-        pen = _Pen(lines, s)
-        for name, args, kw in ink.ops:
-            getattr(pen, name)(*args, **kw)
-        canvas.paste(_ink(g.colour), (0, 0), ImageChops.darker(lines, mask))
+        ink.replay(_Pen(lines, s))
+        canvas.paste(detail, (0, 0), ImageChops.darker(lines, mask))
     return canvas.reduce(SUPERSAMPLE)
 
 
 def silhouette(g: Garment, size: int = 128) -> Image.Image:
     """Mode 'L' mask (255 inside the garment, 0 outside) of the same drawing, no pattern."""
-    size = _check_size(size)
-    s = size * SUPERSAMPLE
-    mask = Image.new("L", (s, s), 0)
-    _SHAPES[g.category](_Pen(mask, s), _Recorder(), g)
-    return mask.reduce(SUPERSAMPLE).point(_THRESHOLD)
+    return _draw_mask(g, size)[0].reduce(SUPERSAMPLE).point(_THRESHOLD)
 
 
 _THRESHOLD = [0] * 128 + [255] * 128
 
 
 def _erode(mask: Image.Image, r: int) -> Image.Image:
-    """Square min-filter of radius ``r`` (= ImageFilter.MinFilter(2r+1), ~40x faster in numpy)."""
+    """Square min-filter of radius ``r``: ImageFilter.MinFilter(2r+1), but ~40x faster."""
     a = np.pad(np.asarray(mask), r)
     h = a[:, : a.shape[1] - 2 * r].copy()
     for i in range(1, 2 * r + 1):
@@ -140,93 +139,75 @@ def _erode(mask: Image.Image, r: int) -> Image.Image:
 
 
 # ---------------------------------------------------------------- colours and pattern fills
-def _lum(c) -> float:
-    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
-
-
 def _shade(c, f: float) -> tuple[int, int, int]:
     return tuple(int(v * f) for v in c)
 
 
-def _tint(c, f: float) -> tuple[int, int, int]:
-    return tuple(int(v + (255 - v) * f) for v in c)
-
-
-def _mix(a, b, f: float = 0.5) -> tuple[int, int, int]:
-    return tuple(int(round(x * (1 - f) + y * f)) for x, y in zip(a, b))
-
-
-def _ink(c) -> tuple[int, int, int]:
-    """Detail-line colour: darker than the garment, or lighter when the garment is very dark."""
-    return _shade(c, 0.5) if _lum(c) > 70 else _tint(c, 0.45)
+def _inks(c) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(outline, detail) colours: darker than the garment, or lighter when it is very dark."""
+    if 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2] > 65:
+        return _shade(c, 0.6), _shade(c, 0.5)
+    return tuple(int(v + (255 - v) * 0.35) for v in c), tuple(int(v + (255 - v) * 0.45) for v in c)
 
 
 def _fill(g: Garment, s: int, mask: Image.Image):
-    """The pattern image (or plain colour) that gets pasted through the silhouette mask."""
+    """The pattern image (or plain colour) pasted through the silhouette mask."""
     name = PATTERNS[g.pattern]
     if name == "solid":
         return g.colour
+    x0, y0, x1, y1 = mask.getbbox() or (0, 0, s, s)
     if name == "gradient":
-        box = mask.getbbox() or (0, 0, s, s)
-        t = np.clip((np.arange(s, dtype=np.float32) - box[1]) / max(1, box[3] - box[1] - 1), 0, 1)
-        col = np.asarray(g.colour, np.float32) * (1 - t[:, None]) + np.asarray(g.accent, np.float32) * t[:, None]
-        rows = np.rint(col).astype(np.uint8)[:, None, :]
-        return Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows, (s, s, 3))), "RGB")
+        t = np.clip((np.arange(s, dtype=np.float32) - y0) / max(1, y1 - y0 - 1), 0, 1)[:, None]
+        rows = np.rint(np.float32(g.colour) * (1 - t) + np.float32(g.accent) * t).astype(np.uint8)
+        return Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows[:, None], (s, s, 3))), "RGB")
     if name == "graphic":
         im = Image.new("RGB", (s, s), g.colour)
-        x0, y0, x1, y1 = mask.getbbox() or (0, 0, s, s)
-        cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, 0.2 * min(x1 - x0, y1 - y0)
+        cx, cy, r = (x0 + x1) / 2, (y0 + y1) / 2, 0.24 * min(x1 - x0, y1 - y0)
+        row = np.asarray(mask)[int(cy)] > 0
+        if not row[int(cx)] and row.any():  # centre in a gap (sunglasses, necklace): widest run instead
+            run = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0])))).reshape(-1, 2)
+            a, b = run[np.argmax(run[:, 1] - run[:, 0])]
+            cx, r = (a + b) / 2, min(r, 0.4 * (b - a))
         d = ImageDraw.Draw(im)
         d.ellipse((cx - r, cy - r, cx + r, cy + r), outline=g.accent, width=max(1, round(r * 0.16)))
-        star = [(cx + r * (0.72 if i % 2 == 0 else 0.3) * math.sin(i * math.pi / 5),
-                 cy - r * (0.72 if i % 2 == 0 else 0.3) * math.cos(i * math.pi / 5)) for i in range(10)]
-        d.polygon(star, fill=g.accent)
+        d.polygon([(cx + r * (0.72, 0.3)[i % 2] * math.sin(i * math.pi / 5),
+                    cy - r * (0.72, 0.3)[i % 2] * math.cos(i * math.pi / 5)) for i in range(10)], fill=g.accent)
         return im
     im = _labels(g.pattern, s).copy()
-    palette = (g.colour, g.accent, _mix(g.colour, g.accent), _shade(g.accent, 0.55))
-    im.putpalette(bytes(v for c in palette for v in c))
+    blend = tuple((a + b) // 2 for a, b in zip(g.colour, g.accent))
+    im.putpalette(bytes(v for c in (g.colour, g.accent, blend, _shade(g.accent, 0.55)) for v in c))
     return im.convert("RGB")
 
 
 @functools.lru_cache(maxsize=64)
 def _labels(pattern: int, s: int) -> Image.Image:
     """'P' image of palette indices (0 colour, 1 accent, 2 blend, 3 dark accent), cached per size."""
-    name = PATTERNS[pattern]
-    p = max(6.0, s / 8)
+    name, p = PATTERNS[pattern], max(6.0, s / 8)
     y, x = np.mgrid[0:s, 0:s].astype(np.float32)
-    if name in ("dots", "floral"):
+    if name in ("dots", "floral"):  # staggered motifs drawn once on a 2p x 2p tile, then tiled
         p = max(8.0, s / 5.5) if name == "floral" else p
-        n = math.ceil(s / (2 * p)) + 1
         tile = Image.new("L", (round(2 * p), round(2 * p)), 0)
-        d = ImageDraw.Draw(tile)
+        pen = _Pen(tile, p)
         for cx, cy in ((0.5, 0.5), (1.5, 0.5), (0.0, 1.5), (1.0, 1.5), (2.0, 1.5)):
-            cx, cy = cx * p, cy * p
             if name == "dots":
-                r = 0.25 * p
-                d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=1)
+                pen.circle(cx, cy, 0.25, 1)
                 continue
-            r, off = 0.12 * p, 0.14 * p
-            for k in range(5):
-                a = 2 * math.pi * k / 5
-                px, py = cx + off * math.sin(a), cy - off * math.cos(a)
-                d.ellipse((px - r, py - r, px + r, py + r), fill=1)
-            d.ellipse((cx - 0.07 * p, cy - 0.07 * p, cx + 0.07 * p, cy + 0.07 * p), fill=3)
+            for a in range(5):
+                pen.circle(cx + 0.14 * math.sin(a * 1.2566), cy - 0.14 * math.cos(a * 1.2566), 0.12, 1)
+            pen.circle(cx, cy, 0.07, 3)
+        n = math.ceil(s / (2 * p)) + 1
         lab = np.tile(np.asarray(tile), (n, n))[:s, :s]
     elif name == "horizontal-stripes":
         lab = (y % p) < 0.35 * p
     elif name == "vertical-stripes":
         lab = (x % p) < 0.35 * p
     elif name == "check":
-        lab = ((y % p) < 0.25 * p).astype(np.uint8) + ((x % p) < 0.25 * p)
-        lab = np.choose(lab, [0, 2, 1])
+        lab = np.choose(((y % p) < 0.25 * p).astype(np.uint8) + ((x % p) < 0.25 * p), [0, 2, 1])
     elif name == "zigzag":
-        tri = 0.5 * p * np.abs(2 * ((x / p) % 1) - 1)
-        lab = ((y + tri) % p) < 0.3 * p
-    elif name == "diagonal":
+        lab = ((y + 0.5 * p * np.abs(2 * ((x / p) % 1) - 1)) % p) < 0.3 * p
+    else:  # diagonal
         q = p * math.sqrt(2)
         lab = ((x + y) % q) < 0.35 * q
-    else:
-        raise AssertionError(name)
     return Image.fromarray(np.ascontiguousarray(lab, dtype=np.uint8), "P")
 
 
@@ -234,42 +215,42 @@ def _labels(pattern: int, s: int) -> Image.Image:
 class _Pen:
     """ImageDraw in unit coordinates (0..1 across the canvas); widths are fractions too."""
 
-    def __init__(self, im: Image.Image, s: int):
+    def __init__(self, im: Image.Image, s: float):
         self.d, self.s = ImageDraw.Draw(im), s
 
-    def _pts(self, pts):
-        return [(x * self.s, y * self.s) for x, y in pts]
+    def _b(self, box):
+        return [v * self.s for v in box]
 
     def _w(self, w):
         return max(1, round(w * self.s))
 
+    def _kw(self, fill, width):  # filled shape, or just its outline when ``width`` is given
+        return {"fill": fill} if width is None else {"outline": fill, "width": self._w(width)}
+
     def poly(self, pts, fill=255):
-        self.d.polygon(self._pts(pts), fill=fill)
+        self.d.polygon([(x * self.s, y * self.s) for x, y in pts], fill=fill)
 
     def ellipse(self, box, fill=255, width=None):
-        b = [v * self.s for v in box]
-        if width is None:
-            self.d.ellipse(b, fill=fill)
-        else:
-            self.d.ellipse(b, outline=fill, width=self._w(width))
+        self.d.ellipse(self._b(box), **self._kw(fill, width))
 
     def rect(self, box, fill=255, radius=0.0, width=None):
-        b = [v * self.s for v in box]
-        kw = {"fill": fill} if width is None else {"outline": fill, "width": self._w(width)}
-        self.d.rounded_rectangle(b, radius=radius * self.s, **kw)
+        self.d.rounded_rectangle(self._b(box), radius=radius * self.s, **self._kw(fill, width))
 
     def circle(self, cx, cy, r, fill=255):
         self.ellipse((cx - r, cy - r, cx + r, cy + r), fill)
 
     def line(self, pts, w=0.012, fill=255):
-        self.d.line(self._pts(pts), fill=fill, width=self._w(w), joint="curve")
+        self.d.line([(x * self.s, y * self.s) for x, y in pts], fill=fill, width=self._w(w), joint="curve")
 
     def arc(self, box, start, end, w=0.03, fill=255):
-        self.d.arc([v * self.s for v in box], start, end, fill=fill, width=self._w(w))
+        self.d.arc(self._b(box), start, end, fill=fill, width=self._w(w))
+
+    def dome(self, box, fill=255):  # upper half of an ellipse
+        self.d.chord(self._b(box), 180, 360, fill=fill)
 
 
 class _Recorder:
-    """Collects detail strokes (drawn in ink after the fill); a no-op for silhouette()."""
+    """Collects detail strokes so render() can draw them after the fill; unused by silhouette()."""
 
     def __init__(self):
         self.ops = []
@@ -277,14 +258,15 @@ class _Recorder:
     def __getattr__(self, name):
         return lambda *a, **kw: self.ops.append((name, a, kw))
 
-
-def _mirror(pts):
-    return [(1 - x, y) for x, y in pts]
+    def replay(self, pen: _Pen) -> None:
+        for name, a, kw in self.ops:
+            getattr(pen, name)(*a, **kw)
 
 
 def _both(fn, pts):
+    """Draw ``pts`` and its mirror image about the vertical centre line."""
     fn(pts)
-    fn(_mirror(pts))
+    fn([(1 - x, y) for x, y in pts])
 
 
 # ---------------------------------------------------------------- garments with sleeves and necks
@@ -292,16 +274,17 @@ _SLEEVE_GEOM = {1: (0.16, 52, 0.15), 2: (0.30, 35, 0.12), 3: (0.44, 24, 0.11)}  
 
 
 def _sleeves(m, g, a, b, scale=1.0):
+    """Left sleeve from shoulder ``a`` / armpit ``b`` outwards and down, plus its mirror."""
     if g.sleeve == 0:
         return
     length, deg, cuff = _SLEEVE_GEOM[g.sleeve]
     t = math.radians(deg)
     ox, oy = a[0] - math.sin(t) * length * scale, a[1] + math.cos(t) * length * scale
-    ix, iy = ox + math.cos(t) * cuff * scale, oy + math.sin(t) * cuff * scale
-    _both(m.poly, [a, (ox, oy), (ix, iy), b])
+    _both(m.poly, [a, (ox, oy), (ox + math.cos(t) * cuff * scale, oy + math.sin(t) * cuff * scale), b])
 
 
 def _neck(m, k, g, ny, hw=0.09):
+    """Neckline centred at (0.5, ny): cut out of the mask (fill 0) or added to it."""
     name, c = NECKS[g.neck], 0.5
     if name == "turtleneck":
         m.rect((c - 0.8 * hw, ny - 0.09, c + 0.8 * hw, ny + 0.02))
@@ -321,49 +304,56 @@ def _neck(m, k, g, ny, hw=0.09):
         m.rect((c - 0.9 * hw, ny - 0.01, c + 0.9 * hw, ny + 0.10), 0)
     elif name == "boat":
         m.ellipse((c - 1.9 * hw, ny - 0.04, c + 1.9 * hw, ny + 0.05), 0)
-    elif name == "scoop":
+    else:  # scoop
         m.ellipse((c - 1.45 * hw, ny - 0.15, c + 1.45 * hw, ny + 0.15), 0)
 
 
-def _upper(m, k, g, ny, sh, ay, hem, hem_hw, scale=1.0):
+def _upper(m, g, ny, sh, ay, hem, hem_hw, scale=1.0):
     """Torso from the neck line ``ny`` to ``hem``; shoulders at 0.5 +- ``sh``, armpits at ``ay``."""
     a, b = (0.5 - sh, ny + 0.04), (0.5 - sh + 0.01, ay)
-    m.poly([a, (0.41, ny), (0.59, ny), (0.5 + sh, ny + 0.04), (0.5 + sh - 0.01, ay),
+    m.poly([a, (0.41, ny), (0.59, ny), (1 - a[0], a[1]), (1 - b[0], ay),
             (0.5 + hem_hw, hem), (0.5 - hem_hw, hem), b])
     _sleeves(m, g, a, b, scale)
 
 
 def _tops(m, k, g):
-    _upper(m, k, g, 0.19, 0.20, 0.40, 0.78, 0.18)
+    hem, hem_hw = ((0.78, 0.18), (0.60, 0.17), (0.88, 0.25))[g.shape]  # regular / cropped / tunic
+    _upper(m, g, 0.19, 0.20, 0.40, hem, hem_hw)
     _neck(m, k, g, 0.19)
-    k.line([(0.33, 0.75), (0.67, 0.75)], 0.006)
+    k.line([(0.5 - hem_hw, hem - 0.03), (0.5 + hem_hw, hem - 0.03)], 0.006)
 
 
 def _outerwear(m, k, g):
-    ny, hem = 0.13, 0.93
-    _upper(m, k, g, ny, 0.22, 0.35, hem, 0.235, 1.1)
+    ny, (hem, hem_hw) = 0.13, ((0.93, 0.235), (0.72, 0.22), (0.93, 0.28))[g.shape]  # coat / jacket / trench
+    _upper(m, g, ny, 0.22, 0.35, hem, hem_hw, 1.1)
     _neck(m, k, g, ny)
     k.line([(0.5, ny + 0.1), (0.5, hem)], 0.012)
     _both(k.line, [(0.41, ny + 0.005), (0.46, ny + 0.2), (0.5, ny + 0.26)])
-    for i in range(4):
-        k.circle(0.535, ny + 0.30 + 0.13 * i, 0.014)
-    _both(k.line, [(0.32, hem - 0.22), (0.43, hem - 0.22)])
+    for i in range(4 if g.shape != 1 else 3):
+        k.circle(0.535, ny + 0.30 + (0.13 if g.shape != 1 else 0.1) * i, 0.014)
+    _both(k.line, [(0.32, hem - 0.16), (0.43, hem - 0.16)])
+    if g.shape == 2:
+        k.line([(0.27, 0.50), (0.73, 0.50)], 0.035)
 
 
 def _all_body(m, k, g):
     ny, waist = 0.10, 0.44
-    m.poly([(0.40, waist), (0.60, waist), (0.85, 0.93), (0.5, 0.96), (0.15, 0.93)])
+    if g.shape == 1:  # jumpsuit
+        m.poly([(0.39, waist), (0.61, waist), (0.67, 0.95), (0.52, 0.95), (0.5, 0.62), (0.48, 0.95), (0.33, 0.95)])
+    else:  # flared dress / mini dress
+        hem, hw = (0.93, 0.35) if g.shape == 0 else (0.72, 0.27)
+        m.poly([(0.40, waist), (0.60, waist), (0.5 + hw, hem), (0.5, hem + 0.03), (0.5 - hw, hem)])
     m.poly([(0.35, ny + 0.04), (0.41, ny), (0.59, ny), (0.65, ny + 0.04), (0.64, 0.27),
             (0.60, waist + 0.01), (0.40, waist + 0.01), (0.36, 0.27)])
     _sleeves(m, g, (0.35, ny + 0.04), (0.36, 0.27), 0.85)
     _neck(m, k, g, ny, 0.08)
-    k.line([(0.40, waist), (0.60, waist)], 0.012)
+    k.line([(0.39, waist), (0.61, waist)], 0.012)
 
 
 # ---------------------------------------------------------------- the other categories
 def _bottoms(m, k, g):
     if g.shape == 0:  # trousers
-        m.poly([(0.31, 0.07), (0.69, 0.07), (0.74, 0.94), (0.53, 0.94), (0.5, 0.36), (0.47, 0.94), (0.26, 0.94)])
+        m.poly([(0.31, 0.07), (0.69, 0.07), (0.75, 0.94), (0.545, 0.94), (0.5, 0.34), (0.455, 0.94), (0.25, 0.94)])
         k.line([(0.31, 0.13), (0.69, 0.13)], 0.01)
         k.line([(0.5, 0.13), (0.5, 0.30)], 0.008)
     elif g.shape == 1:  # skirt
@@ -381,8 +371,7 @@ def _shoes(m, k, g):
                 (0.92, 0.81), (0.08, 0.81), (0.07, 0.60)])
         k.line([(0.08, 0.74), (0.92, 0.74)], 0.014)
         for i in range(4):
-            x = 0.44 + 0.06 * i
-            k.line([(x, 0.56 + 0.012 * i), (x + 0.05, 0.63 + 0.012 * i)], 0.01)
+            k.line([(0.44 + 0.06 * i, 0.56 + 0.012 * i), (0.49 + 0.06 * i, 0.63 + 0.012 * i)], 0.01)
     elif g.shape == 1:  # stiletto pump
         m.poly([(0.13, 0.36), (0.20, 0.37), (0.40, 0.53), (0.58, 0.60), (0.80, 0.63), (0.91, 0.69),
                 (0.91, 0.75), (0.70, 0.77), (0.45, 0.68), (0.25, 0.54), (0.15, 0.53)])
@@ -446,8 +435,7 @@ def _accessories(m, k, g):
         m.circle(0.5, 0.5, 0.2)
         m.rect((0.69, 0.47, 0.74, 0.53))
         k.ellipse((0.33, 0.33, 0.67, 0.67), width=0.012)
-        k.line([(0.5, 0.5), (0.5, 0.38)], 0.014)
-        k.line([(0.5, 0.5), (0.58, 0.55)], 0.014)
+        k.line([(0.5, 0.38), (0.5, 0.5), (0.58, 0.55)], 0.014)
     else:  # necktie
         m.poly([(0.43, 0.05), (0.57, 0.05), (0.54, 0.17), (0.46, 0.17)])
         m.poly([(0.46, 0.16), (0.54, 0.16), (0.63, 0.82), (0.5, 0.95), (0.37, 0.82)])
@@ -456,34 +444,32 @@ def _accessories(m, k, g):
 
 def _hats(m, k, g):
     if g.shape == 0:  # brimmed hat
-        m.d.chord([v * m.s for v in (0.27, 0.16, 0.73, 0.84)], 180, 360, fill=255)
+        m.dome((0.27, 0.16, 0.73, 0.84))
         m.ellipse((0.06, 0.42, 0.94, 0.60))
         k.line([(0.28, 0.44), (0.72, 0.44)], 0.035)
     elif g.shape == 1:  # cap with visor
-        m.d.chord([v * m.s for v in (0.14, 0.22, 0.70, 0.90)], 180, 360, fill=255)
+        m.dome((0.14, 0.22, 0.70, 0.90))
         m.poly([(0.55, 0.50), (0.80, 0.50), (0.94, 0.58), (0.88, 0.62), (0.55, 0.60)])
         m.circle(0.42, 0.22, 0.025)
         k.arc((0.30, 0.22, 0.54, 0.90), 180, 270, 0.008)
         k.arc((0.30, 0.22, 0.54, 0.90), 270, 360, 0.008)
         k.line([(0.14, 0.555), (0.70, 0.555)], 0.01)
     else:  # beanie
-        m.d.chord([v * m.s for v in (0.24, 0.20, 0.76, 0.84)], 180, 360, fill=255)
+        m.dome((0.24, 0.20, 0.76, 0.84))
         m.rect((0.24, 0.50, 0.76, 0.60))
         m.rect((0.21, 0.58, 0.79, 0.80), radius=0.02)
         m.circle(0.5, 0.17, 0.085)
         k.line([(0.21, 0.585), (0.79, 0.585)], 0.012)
         for i in range(7):
-            x = 0.27 + 0.077 * i
-            k.line([(x, 0.62), (x, 0.77)], 0.006)
+            k.line([(0.27 + 0.077 * i, 0.62), (0.27 + 0.077 * i, 0.77)], 0.006)
 
 
 def _sunglasses(m, k, g):
-    boxes = [(0.08, 0.37, 0.45, 0.63)]
-    for box in boxes + [(1 - boxes[0][2], boxes[0][1], 1 - boxes[0][0], boxes[0][3])]:
-        x0, y0, x1, y1 = box
+    for x0, x1 in ((0.08, 0.45), (0.55, 0.92)):
+        y0, y1 = 0.37, 0.63
         if g.shape == 0:  # round
-            m.ellipse(box)
-            k.ellipse(box, width=0.02)
+            m.ellipse((x0, y0, x1, y1))
+            k.ellipse((x0, y0, x1, y1), width=0.02)
         elif g.shape == 1:  # rectangular
             m.rect((x0, y0 + 0.02, x1, y1 - 0.02), radius=0.05)
             k.rect((x0, y0 + 0.02, x1, y1 - 0.02), radius=0.05, width=0.03)
@@ -496,10 +482,10 @@ def _sunglasses(m, k, g):
     _both(m.poly, [(0.02, 0.34), (0.09, 0.40), (0.085, 0.43), (0.015, 0.37)])
 
 
-def _fringe(m, x0, x1, y, n, length=0.06):
-    for i in range(n):
-        x = x0 + (x1 - x0) * (i + 0.5) / n
-        m.line([(x, y - 0.01), (x, y + length)], 0.01)
+def _fringe(m, ends):
+    """Short tassel lines hanging from each (x, y) in ``ends``."""
+    for x, y in ends:
+        m.line([(x, y - 0.01), (x, y + 0.06)], 0.01)
 
 
 def _scarves(m, k, g):
@@ -507,19 +493,15 @@ def _scarves(m, k, g):
         m.ellipse((0.28, 0.05, 0.72, 0.38), width=0.09)
         m.poly([(0.30, 0.24), (0.45, 0.28), (0.47, 0.84), (0.31, 0.86)])
         m.poly([(0.53, 0.28), (0.69, 0.24), (0.71, 0.72), (0.55, 0.70)])
-        _fringe(m, 0.31, 0.47, 0.855, 6)
-        _fringe(m, 0.55, 0.71, 0.71, 6)
+        _fringe(m, [(0.323 + 0.027 * i, 0.855) for i in range(6)] + [(0.563 + 0.027 * i, 0.71) for i in range(6)])
         k.line([(0.45, 0.28), (0.53, 0.28)], 0.01)
     elif g.shape == 1:  # long folded band
         m.poly([(0.33, 0.05), (0.67, 0.05), (0.67, 0.86), (0.33, 0.86)])
-        _fringe(m, 0.33, 0.67, 0.86, 10)
+        _fringe(m, [(0.347 + 0.034 * i, 0.86) for i in range(10)])
         k.line([(0.33, 0.05), (0.67, 0.30)], 0.01)
     else:  # triangular shawl
         m.poly([(0.05, 0.18), (0.95, 0.18), (0.5, 0.80)])
-        for i in range(1, 12):
-            t = i / 12
-            for x, y in ((0.05 + 0.45 * t, 0.18 + 0.62 * t), (0.95 - 0.45 * t, 0.18 + 0.62 * t)):
-                m.line([(x, y - 0.01), (x, y + 0.06)], 0.01)
+        _fringe(m, [(0.5 + sx * (0.45 - 0.0375 * i), 0.18 + 0.0517 * i) for i in range(1, 12) for sx in (-1, 1)])
 
 
 _SHAPES = {
