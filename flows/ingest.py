@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import etl
-from store import Lake, build_dataset
+from store import Lake, iter_dataset
 
 
 class CountMismatchError(RuntimeError):
@@ -47,9 +47,13 @@ def _ingest(dataset: str, raw: dict[str, pa.Table], image_relation: str, home: P
     paths = raw[image_relation]["image_path"].combine_chunks()
     probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
-    tables = build_dataset(dataset, raw)
-    check_counts(tables["sources"])
-    written = lake.write_dataset(dataset, tables)
+    tables: dict[str, pa.Table] = {}
+
+    def before_commit(written: dict[str, pa.Table]) -> None:
+        tables.update(written)
+        check_counts(written["sources"])
+
+    written = lake.write_dataset(dataset, iter_dataset(dataset, raw), before_commit=before_commit)
     return IngestResult(dataset, {k: v.num_rows for k, v in tables.items()}, tables["sources"].to_pylist(), n_probed, written)
 
 

@@ -5,8 +5,8 @@ Public API: the home directory's lake (`Lake`, `default_home`), the SQL runner (
 """
 
 from store.lake import DATASETS, Lake, default_home
-from store.sql import ReadOnlyError, build_dataset, connect_lake, load_sql, query
+from store.sql import ReadOnlyError, build_dataset, connect_lake, iter_dataset, load_sql, query
 from store.tables import TABLES, SchemaError
 
 __all__ = ["DATASETS", "Lake", "ReadOnlyError", "SchemaError", "TABLES", "build_dataset", "connect_lake",
-           "default_home", "load_sql", "query"]  # fmt: skip
+           "default_home", "iter_dataset", "load_sql", "query"]  # fmt: skip

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,23 +45,37 @@ class Lake:
         path = self.path(dataset, table)
         return pq.read_table(path) if path.exists() else None
 
-    def write_dataset(self, dataset: str, tables: dict[str, pa.Table]) -> dict[str, Path]:
-        """Replace a dataset's tables: validate all, write temps, rename each into place.
+    def write_dataset(
+        self,
+        dataset: str,
+        tables: Mapping[str, pa.Table] | Iterable[tuple[str, pa.Table]],
+        before_commit: Callable[[dict[str, pa.Table]], None] | None = None,
+    ) -> dict[str, Path]:
+        """Replace a dataset's tables: check each against its schema, write it to a temporary
+        file (in a background thread, while the next table is still being computed), then, once
+        all are written and ``before_commit(tables)`` has not raised, rename each into place.
 
-        Tables of the dataset that are not in ``tables`` (optional ones no longer given) are
-        removed after the new ones are in place.
+        On any error the temporary files are removed and the previous tables stay as they
+        were. Tables of the dataset that are not given (optional ones) are removed.
         """
         if dataset not in TABLES:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(TABLES)}")
-        checked = {name: conform(dataset, name, t) for name, t in tables.items()}
         folder = self.root / dataset
         folder.mkdir(parents=True, exist_ok=True)
+        items = tables.items() if isinstance(tables, Mapping) else tables
+        checked: dict[str, pa.Table] = {}
         temps: dict[str, Path] = {}
         try:
-            for name, table in checked.items():
-                tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-                pq.write_table(table, tmp, compression="zstd")
-                temps[name] = tmp
+            with ThreadPoolExecutor(1) as writer:  # Parquet encoding releases the GIL
+                pending = []
+                for name, table in items:
+                    checked[name] = conform(dataset, name, table)
+                    temps[name] = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+                    pending.append(writer.submit(pq.write_table, checked[name], temps[name], compression="zstd"))
+                for future in pending:
+                    future.result()
+            if before_commit:
+                before_commit(checked)
         except BaseException:
             for tmp in temps.values():
                 tmp.unlink(missing_ok=True)

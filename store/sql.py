@@ -3,7 +3,7 @@ and answers read-only queries over every lake table (`atelier sql`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -28,10 +28,11 @@ def load_sql(relation: str) -> str:
     return path.read_text("utf-8")
 
 
-def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
-    """Run a dataset's SQL over the raw relations from ``etl``: stg views, then its tables.
+def iter_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> Iterator[tuple[str, pa.Table]]:
+    """Run a dataset's SQL over the raw relations from ``etl``: stg views, then each table in
+    declared order, yielded as soon as it is computed (so writing can overlap computing).
 
-    Optional tables whose raw relation is empty (the file was not in the release) are skipped. Returns table name -> Arrow table.
+    Optional tables whose raw relation is empty (the file was not in the release) are skipped.
     """
     con = duckdb.connect()
     try:
@@ -39,16 +40,20 @@ def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.
             con.register(name, table)
         for view in STAGING.get(dataset, []):
             con.execute(f"create view {view} as {load_sql(view)}")
-        out: dict[str, pa.Table] = {}
         for table in TABLES[dataset]:
             relation = f"{dataset}_{table}"
             if table in OPTIONAL.get(dataset, set()) and not inputs[f"raw_{relation}"].num_rows:
                 continue
-            out[table] = con.sql(load_sql(relation)).to_arrow_table()
-            con.register(relation, out[table])  # later relations read the result, zero-copy
-        return out
+            result = con.sql(load_sql(relation)).to_arrow_table()
+            con.register(relation, result)  # later relations read the result, zero-copy
+            yield table, result
     finally:
         con.close()
+
+
+def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+    """All of a dataset's tables (see iter_dataset), as a dict."""
+    return dict(iter_dataset(dataset, inputs))
 
 
 def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
