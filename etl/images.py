@@ -2,8 +2,8 @@
 
 Cheap decode: JPEGs are decoded in Pillow's draft mode (DCT scaling to ~1/8 size), which still
 reads every byte of the entropy-coded data, so a truncated file fails like a full decode would.
-Pillow and hashlib release the GIL while they work, so a thread pool uses every core without
-the start-up cost of processes.
+Large batches run on a process per core (forked, so workers start in milliseconds): Pillow's
+JPEG header parsing is Python code that holds the GIL, so threads do not scale.
 
 Incremental: given the previous probe table, an image whose path, size and mtime are unchanged
 is not opened again.
@@ -16,13 +16,15 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+MIN_PARALLEL = 256  # fewer images than this are probed in-process: a fork would cost more
 PROBE_SCHEMA = pa.schema(
     [
         ("image_path", pa.string()),  # absolute path as probed
@@ -86,13 +88,22 @@ def stat_existing(paths: pa.Array | Iterable[str]) -> dict[str, tuple[int, int]]
     return found
 
 
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _probe_chunk(chunk: list[tuple[str, int, int]]) -> list[dict]:
+    return [probe_image(*args) for args in chunk]
+
+
 def probe_images(
     paths: pa.Array | Iterable[str],
     previous: pa.Table | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pa.Table, int]:
-    """Probe the images that exist among ``paths`` (absolute, '/'-separated).
+    """Probe the images that exist among ``paths`` (absolute, '/'-separated), on ``workers``
+    processes (default: the usable cores).
 
     Returns (probe table sorted by path, number of images actually opened). Paths that do not
     exist get no row: callers treat them as missing images. ``on_progress(done, total)`` is
@@ -107,21 +118,27 @@ def probe_images(
                 reuse[row["image_path"]] = row
     todo = [(p, *st) for p, st in stats.items() if p not in reuse]
     rows = list(reuse.values())
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cores()
     if on_progress:
         on_progress(0, len(todo))
-    if workers == 1 or len(todo) < 64:
-        for i, args in enumerate(todo, 1):
-            rows.append(probe_image(*args))
-            if on_progress and i % 256 == 0:
-                on_progress(i, len(todo))
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            for i, row in enumerate(pool.map(lambda a: probe_image(*a), todo), 1):
-                rows.append(row)
-                if on_progress and i % 256 == 0:
-                    on_progress(i, len(todo))
-    if on_progress:
-        on_progress(len(todo), len(todo))
+    # chunks of work; a process per core when there is enough work to pay for the fork
+    n_chunks = 1 if workers == 1 or len(todo) < MIN_PARALLEL else workers * 8
+    chunks = [todo[i::n_chunks] for i in range(n_chunks)]
+    if n_chunks == 1:
+        done = (_probe_chunk(c) for c in chunks)
+    elif "fork" in mp.get_all_start_methods():
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+        done = pool.map(_probe_chunk, chunks)
+    else:  # no fork (macOS/Windows defaults): threads; Pillow and hashlib release the GIL while decoding
+        pool = ThreadPoolExecutor(workers)
+        done = pool.map(_probe_chunk, chunks)
+    try:
+        for chunk_rows in done:
+            rows += chunk_rows
+            if on_progress:
+                on_progress(len(rows) - len(reuse), len(todo))
+    finally:
+        if n_chunks > 1:
+            pool.shutdown()
     rows.sort(key=lambda r: r["image_path"])
     return pa.Table.from_pylist(rows, schema=PROBE_SCHEMA), len(todo)
