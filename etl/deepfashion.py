@@ -170,6 +170,7 @@ def read_deepfashion(root: Path | str, split_seed: int = 0) -> dict[str, pa.Tabl
     q = Quarantine("deepfashion")
     counts: dict[str, int] = {}
     raw = {"raw_deepfashion_attributes": read_attributes_csv(root, q, counts, split_seed)}
+    raw["raw_deepfashion_image_paths"] = raw["raw_deepfashion_attributes"].select(["image_path"])
     raw["raw_deepfashion_classes"] = pa.table({k: [v] for k, v in ATTRIBUTE_CLASSES.items()})
     benchmark = read_benchmark(root, q, counts)
     for name, schema in BENCHMARK_SCHEMAS.items():  # absent lists become empty relations

@@ -33,6 +33,7 @@ PROBE_SCHEMA = pa.schema(
         ("image_ok", pa.bool_()),  # decoded without error
         ("width", pa.int32()),
         ("height", pa.int32()),
+        ("mode", pa.string()),  # Pillow mode: 'RGB', 'L', 'P' (palette), ...
         ("image_sha1", pa.string()),  # of the file's bytes
         ("error", pa.string()),  # why it did not decode (null when image_ok)
     ]
@@ -42,7 +43,7 @@ PROBE_SCHEMA = pa.schema(
 def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
     """Probe one image file: never raises for a bad image, returns a row of PROBE_SCHEMA."""
     row = {"image_path": path, "file_size": size, "mtime_ns": mtime_ns, "image_ok": False,
-           "width": None, "height": None, "image_sha1": None, "error": None}  # fmt: skip
+           "width": None, "height": None, "mode": None, "image_sha1": None, "error": None}  # fmt: skip
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -55,6 +56,7 @@ def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
+            mode = im.mode
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             im.load()
@@ -62,7 +64,7 @@ def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
         msg = str(e) or type(e).__name__
         row["error"] = f"truncated image: {msg}" if "truncated" in msg else f"not a decodable image: {msg}"
         return row
-    row.update(image_ok=True, width=width, height=height)
+    row.update(image_ok=True, width=width, height=height, mode=mode)
     return row
 
 

@@ -262,6 +262,7 @@ def read_polyvore(root: Path | str, variants: tuple[str, ...] = VARIANTS) -> dic
     str_list = pa.list_(pa.string())
     return {
         "raw_polyvore_items": items,
+        "raw_polyvore_image_paths": items.select(["image_path"]),
         "raw_polyvore_categories": read_categories(root),
         "raw_polyvore_outfit_titles": read_outfit_titles(root),
         "raw_polyvore_outfit_items": pa.table(outfit_cols, schema=pa.schema([

@@ -41,10 +41,25 @@ def check_counts(sources: pa.Table) -> None:
         raise CountMismatchError(f"records do not add up: {lines}")
 
 
-def _ingest(dataset: str, raw: dict[str, pa.Table], image_relation: str, home: Path | str,
-            on_progress: Callable[[int, int], None] | None) -> IngestResult:  # fmt: skip
+READERS: dict[str, Callable[..., dict[str, pa.Table]]] = {
+    "polyvore": etl.read_polyvore,
+    "deepfashion": etl.read_deepfashion,
+}
+
+
+def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
+           on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
+    """Ingest one dataset's release into `home`'s lake (tables under `lake/<dataset>/`).
+
+    The reader returns raw relations, among them `raw_<dataset>_image_paths` (the image files
+    to probe); probes of unchanged files are reused from the previous run; the dataset's SQL
+    builds the tables; they replace the old ones only if every file's records add up.
+    """
+    if dataset not in READERS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(READERS)}")
+    raw = READERS[dataset](raw_dir, **read_options)
     lake = Lake(home)
-    paths = raw[image_relation]["image_path"].combine_chunks()
+    paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
     probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
     tables: dict[str, pa.Table] = {}
@@ -59,11 +74,11 @@ def _ingest(dataset: str, raw: dict[str, pa.Table], image_relation: str, home: P
 
 def ingest_polyvore(raw_dir: Path | str, home: Path | str, variants: tuple[str, ...] = etl.VARIANTS,
                     on_progress: Callable[[int, int], None] | None = None) -> IngestResult:  # fmt: skip
-    """Ingest a Polyvore Outfits release into `home`'s lake (tables under `lake/polyvore/`)."""
-    return _ingest("polyvore", etl.read_polyvore(raw_dir, variants), "raw_polyvore_items", home, on_progress)
+    """Ingest a Polyvore Outfits release (all variants by default)."""
+    return ingest("polyvore", raw_dir, home, on_progress, variants=variants)
 
 
 def ingest_deepfashion(raw_dir: Path | str, home: Path | str,
                        on_progress: Callable[[int, int], None] | None = None) -> IngestResult:  # fmt: skip
-    """Ingest a DeepFashion attributes release into `home`'s lake (tables under `lake/deepfashion/`)."""
-    return _ingest("deepfashion", etl.read_deepfashion(raw_dir), "raw_deepfashion_attributes", home, on_progress)
+    """Ingest a DeepFashion attributes release."""
+    return ingest("deepfashion", raw_dir, home, on_progress)
