@@ -5,6 +5,7 @@ Plain functions: the CLI calls them, the Prefect flows wrap them, tests call the
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 import etl
-from store import Lake, iter_dataset
+from store import DATASETS, Lake, iter_dataset
 
 
 class CountMismatchError(RuntimeError):
@@ -41,10 +42,11 @@ def check_counts(sources: pa.Table) -> None:
         raise CountMismatchError(f"records do not add up: {lines}")
 
 
-READERS: dict[str, Callable[..., dict[str, pa.Table]]] = {
-    "polyvore": etl.read_polyvore,
-    "deepfashion": etl.read_deepfashion,
-}
+def reader(dataset: str) -> Callable[..., dict[str, pa.Table]]:
+    """The reader of a dataset: `etl.<dataset>.read_<dataset>`."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
+    return getattr(importlib.import_module(f"etl.{dataset}"), f"read_{dataset}")
 
 
 def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
@@ -55,9 +57,7 @@ def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
     to probe); probes of unchanged files are reused from the previous run; the dataset's SQL
     builds the tables; they replace the old ones only if every file's records add up.
     """
-    if dataset not in READERS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(READERS)}")
-    raw = READERS[dataset](raw_dir, **read_options)
+    raw = reader(dataset)(raw_dir, **read_options)
     lake = Lake(home)
     paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
     probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from store.tables import deepfashion, polyvore
+from store.tables import deepfashion, deepfashion2, polyvore, synthesis, viton
 
-_DATASETS = {"polyvore": polyvore, "deepfashion": deepfashion}
+_DATASETS = {"polyvore": polyvore, "deepfashion": deepfashion, "viton": viton, "deepfashion2": deepfashion2, "synthesis": synthesis}
 
 STAGING: dict[str, list[str]] = {name: m.STAGING for name, m in _DATASETS.items()}
 TABLES: dict[str, dict[str, pa.Schema]] = {name: m.TABLES for name, m in _DATASETS.items()}
