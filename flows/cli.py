@@ -28,6 +28,9 @@ out = Console()
 Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
 
 
+Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
+
+
 class Variant(str, Enum):
     nondisjoint = "nondisjoint"
     disjoint = "disjoint"
@@ -83,6 +86,17 @@ def samples(
         out.print(f"{folder / dataset}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
 
 
+def _run_ingest(dataset: str, path: Path, home: Path, **options) -> None:
+    from flows.ingest import ingest
+
+    try:
+        with _progress() as p:
+            result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options)
+    except (etl.RawFormatError, FileNotFoundError) as e:
+        _fail(e)
+    _print_ingest(result)
+
+
 @ingest_app.command("polyvore")
 def ingest_polyvore_cmd(
     path: Annotated[Path, typer.Argument(help="Root of a Polyvore Outfits release.", exists=True, file_okay=False)],
@@ -93,34 +107,30 @@ def ingest_polyvore_cmd(
 
     Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
     """
-    from flows.ingest import ingest_polyvore
-
-    variants = etl.VARIANTS if variant == Variant.all else (variant.value,)
-    try:
-        with _progress() as p:
-            result = ingest_polyvore(path, home, variants, on_progress=_probe_callback(p, "probing images"))
-    except (etl.RawFormatError, FileNotFoundError) as e:
-        _fail(e)
-    _print_ingest(result)
+    _run_ingest("polyvore", path, home, variants=etl.VARIANTS if variant == Variant.all else (variant.value,))
 
 
-@ingest_app.command("deepfashion")
-def ingest_deepfashion_cmd(
-    path: Annotated[Path, typer.Argument(help="Root of a DeepFashion attributes release.", exists=True, file_okay=False)],
-    home: Home = DEFAULT_HOME,
-) -> None:
-    """Ingest a DeepFashion attributes release (attributes.csv, images, benchmark lists).
+INGEST_COMMANDS = {  # dataset -> (what it reads, example release folder)
+    "deepfashion": ("a DeepFashion attributes release (attributes.csv, images, benchmark lists)", "./deepfashion"),
+    "viton": ("a VITON-HD release (pair lists, person/cloth/mask/parse/pose files)", "./viton-hd"),
+    "deepfashion2": ("a DeepFashion2 release with Simplicity sketches (images, annotations, patterns)", "./deepfashion2"),
+    "synthesis": ("a DeepFashion Fashion Synthesis release (captions .mat, split .mat, G2.h5)", "./fashion-synthesis"),
+}
 
-    Example: `atelier ingest deepfashion ./deepfashion --home ./home`
-    """
-    from flows.ingest import ingest_deepfashion
 
-    try:
-        with _progress() as p:
-            result = ingest_deepfashion(path, home, on_progress=_probe_callback(p, "probing images"))
-    except (etl.RawFormatError, FileNotFoundError) as e:
-        _fail(e)
-    _print_ingest(result)
+def _ingest_command(dataset: str, what: str, example: str):
+    def command(
+        path: Release,
+        home: Home = DEFAULT_HOME,
+    ) -> None:
+        _run_ingest(dataset, path, home)
+
+    command.__doc__ = f"Ingest {what}.\n\nExample: `atelier ingest {dataset} {example} --home ./home`"
+    return command
+
+
+for _dataset, (_what, _example) in INGEST_COMMANDS.items():
+    ingest_app.command(_dataset)(_ingest_command(_dataset, _what, _example))
 
 
 @app.command()
