@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
-MIN_PARALLEL = 256  # fewer images than this are probed in-process: a fork would cost more
+MIN_PARALLEL = 1000  # fewer images than this are probed in-process: forking workers would cost more
 PROBE_SCHEMA = pa.schema(
     [
         ("image_path", pa.string()),  # absolute path as probed
@@ -34,6 +34,7 @@ PROBE_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("mode", pa.string()),  # Pillow mode: 'RGB', 'L', 'P' (palette), ...
+        ("labels", pa.list_(pa.int16())),  # palette images (label maps): the label indices present
         ("image_sha1", pa.string()),  # of the file's bytes
         ("error", pa.string()),  # why it did not decode (null when image_ok)
     ]
@@ -43,7 +44,7 @@ PROBE_SCHEMA = pa.schema(
 def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
     """Probe one image file: never raises for a bad image, returns a row of PROBE_SCHEMA."""
     row = {"image_path": path, "file_size": size, "mtime_ns": mtime_ns, "image_ok": False,
-           "width": None, "height": None, "mode": None, "image_sha1": None, "error": None}  # fmt: skip
+           "width": None, "height": None, "mode": None, "labels": None, "image_sha1": None, "error": None}  # fmt: skip
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -60,11 +61,12 @@ def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             im.load()
+            labels = sorted(v for _, v in im.getcolors(256)) if mode == "P" else None
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError... for bad files
         msg = str(e) or type(e).__name__
         row["error"] = f"truncated image: {msg}" if "truncated" in msg else f"not a decodable image: {msg}"
         return row
-    row.update(image_ok=True, width=width, height=height, mode=mode)
+    row.update(image_ok=True, width=width, height=height, mode=mode, labels=labels)
     return row
 
 
@@ -103,6 +105,7 @@ def probe_images(
     previous: pa.Table | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    min_parallel: int = MIN_PARALLEL,
 ) -> tuple[pa.Table, int]:
     """Probe the images that exist among ``paths`` (absolute, '/'-separated), on ``workers``
     processes (default: the usable cores).
@@ -124,7 +127,7 @@ def probe_images(
     if on_progress:
         on_progress(0, len(todo))
     # chunks of work; a process per core when there is enough work to pay for the fork
-    n_chunks = 1 if workers == 1 or len(todo) < MIN_PARALLEL else workers * 8
+    n_chunks = 1 if workers == 1 or len(todo) < min_parallel else workers * 8
     chunks = [todo[i::n_chunks] for i in range(n_chunks)]
     if n_chunks == 1:
         done = (_probe_chunk(c) for c in chunks)

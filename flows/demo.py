@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
-from flows.ingest import IngestResult, ingest_deepfashion, ingest_polyvore
+from flows.ingest import IngestResult, ingest
 
 
 def ensure_samples(folder: Path, seed: int, scale: int, on_item: Callable[[], None] | None = None) -> bool:
@@ -28,7 +28,4 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, on_item: Callable[
     home = Path(home)
     samples = home / "samples"
     ensure_samples(samples, seed, scale, on_item)
-    return {
-        "polyvore": ingest_polyvore(samples / "polyvore", home, on_progress=on_progress),
-        "deepfashion": ingest_deepfashion(samples / "deepfashion", home, on_progress=on_progress),
-    }
+    return {dataset: ingest(dataset, samples / dataset, home, on_progress=on_progress) for dataset in SAMPLE_DATASETS}

@@ -10,6 +10,10 @@ from rich.table import Table
 from store import Lake, query
 
 SUMMARY_QUERIES = {
+    "Records per dataset: read = kept + quarantined": """
+        select dataset, count(*) as files, sum(records_read) as read, sum(records_kept) as kept,
+            sum(records_quarantined) as quarantined
+        from sources group by 1 order by 1""",
     "Polyvore items per semantic category": """
         select semantic_category, count(*) as items, count(*) filter (where image_ok) as images_ok
         from polyvore_items group by 1 order by 2 desc""",
@@ -32,6 +36,12 @@ SUMMARY_QUERIES = {
             (select count(*) from long l where l.attribute = c.attribute and l.missing) as missing,
             (max(n) / sum(n))::decimal(4,3) as majority_baseline
         from counts c group by 1 order by 1""",
+    "VITON-HD persons per split and subset": """
+        select split, subset, count(*) as persons, count(*) filter (where complete) as complete,
+            count(*) filter (where not upper_clothes_present) as no_garment_region
+        from viton_samples group by 1, 2 order by 1, 2""",
+    "Fashion Synthesis captions per split": """
+        select split, count(*) as captions, any_value(caption) as example from synthesis_captions group by 1 order by 1""",
     "Quarantine: records that could not be used": """
         select dataset, source_file, count(*) as records, any_value(reason) as example_reason
         from quarantine group by 1, 2 order by 1, 2""",

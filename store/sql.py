@@ -57,15 +57,16 @@ def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.
 
 
 def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`) and one
-    `quarantine` view across datasets."""
+    """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`) and the views
+    `quarantine` and `sources` across datasets."""
     con = duckdb.connect()
     tables = Lake(home).tables()
     for view, path in tables.items():
         con.execute(f"create view {view} as select * from read_parquet({_quote(path)})")
-    quarantines = [v for v in tables if v.endswith("_quarantine")]
-    if quarantines:
-        con.execute("create view quarantine as " + " union all by name ".join(f"select * from {v}" for v in quarantines))
+    for shared in ("quarantine", "sources"):  # one view across datasets
+        parts = [v for v in tables if v.endswith(f"_{shared}")]
+        if parts:
+            con.execute(f"create view {shared} as " + " union all by name ".join(f"select * from {v}" for v in parts))
     return con
 
 

@@ -30,7 +30,7 @@ def test_parallel_equals_sequential_and_missing_files_get_no_row(tmp_path):
     paths = [str(_jpeg(tmp_path / f"{i}.jpg", (20 + i % 50, 10))) for i in range(300)]
     missing = str(tmp_path / "missing.jpg")
     seq, n_seq = probe_images([*paths, missing], workers=1)
-    par, n_par = probe_images([*paths, missing], workers=4)
+    par, n_par = probe_images([*paths, missing], workers=4, min_parallel=10)
     assert seq.equals(par) and n_seq == n_par == 300
     assert missing not in seq.column("image_path").to_pylist()
     again, n = probe_images(paths, previous=par)

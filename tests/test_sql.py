@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.ingest import ingest_deepfashion, ingest_polyvore
+from etl.samples import SAMPLE_DATASETS
+from flows.ingest import ingest
 from store import ReadOnlyError, TABLES, load_sql, query
 from store.tables import STAGING
 
@@ -16,8 +17,8 @@ from store.tables import STAGING
 @pytest.fixture(scope="module")
 def lake_home(sample_root, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
-    ingest_polyvore(sample_root / "polyvore", home)
-    ingest_deepfashion(sample_root / "deepfashion", home)
+    for dataset in SAMPLE_DATASETS:
+        ingest(dataset, sample_root / dataset, home)
     return home
 
 
