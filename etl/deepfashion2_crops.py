@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.path import Path as MplPath
 from PIL import Image
 
 MODES = ("color_mask_crop", "color_crop", "grayscale_mask")
@@ -37,6 +36,8 @@ def crop_box(bbox: Sequence[float], width: int, height: int) -> tuple[int, int, 
 
 def segmentation_mask(segmentation: Sequence[Sequence[float]], box: tuple[int, int, int, int]) -> np.ndarray:
     """bool array (rows, cols) of the box: True where the pixel centre is inside a polygon."""
+    from matplotlib.path import Path as MplPath  # lazy: matplotlib is slow to import
+
     x1, y1, x2, y2 = box
     ys, xs = np.mgrid[y1:y2, x1:x2]
     centres = np.column_stack([xs.ravel() + 0.5, ys.ravel() + 0.5])
