@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import tempfile
-import time
 from pathlib import Path
 
+from benchutil import best_of, write_results
 from etl.deepfashion2 import CATEGORIES, read_deepfashion2
 from etl.images import PROBE_SCHEMA
 from etl.samples.deepfashion2 import N_LANDMARKS
@@ -57,14 +55,6 @@ def write_annotations(root: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,7 +83,6 @@ def main() -> None:
         t_json, t_ours = best_of(args.repeat, json_loop), best_of(args.repeat, ours)
     n_items = tables["items"].num_rows
     results = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "deepfashion2_annotations": {
             "files": len(paths), "items": n_items, "pairs": tables["pairs"].num_rows, "total_mb": round(size_mb, 1),
             "json_load_s": round(t_json, 3), "ingest_s": round(t_ours, 3),
@@ -101,9 +90,7 @@ def main() -> None:
             "ingest_over_json_load": round(t_ours / t_json, 2), "target_ingest_over_json_load": 1.5,
         },
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

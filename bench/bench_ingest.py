@@ -19,15 +19,14 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
+from benchutil import best_of, write_results
 from etl import probe_images
 from etl.samples import reference_release
 from etl.samples.draw import PATTERNS, SEMANTIC_CATEGORIES, Garment, render
@@ -35,14 +34,6 @@ from flows.ingest import ingest_polyvore
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "polyvore"
 
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def baseline_ingest(root: Path, out: Path) -> None:
@@ -150,13 +141,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
             "polyvore_metadata_ingest": bench_metadata(Path(tmp), args.repeat),
             "image_probe": bench_probe(Path(tmp), args.images, args.repeat),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

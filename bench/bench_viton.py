@@ -18,17 +18,15 @@ Times are the best of --repeat runs; ratio = baseline / ours (> 1: ours is faste
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
+from benchutil import best_of, write_results
 from etl.samples.viton import FOLDERS, random_garment, random_look, write_person
 from flows.ingest import ingest
 
@@ -36,14 +34,6 @@ REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "viton-h
 SUFFIX = {"image": ".jpg", "cloth": ".jpg", "cloth-mask": ".jpg", "image-parse-v3": ".png",
           "image-parse-agnostic-v3.2": ".png", "openpose_img": "_rendered.png", "openpose_json": "_keypoints.json"}  # fmt: skip
 
-
-def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def make_release(root: Path, with_files: int, size: tuple[int, int] = (48, 64)) -> dict[str, int]:
@@ -114,12 +104,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
             "viton_sample_tables": bench(Path(tmp), args.repeat, args.with_files),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

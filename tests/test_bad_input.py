@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import lake_bytes
 
 from etl import RawFormatError
 from flows.ingest import ingest_deepfashion, ingest_polyvore
@@ -113,13 +114,10 @@ def test_metadata_record_without_semantic_category(polyvore_release, home):
     assert keys == {broken, "not-an-object"}
 
 
-def _lake_bytes(home: Path) -> dict[str, bytes]:
-    return {name: path.read_bytes() for name, path in Lake(home).tables().items()}
-
 
 def test_invalid_json_stops_with_file_and_line_and_keeps_the_lake(polyvore_release, home):
     ingest_polyvore(polyvore_release, home)
-    before = _lake_bytes(home)
+    before = lake_bytes(home)
     path = polyvore_release / "disjoint" / "fill_in_blank_test.json"
     text = json.dumps(json.loads(path.read_text()), indent=1)
     lines = text.splitlines()
@@ -129,7 +127,7 @@ def test_invalid_json_stops_with_file_and_line_and_keeps_the_lake(polyvore_relea
         ingest_polyvore(polyvore_release, home)
     assert "disjoint/fill_in_blank_test.json" in str(err.value) and err.value.line is not None
     assert err.value.line in (8, 9)
-    assert _lake_bytes(home) == before
+    assert lake_bytes(home) == before
 
 
 def test_deepfashion_missing_out_of_range_and_duplicates(deepfashion_release, home):
@@ -157,12 +155,12 @@ def test_deepfashion_missing_out_of_range_and_duplicates(deepfashion_release, ho
 @pytest.mark.parametrize("content, line", [("filename;neck;sleeve;pattern\na;1;2;3\n", 1), ("filename,neck,sleeve_length,pattern\na,1,2,3\nb,1\x00,2,3\n", 3)])
 def test_not_a_csv_stops_with_file_and_line(deepfashion_release, home, content, line):
     ingest_deepfashion(deepfashion_release, home)
-    before = _lake_bytes(home)
+    before = lake_bytes(home)
     (deepfashion_release / "attributes.csv").write_text(content)
     with pytest.raises(RawFormatError) as err:
         ingest_deepfashion(deepfashion_release, home)
     assert str(err.value).startswith(f"attributes.csv, line {line}:")
-    assert _lake_bytes(home) == before
+    assert lake_bytes(home) == before
 
 
 def test_benchmark_list_with_a_bad_line_and_a_wrong_count(deepfashion_release, home):

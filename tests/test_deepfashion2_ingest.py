@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import lake_bytes
 
 from etl import RawFormatError
-from etl.samples.deepfashion2 import write_deepfashion2
 from flows.ingest import ingest
 from store import Lake, query
 
@@ -20,11 +20,9 @@ SPLITS = ("train", "validation")
 
 
 @pytest.fixture(scope="session")
-def df2_sample(tmp_path_factory) -> Path:
-    """The sample release written once (seed 0, scale 1, 64 px); never modify it."""
-    root = tmp_path_factory.mktemp("df2") / "deepfashion2"
-    write_deepfashion2(root, seed=0, scale=1, image_size=64)
-    return root
+def df2_sample(sample_root) -> Path:
+    """The session's sample release (seed 0, scale 1, 64 px); never modify it."""
+    return sample_root / "deepfashion2"
 
 
 @pytest.fixture
@@ -55,9 +53,6 @@ def _quarantine(home: Path) -> dict[tuple[str, str], dict]:
     rows = query(home, "select * from quarantine order by source_file, record_key").to_pylist()
     return {(r["source_file"], r["record_key"]): r for r in rows}
 
-
-def _lake_bytes(home: Path) -> dict[str, bytes]:
-    return {name: path.read_bytes() for name, path in Lake(home).tables().items()}
 
 
 def _rewrite(root: Path, split: str, stem: str, change) -> dict:
@@ -202,7 +197,7 @@ def test_file_level_problems_quarantine_each_record(release, home):
 
 def test_invalid_json_stops_with_file_and_line_and_keeps_the_lake(release, home):
     ingest("deepfashion2", release, home)
-    before = _lake_bytes(home)
+    before = lake_bytes(home)
     path = release / "train/annos/000003.json"
     lines = json.dumps(json.loads(path.read_text()), indent=1).splitlines()
     lines[5] += ","  # a trailing comma where JSON allows none
@@ -210,7 +205,7 @@ def test_invalid_json_stops_with_file_and_line_and_keeps_the_lake(release, home)
     with pytest.raises(RawFormatError) as err:
         ingest("deepfashion2", release, home)
     assert str(err.value).startswith("train/annos/000003.json, line ") and err.value.line in (6, 7)
-    assert _lake_bytes(home) == before
+    assert lake_bytes(home) == before
 
 
 def test_image_without_annos_is_quarantined_and_annos_without_image_kept(release, home):

@@ -8,7 +8,13 @@ import pytest
 from PIL import Image
 
 from etl.samples.draw import (
-    NECKS, PATTERNS, SEMANTIC_CATEGORIES, SLEEVES, Garment, render, silhouette,
+    NECKS,
+    PATTERNS,
+    SEMANTIC_CATEGORIES,
+    SLEEVES,
+    Garment,
+    render,
+    silhouette,
 )
 
 RED, BLUE, YELLOW = (200, 40, 50), (40, 70, 160), (240, 210, 60)

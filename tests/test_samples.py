@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-from pathlib import Path
+
+from helpers import tree_digest
 
 from etl.samples import write_samples
 from etl.samples.polyvore import STYLES
 
 
-def _digest(root: Path) -> str:
-    h = hashlib.sha1()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def test_same_seed_same_bytes_other_seed_other_bytes(sample_root, tmp_path):
     write_samples(tmp_path / "a", seed=0, image_size=64)
     write_samples(tmp_path / "b", seed=1, image_size=64)
-    assert _digest(tmp_path / "a") == _digest(sample_root)
-    assert _digest(tmp_path / "b") != _digest(sample_root)
+    assert tree_digest(tmp_path / "a") == tree_digest(sample_root)
+    assert tree_digest(tmp_path / "b") != tree_digest(sample_root)
 
 
 def test_polyvore_release_has_every_released_file(sample_root):

@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
 from etl.samples import SAMPLE_DATASETS
+from flows.cli import app
 from flows.ingest import ingest
-from store import ReadOnlyError, TABLES, load_sql, query
+from store import TABLES, ReadOnlyError, load_sql, query
 from store.tables import STAGING
 
 

@@ -11,20 +11,19 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from helpers import lake_bytes
 
 from etl import RawFormatError
-from etl.samples.synthesis import write_synthesis
 from flows.ingest import ingest
-from store import Lake, query
+from store import query
 
 MAT, IND, H5 = "Anno/language_original.mat", "Eval/ind.mat", "Img/G2.h5"
 
 
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthesis_pristine")
-    write_synthesis(root, seed=0)
-    return root
+@pytest.fixture(scope="session")
+def pristine(sample_root) -> Path:
+    """The session's sample release (seed 0, scale 1); never modify it."""
+    return sample_root / "synthesis"
 
 
 @pytest.fixture
@@ -38,9 +37,6 @@ def _edit_mat(path: Path, edit) -> dict:
     scipy.io.savemat(path, mat)
     return mat
 
-
-def _lake_bytes(home: Path) -> dict[str, bytes]:
-    return {name: path.read_bytes() for name, path in Lake(home).tables().items()}
 
 
 def _ingest_checked(release: Path, home: Path) -> dict[str, dict]:
@@ -66,20 +62,20 @@ def _stops(release: Path, home: Path, match: str) -> RawFormatError:
 def ingested(release, home):
     """The clean release ingested once: the lake that a failed ingest must leave as it was."""
     ingest("synthesis", release, home)
-    return _lake_bytes(home)
+    return lake_bytes(home)
 
 
 def test_mat_without_a_variable_stops_and_keeps_the_lake(release, home, ingested):
     _edit_mat(release / MAT, lambda m: m.pop("color_"))
     err = _stops(release, home, r"^Anno/language_original.mat: variable color_ is missing")
     assert err.path == MAT
-    assert _lake_bytes(home) == ingested
+    assert lake_bytes(home) == ingested
 
 
 def test_ind_mat_without_test_ind_stops(release, home, ingested):
     _edit_mat(release / IND, lambda m: m.pop("test_ind"))
     _stops(release, home, r"^Eval/ind.mat: variable test_ind is missing")
-    assert _lake_bytes(home) == ingested
+    assert lake_bytes(home) == ingested
 
 
 def test_h5_with_another_image_count_stops_naming_both_counts(release, home, ingested):
@@ -90,7 +86,7 @@ def test_h5_with_another_image_count_stops_naming_both_counts(release, home, ing
         for k, v in data.items():
             f.create_dataset(k, data=v[:-1] if k != "ih_mean" else v)
     _stops(release, home, r"^Img/G2.h5: dataset ih has 119 images but Anno/language_original.mat has 120 caption records")
-    assert _lake_bytes(home) == ingested
+    assert lake_bytes(home) == ingested
 
 
 def test_h5_without_b_stops(release, home):
@@ -103,7 +99,7 @@ def test_code_vector_shorter_than_engj_stops_naming_both_lengths(release, home, 
     _edit_mat(release / MAT, lambda m: m.update(sleeve_=m["sleeve_"][:-1]))
     err = _stops(release, home, r"^Anno/language_original.mat: variables have different lengths")
     assert "engJ 120" in str(err) and "sleeve_ 119" in str(err)
-    assert _lake_bytes(home) == ingested
+    assert lake_bytes(home) == ingested
 
 
 def test_code_variable_of_the_wrong_shape_stops(release, home):
@@ -116,7 +112,7 @@ def test_file_that_is_not_mat_or_hdf5_stops(release, home, rel, ingested):
     (release / rel).write_bytes(b"this is not the released file\n" * 10)
     err = _stops(release, home, rf"^{rel}: not an? ")
     assert err.path == rel
-    assert _lake_bytes(home) == ingested
+    assert lake_bytes(home) == ingested
 
 
 def test_empty_caption_and_bad_codes_are_quarantined(release, home):

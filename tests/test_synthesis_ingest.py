@@ -12,18 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.io
 
-from etl.samples.synthesis import caption_words, sample_records, write_synthesis
+from etl.samples.synthesis import caption_words, sample_records
 from etl.synthesis import synthesis_images, synthesis_segmentations
 from flows.ingest import ingest
 from store import Lake, query
 
 
 @pytest.fixture(scope="session")
-def synthesis_sample(tmp_path_factory) -> Path:
-    """The sample release (seed 0, scale 1), written once; never modify it."""
-    root = tmp_path_factory.mktemp("synthesis_sample")
-    write_synthesis(root, seed=0)
-    return root
+def synthesis_sample(sample_root) -> Path:
+    """The session's sample release (seed 0, scale 1); never modify it."""
+    return sample_root / "synthesis"
 
 
 @pytest.fixture

@@ -13,7 +13,16 @@ import scipy.io
 
 from etl.samples.draw import PATTERNS
 from etl.samples.synthesis import (
-    BACKGROUND, CATEGORIES, COLOURS, LABELS, PATTERN_WORDS, SLEEVE_WORDS, SUBJECTS, VOCABULARY, sample_records, write_synthesis,
+    BACKGROUND,
+    CATEGORIES,
+    COLOURS,
+    LABELS,
+    PATTERN_WORDS,
+    SLEEVE_WORDS,
+    SUBJECTS,
+    VOCABULARY,
+    sample_records,
+    write_synthesis,
 )
 
 FILES = ("Anno/language_original.mat", "Eval/ind.mat", "Img/G2.h5")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import lake_bytes
 from PIL import Image
 
 from etl import RawFormatError
@@ -22,7 +23,7 @@ from etl.viton_crops import (
     upper_clothes_mask,
 )
 from flows.ingest import ingest
-from store import Lake, query
+from store import query
 
 SIZE = (48, 64)
 
@@ -57,9 +58,6 @@ def _quarantine(home: Path) -> list[dict]:
 def _stems(root: Path, split: str) -> list[str]:
     return [line.split()[0][:-4] for line in (root / f"{split}_pairs.txt").read_text().splitlines()]
 
-
-def _lake_bytes(home: Path) -> dict[str, bytes]:
-    return {name: Path(path).read_bytes() for name, path in Lake(home).tables().items()}
 
 
 def test_pair_naming_missing_person_or_cloth_is_kept_and_counted_per_folder(release, home):
@@ -188,14 +186,14 @@ def test_malformed_and_repeated_lines_are_quarantined(release, home):
 ])  # fmt: skip
 def test_pairs_file_that_is_not_text_stops_and_keeps_the_lake(release, home, content, line):
     ingest("viton", release, home)
-    before = _lake_bytes(home)
+    before = lake_bytes(home)
     assert any("viton" in name for name in before)
     (release / "test_pairs.txt").write_bytes(content)
     with pytest.raises(RawFormatError) as err:
         ingest("viton", release, home)
     assert str(err.value).startswith(f"test_pairs.txt, line {line}: not")
     assert err.value.line == line
-    assert _lake_bytes(home) == before
+    assert lake_bytes(home) == before
 
 
 def test_release_without_pair_lists(release, home):

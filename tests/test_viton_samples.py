@@ -3,12 +3,12 @@ and following the ground truth its docstring states (garment worn = garment flat
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tree_digest
 from PIL import Image
 
 from etl.samples.draw import Garment, render, silhouette
@@ -18,14 +18,6 @@ from etl.viton_crops import upper_clothes_crop, upper_clothes_mask
 
 SIZE = (48, 64)
 
-
-def _digest(root: Path) -> str:
-    h = hashlib.sha1()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +35,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(release, tmp_path):
     counts = write_viton(tmp_path / "a", seed=0, image_size=SIZE)
     write_viton(tmp_path / "b", seed=1, image_size=SIZE)
     assert counts == {"train_persons": 40, "test_persons": 10, "files": 350}
-    assert _digest(tmp_path / "a") == _digest(release)
-    assert _digest(tmp_path / "b") != _digest(release)
+    assert tree_digest(tmp_path / "a") == tree_digest(release)
+    assert tree_digest(tmp_path / "b") != tree_digest(release)
 
 
 def test_layout_and_pair_lists(release):
