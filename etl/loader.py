@@ -1,0 +1,57 @@
+"""Images of lake rows as tensors, for training and embedding jobs (the "reader" stage).
+
+`ImageFolderRows(paths, size)` is a torch Dataset: item i is the image at paths[i], decoded,
+converted to RGB, resized to size x size and scaled to [0, 1] (float32, C x H x W). A file that
+cannot be decoded does not raise: its item has ok = False and the error text, so one bad image
+never stops a batch; callers skip and record it. torch is imported lazily (etl stays light).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def load_image(path: str, size: int) -> np.ndarray:
+    """uint8 H x W x 3 array of the image resized to size x size (raises on a bad file)."""
+    with Image.open(path) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (size, size))  # decode at reduced scale when the file is much larger
+        return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR))  # a writable copy
+
+
+def _dataset_base():
+    try:
+        from torch.utils.data import Dataset
+    except ImportError as e:  # pragma: no cover - torch is a dependency; this names the fix
+        raise ImportError("atelier's training and embedding jobs need torch: pip install torch torchvision") from e
+    return Dataset
+
+
+class ImageFolderRows(_dataset_base()):
+    """Dataset over image paths (and optional integer labels)."""
+
+    def __init__(self, paths: Sequence[str], size: int, labels: Sequence[int] | None = None):
+        if labels is not None and len(labels) != len(paths):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths, self.size = list(paths), size
+        self.labels = list(labels) if labels is not None else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        label = self.labels[i] if self.labels is not None else -1
+        try:
+            pixels = load_image(self.paths[i], self.size)
+            error = ""
+        except Exception as e:  # a broken file: reported in the item, never raised
+            pixels = np.zeros((self.size, self.size, 3), np.uint8)
+            error = f"{type(e).__name__}: {e}"
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)
+        return {"image": image, "label": label, "index": i, "ok": not error, "error": error}
