@@ -1,5 +1,57 @@
 """models: nn.Modules, their config dataclasses, save/load and training loops.
 
-No I/O beyond checkpoints; imports neither ``store`` nor ``flows``. The models arrive with the
-issues that need them (embeddings, outfit completion, attributes, extractor, diffusion).
+No I/O beyond checkpoints; imports neither ``store`` nor ``flows``: callers hand over tensors,
+datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/`` as
+``config.json`` (config dataclass + ``model_type``), ``model.safetensors`` and ``metrics.json``.
+
+- ``resnet``: :class:`ResNetEmbedder` / :class:`ResNetConfig` (resnet18 trunk, 128-d embedding,
+  category head); :meth:`ResNetEmbedder.load_backbone_weights` for local torchvision weights.
+- ``ae``: :class:`ConvAutoencoder` / :class:`AutoencoderConfig` (128-d bottleneck, 1 - SSIM).
+- training: :class:`TrainConfig`, :func:`lr_at`, :func:`train_classifier`, :func:`train_autoencoder`.
+- inference: :func:`embed_batch` (channels_last, inference_mode, bf16 on CUDA, float32 numpy).
 """
+
+from models.ae import AutoencoderConfig, ConvAutoencoder, resolve_loss
+from models.pretrained import (
+    MODEL_TYPES,
+    PretrainedMixin,
+    default_device,
+    embed_batch,
+    load_pretrained,
+    read_metrics,
+)
+from models.resnet import ResNetConfig, ResNetEmbedder
+from models.train import (
+    TrainConfig,
+    evaluate_autoencoder,
+    evaluate_classifier,
+    load_checkpoint,
+    lr_at,
+    resume_from_checkpoint,
+    save_checkpoint,
+    train_autoencoder,
+    train_classifier,
+)
+
+__all__ = [
+    "MODEL_TYPES",
+    "AutoencoderConfig",
+    "ConvAutoencoder",
+    "PretrainedMixin",
+    "ResNetConfig",
+    "ResNetEmbedder",
+    "TrainConfig",
+    "default_device",
+    "embed_batch",
+    "evaluate_autoencoder",
+    "evaluate_classifier",
+    "load_checkpoint",
+    "load_pretrained",
+    "lr_at",
+    "read_metrics",
+    "resolve_loss",
+    "resume_from_checkpoint",
+    "save_checkpoint",
+    "train_autoencoder",
+    "train_classifier",
+]
