@@ -9,24 +9,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 import etl
 from etl.samples import sample_image_count, write_samples
+from flows.cli_common import DEFAULT_HOME, Home, console, fail, out, progress_bar
+from flows.cli_models import models_app
 from store import query
-from store.lake import DEFAULT_HOME, HOME_ENV
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
                   no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False)  # fmt: skip
 ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(ingest_app, name="ingest")
-console = Console(stderr=True)
-out = Console()
-
-Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
-
+app.add_typer(models_app)  # train, embed, neighbours, pca: top-level commands
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 
@@ -42,20 +38,9 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
 
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)  # fmt: skip
-
-
 def _probe_callback(progress: Progress, label: str):
     task = progress.add_task(label, total=None)
     return lambda done, total: progress.update(task, completed=done, total=total)
-
-
-def _fail(e: Exception) -> None:
-    console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(1)
 
 
 def _print_ingest(result) -> None:
@@ -79,7 +64,7 @@ def samples(
 
     Example: `atelier samples ./samples --seed 0 --scale 2`
     """
-    with _progress() as p:
+    with progress_bar() as p:
         task = p.add_task("drawing sample images", total=sample_image_count(scale))
         counts = write_samples(folder, seed=seed, scale=scale, on_item=lambda: p.advance(task))
     for dataset, c in counts.items():
@@ -90,10 +75,10 @@ def _run_ingest(dataset: str, path: Path, home: Path, **options) -> None:
     from flows.ingest import ingest
 
     try:
-        with _progress() as p:
+        with progress_bar() as p:
             result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options)
     except (etl.RawFormatError, FileNotFoundError) as e:
-        _fail(e)
+        fail(e)
     _print_ingest(result)
 
 
@@ -149,9 +134,9 @@ def sql(
     try:
         result = query(home, statement)
     except ReadOnlyError as e:
-        _fail(e)
+        fail(e)
     except Exception as e:  # DuckDB parser/binder errors: show them, not a traceback
-        _fail(e)
+        fail(e)
     if format == Format.json:
         sys.stdout.write(json.dumps(result.to_pylist(), default=str) + "\n")
     elif format == Format.csv:
@@ -182,7 +167,7 @@ def demo(
     from flows.demo import run_demo
     from flows.summary import print_summary
 
-    with _progress() as p:
+    with progress_bar() as p:
         task = p.add_task("drawing sample images", total=sample_image_count(scale))
         results = run_demo(home, seed, scale, on_item=lambda: p.advance(task), on_progress=_probe_callback(p, "probing images"))
     for result in results.values():

@@ -10,7 +10,8 @@ from flows.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [["samples"], ["sql"], ["demo"], *(["ingest", d] for d in ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis"))])
+@pytest.mark.parametrize("command", [["samples"], ["sql"], ["demo"], ["train"], ["embed"], ["neighbours"], ["pca"],
+                                     *(["ingest", d] for d in ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis"))])
 def test_help_shows_an_example(command):
     res = runner.invoke(app, [*command, "--help"])
     assert res.exit_code == 0

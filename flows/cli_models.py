@@ -1,0 +1,126 @@
+"""`atelier train | embed | neighbours | pca`: models, vectors and the analyses on them."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli_common import DEFAULT_HOME, Home, fail, out
+
+models_app = typer.Typer(rich_markup_mode="markdown")
+
+
+class Model(str, Enum):
+    resnet = "resnet"
+    ae = "ae"
+
+
+@models_app.command()
+def train(
+    model: Annotated[Model, typer.Argument(help="Which model: resnet (category classifier + 128-d embedding) or ae (autoencoder).")],
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 300,
+    image_size: Annotated[int, typer.Option(help="Side of the square input images, px.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the split, init and shuffles.")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Local pretrained ResNet18 weights (.safetensors/.pth); none: random init.", exists=True, dir_okay=False)] = None,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Train a model on the lake's Polyvore items; saves HOME/models/MODEL/vN/ (config.json,
+    model.safetensors, metrics.json) and prints its held-out score with the baseline.
+
+    Example: `atelier train resnet --steps 300 --home ./home`
+    """
+    from flows.train import train_ae, train_resnet
+
+    try:
+        if model == Model.resnet:
+            result = train_resnet(home, steps=steps, image_size=image_size, batch_size=batch_size, seed=seed, weights=weights)
+        else:
+            if weights:
+                fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
+            result = train_ae(home, steps=steps, image_size=image_size, batch_size=batch_size, seed=seed)
+    except (FileNotFoundError, ValueError) as e:
+        fail(e)
+    m = result.metrics
+    if model == Model.resnet:
+        out.print(f"resnet {result.version}: val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})")
+    else:
+        out.print(f"ae {result.version}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
+    out.print(f"saved to {result.path}")
+
+
+@models_app.command()
+def embed(
+    space: Annotated[Model, typer.Argument(help="Embedding space = the model that makes it.")],
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: all with images).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Embed the lake's images with the latest trained model into the LanceDB table vectors_SPACE;
+    unchanged items (same image sha1 and model version) are skipped.
+
+    Example: `atelier embed resnet --dataset polyvore --home ./home`
+    """
+    from flows.embed import embed_space
+
+    try:
+        result = embed_space(home, space.value, dataset=dataset, batch_size=batch_size)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(e)
+    out.print(f"vectors_{space.value} ({result.model_version}): {result.n_embedded} embedded, "
+              f"{result.n_skipped_unchanged} unchanged, {result.n_failed} failed, in {result.seconds:.1f} s")  # fmt: skip
+    for f in result.failures[:10]:
+        out.print(f"  skipped {f['item_id']}: {f['error']}")
+
+
+@models_app.command()
+def neighbours(
+    item: Annotated[str, typer.Argument(help="item_id of the query item.")],
+    space: Annotated[str, typer.Option("--space", "-s", help="Embedding space (vectors_<space>).")] = "resnet",
+    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 10,
+    where: Annotated[str | None, typer.Option(help="SQL filter applied inside the search, e.g. \"semantic_category = 'shoes'\".")] = None,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """The k items nearest to ITEM (itself excluded), with category and title, and an HTML gallery
+    of the query and its neighbours under HOME/reports/.
+
+    Example: `atelier neighbours 211990161 --space resnet -k 10 --where "semantic_category = 'shoes'"`
+    """
+    from flows.analyses import neighbours as find
+
+    try:
+        result = find(home, item, space, k=k, where=where)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        fail(e)
+    q = result.query
+    t = Table("#", "item_id", "semantic_category", "title", "distance",
+              title=f"neighbours of {q['item_id']} ({q['semantic_category']}: {q.get('title')}) in {space}", title_justify="left")  # fmt: skip
+    for i, r in enumerate(result.rows, 1):
+        t.add_row(str(i), r["item_id"], str(r["semantic_category"]), str(r.get("title")), f"{r['distance']:.4f}")
+    out.print(t)
+    out.print(f"gallery: {result.gallery}")
+
+
+@models_app.command()
+def pca(
+    space: Annotated[str, typer.Option("--space", "-s", help="Embedding space (vectors_<space>).")] = "resnet",
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """PCA of an embedding space: explained variance (printed and saved as JSON) and a 2-D scatter
+    PNG coloured by category, under HOME/reports/.
+
+    Example: `atelier pca --space ae --home ./home`
+    """
+    from flows.analyses import pca as run_pca
+
+    try:
+        result = run_pca(home, space)
+    except (KeyError, ValueError) as e:
+        fail(e)
+    out.print(json.dumps({"space": space, "n": result.n, "explained_variance_ratio": [round(v, 4) for v in result.explained_variance_ratio]}))
+    out.print(f"scatter: {result.png_path}\nvariance: {result.json_path}")
