@@ -1,0 +1,151 @@
+"""Analyses people look at: nearest neighbours (table + HTML gallery) and PCA of a space
+(explained variance JSON + 2-D scatter PNG). Both read vectors through ``store.VectorStore``
+and item details (title, image) from the lake; outputs go to `<home>/reports/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from store import VectorStore, query
+
+# where each dataset's item details live in the lake: (view, id column, title expression)
+ITEM_DETAILS = {
+    "polyvore": ("polyvore_items", "item_id", "title"),
+    "deepfashion": ("deepfashion_attributes", "image_id", "image_id"),
+}
+
+
+def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
+    """title and image_path of items, from whichever dataset tables exist in the lake."""
+    out: dict[str, dict] = {}
+    if not item_ids:
+        return out
+    wanted = ", ".join("'" + i.replace("'", "''") + "'" for i in item_ids)
+    for view, id_col, title in ITEM_DETAILS.values():
+        try:
+            rows = query(home, f"select {id_col} as item_id, {title} as title, image_path from {view} where {id_col} in ({wanted})")
+        except Exception:  # that dataset is not in the lake
+            continue
+        out.update({r["item_id"]: r for r in rows.to_pylist()})
+    return out
+
+
+@dataclass
+class Neighbours:
+    query: dict  # the query item: item_id, semantic_category, title, image_path
+    rows: list[dict]  # neighbours, nearest first: item_id, semantic_category, title, distance, image_path
+    gallery: Path  # the HTML page
+
+
+def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: str | None = None) -> Neighbours:
+    """The k items nearest to ``item_id`` in ``space`` (the item itself excluded), with ``where``
+    applied inside the search; writes an HTML gallery under reports/."""
+    store = VectorStore(home)
+    vector = store.get_vector(space, item_id)
+    hits = store.search(space, vector, k=k, where=where, exclude=item_id).to_pylist()
+    q_row = store.search(space, vector, k=1, where=f"item_id = '{item_id.replace(chr(39), chr(39) * 2)}'").to_pylist()
+    details = item_details(home, [item_id, *(h["item_id"] for h in hits)])
+    query_item = {"item_id": item_id, "semantic_category": q_row[0]["semantic_category"] if q_row else None,
+                  **{k_: details.get(item_id, {}).get(k_) for k_ in ("title", "image_path")}}  # fmt: skip
+    rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
+             **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip
+    gallery = write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
+    return Neighbours(query_item, rows, gallery)
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:80]
+
+
+def _thumbnail(path: str | None, size: int = 96) -> str:
+    """An inline data: URI of the image (so the page works anywhere), or '' when unreadable."""
+    if not path:
+        return ""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((size, size))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=85)
+    except OSError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def write_gallery(path: Path, space: str, query_item: dict, rows: list[dict], where: str | None) -> Path:
+    """One HTML page: the query item, then its neighbours with category, title and distance."""
+
+    def card(item: dict, caption: str) -> str:
+        src = _thumbnail(item.get("image_path"))
+        img = f'<img src="{src}" alt="{html.escape(item["item_id"])}">' if src else '<div class="noimg">no image</div>'
+        return f'<figure>{img}<figcaption>{caption}</figcaption></figure>'
+
+    cards = [card(r, f"{i}. {html.escape(str(r['semantic_category']))}<br>{html.escape(str(r.get('title') or r['item_id']))}"
+                     f"<br>d = {r['distance']:.4f}") for i, r in enumerate(rows, 1)]  # fmt: skip
+    page = f"""<!doctype html><meta charset="utf-8"><title>neighbours of {html.escape(query_item['item_id'])} in {space}</title>
+<style>body{{font-family:sans-serif}} figure{{display:inline-block;width:120px;margin:6px;vertical-align:top;font-size:12px}}
+img,.noimg{{width:96px;height:96px;object-fit:contain;border:1px solid #ccc}} .query img{{border:3px solid #c33}}</style>
+<h1>Nearest neighbours in <code>{space}</code></h1>
+<p>filter: <code>{html.escape(where or 'none')}</code></p>
+<div class="query">{card(query_item, 'query: ' + html.escape(str(query_item.get('semantic_category'))) + '<br>' + html.escape(str(query_item.get('title') or query_item['item_id'])))}</div>
+<div>{''.join(cards)}</div>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path
+
+
+@dataclass
+class PCAResult:
+    explained_variance_ratio: list[float]
+    n: int
+    json_path: Path
+    png_path: Path
+
+
+def pca(home: Path | str, space: str, components: int = 10) -> PCAResult:
+    """PCA of every vector of ``space``: explained variance (JSON) and a 2-D scatter (PNG)
+    coloured by semantic category."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = VectorStore(home).table(space).to_arrow().select(["vector", "semantic_category"])
+    if table.num_rows < 2:
+        raise ValueError(f"space {space!r} has {table.num_rows} vectors: PCA needs at least 2")
+    x = np.asarray(table["vector"].combine_chunks().flatten(), np.float64).reshape(table.num_rows, -1)
+    x -= x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    var = s**2
+    ratio = (var / var.sum())[:components].tolist()
+    xy = x @ vt[:2].T
+    reports = Path(home) / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    json_path = reports / f"pca_{space}.json"
+    json_path.write_text(json.dumps({"space": space, "n": table.num_rows, "dim": x.shape[1],
+                                     "explained_variance_ratio": ratio}, indent=2))  # fmt: skip
+    cats = np.array([c or "unknown" for c in table["semantic_category"].to_pylist()])
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+    palette = plt.get_cmap("tab20")  # 20 distinct colours: the default cycle repeats after 10
+    for i, cat in enumerate(sorted(set(cats))):
+        m = cats == cat
+        ax.scatter(xy[m, 0], xy[m, 1], s=10, alpha=0.7, label=cat, color=palette(i % 20))
+    ax.set_xlabel(f"PC1 ({ratio[0]:.1%})")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.1%})" if len(ratio) > 1 else "PC2")
+    ax.set_title(f"PCA of {space} ({table.num_rows} vectors)")
+    ax.legend(fontsize=8, markerscale=2, loc="best")
+    png_path = reports / f"pca_{space}.png"
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return PCAResult(ratio, table.num_rows, json_path, png_path)
