@@ -57,8 +57,9 @@ def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.
 
 
 def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`) and the views
-    `quarantine` and `sources` across datasets."""
+    """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`), the views
+    `quarantine` and `sources` across datasets, and a view per vector space (`vectors_<space>`,
+    the Lance dataset read through Arrow)."""
     con = duckdb.connect()
     tables = Lake(home).tables()
     for view, path in tables.items():
@@ -67,6 +68,13 @@ def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
         parts = [v for v in tables if v.endswith(f"_{shared}")]
         if parts:
             con.execute(f"create view {shared} as " + " union all by name ".join(f"select * from {v}" for v in parts))
+    if (Path(home) / "vectors").exists():
+        # lancedb takes a second to import: only when needed
+        from store.vectors import VectorStore
+
+        vectors = VectorStore(home)
+        for space in vectors.spaces():
+            con.register(f"vectors_{space}", vectors.table(space).to_lance())
     return con
 
 

@@ -1,0 +1,256 @@
+"""The vector store: one LanceDB database at `<home>/vectors`, one table `vectors_<space>` per
+embedding space (a model and version family: `resnet50`, `ae`, `clip`, ...).
+
+Rows follow `vector_schema(dim)`, declared once here and checked on every write. Writes are
+upserts by `item_id` (`merge_insert`, in batches, never a rewrite): a job killed between two
+batches and run again leaves no duplicate item_id, and `existing(space)` lets it skip the items
+whose image_sha1 and model_version are already stored.
+
+Distance: cosine, for flat and indexed search alike (`METRIC`); embeddings from different
+models differ in scale, and cosine makes `_distance` comparable (0 = same direction, 2 = opposite).
+Indexes are built on request by `ensure_indexes` (see `store.vector_index`); compaction is left
+to the caller: the embed job calls `compact(space)` once at its end (every `merge_insert` adds
+a version and a fragment; `compact` merges the fragments and drops the old versions).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import lancedb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store.tables import SchemaError
+from store.vector_index import INDEX_SEARCH, build_indexes, has_vector_index
+
+PREFIX = "vectors_"
+METRIC = "cosine"
+BATCH_SIZE = 50_000
+SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
+
+
+def vector_schema(dim: int) -> pa.Schema:
+    """The schema of every `vectors_<space>` table; ``dim`` is fixed per space."""
+    if not isinstance(dim, (int, np.integer)) or dim <= 0:
+        raise ValueError(f"vector dim must be a positive integer, got {dim!r}")
+    return pa.schema([
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string()),
+        pa.field("semantic_category", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("image_sha1", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), int(dim))),
+    ])  # fmt: skip
+
+
+class UnknownSpaceError(KeyError, ValueError):
+    """A space (`vectors_<space>` table) that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+def conform_vectors(space: str, rows: pa.Table, dim: int | None = None) -> pa.Table:
+    """Check ``rows`` against `vector_schema(dim)` and cast to it. ``dim`` None: taken from the
+    rows (a fixed-size list, or lists that all have the same length)."""
+    names = vector_schema(1).names
+    missing = [n for n in names if n not in rows.column_names]
+    extra = [n for n in rows.column_names if n not in names]
+    if missing or extra:
+        raise SchemaError(f"vectors_{space}: columns missing {missing}, unexpected {extra}")
+    vec = rows.schema.field("vector").type
+    if pa.types.is_fixed_size_list(vec):
+        got = vec.list_size
+    elif pa.types.is_list(vec) or pa.types.is_large_list(vec):
+        lengths = pc.unique(pc.list_value_length(rows["vector"]).drop_null()).to_pylist()
+        if len(lengths) > 1:
+            raise SchemaError(f"vectors_{space}: vectors of different lengths {sorted(lengths)}")
+        got = lengths[0] if lengths else dim
+    else:
+        raise SchemaError(f"vectors_{space}: vector must be a list of floats, got {vec}")
+    dim = dim or got
+    if got != dim:
+        raise SchemaError(f"vectors_{space}: vector dim {got}, but the space stores dim {dim}")
+    for column in ("item_id", "vector"):
+        if rows[column].null_count:
+            raise SchemaError(f"vectors_{space}: {rows[column].null_count} rows with a null {column}")
+    schema = vector_schema(dim)
+    try:
+        return rows.select(names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise SchemaError(f"vectors_{space}: {e}") from e
+
+
+class VectorStore:
+    """The LanceDB database of one home directory (`<home>/vectors`)."""
+
+    def __init__(self, home: Path | str):
+        remote = isinstance(home, str) and "://" in home  # an object-store URI (s3://...)
+        self.uri = home.rstrip("/") + "/vectors" if remote else str(Path(home) / "vectors")
+        self.db = lancedb.connect(self.uri)
+
+    # -- spaces ------------------------------------------------------------------------------
+
+    def spaces(self) -> list[str]:
+        """Every space, sorted."""
+        names, token = [], None
+        while True:
+            page = self.db.list_tables(page_token=token)
+            names += page.tables
+            token = page.page_token
+            if not token:
+                break
+        return sorted(n[len(PREFIX):] for n in names if n.startswith(PREFIX))
+
+    def table(self, space: str) -> lancedb.table.Table:
+        """The LanceDB table of ``space``; `UnknownSpaceError` when there is none."""
+        _check_space(space)
+        if space not in self.spaces():
+            raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
+        return self.db.open_table(PREFIX + space)
+
+    def dim(self, space: str) -> int:
+        return self.table(space).schema.field("vector").type.list_size
+
+    def count(self, space: str) -> int:
+        return self.table(space).count_rows()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def upsert(self, space: str, rows: pa.Table, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+        """Insert or update ``rows`` by item_id, ``batch_size`` rows per `merge_insert` (each
+        batch commits on its own: a crash loses at most the batch in flight, a rerun fills in).
+        The table is created on the first write. Within ``rows``, the last row of an item_id
+        wins. Returns {"inserted", "updated", "batches"}."""
+        _check_space(space)
+        exists = space in self.spaces()
+        rows = _last_per_id(conform_vectors(space, rows, self.dim(space) if exists else None))
+        if not exists:
+            table = self.db.create_table(PREFIX + space, schema=rows.schema, exist_ok=True)
+            dim = table.schema.field("vector").type.list_size
+            if dim != rows.schema.field("vector").type.list_size:  # created concurrently
+                rows = conform_vectors(space, rows, dim)
+        else:
+            table = self.table(space)
+        stats = {"inserted": 0, "updated": 0, "batches": 0}
+        for start in range(0, rows.num_rows, batch_size):
+            result = (table.merge_insert("item_id").when_matched_update_all().when_not_matched_insert_all()
+                      .execute(rows.slice(start, batch_size)))  # fmt: skip
+            stats["inserted"] += result.num_inserted_rows
+            stats["updated"] += result.num_updated_rows
+            stats["batches"] += 1
+        return stats
+
+    def compact(self, space: str, older_than: timedelta = timedelta(0)) -> None:
+        """Merge small fragments, update the indexes with new rows, and delete versions older
+        than ``older_than`` (default: all but the latest; no other process may be reading or
+        writing the table from an older version at that moment)."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="optimize\\(cleanup_older_than=0\\)")
+            self.table(space).optimize(cleanup_older_than=older_than, delete_unverified=older_than == timedelta(0))
+
+    def ensure_indexes(self, space: str, ann_threshold: int = 100_000) -> bool:
+        """Build the ANN index (and the semantic_category scalar index) when the table has at
+        least ``ann_threshold`` rows and no vector index yet. True when one was built."""
+        table = self.table(space)
+        if table.count_rows() < ann_threshold or has_vector_index(table):
+            return False
+        build_indexes(table, METRIC)
+        return True
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def existing(self, space: str) -> dict[str, tuple[str | None, str | None]]:
+        """item_id -> (image_sha1, model_version) of every stored row (reads only those columns);
+        {} when the space does not exist yet."""
+        if space not in self.spaces():
+            return {}
+        data = self.table(space).to_lance().to_table(columns=["item_id", "image_sha1", "model_version"])
+        return dict(zip(data["item_id"].to_pylist(), zip(data["image_sha1"].to_pylist(), data["model_version"].to_pylist())))
+
+    def get_vector(self, space: str, item_id: str) -> np.ndarray:
+        """The stored vector of ``item_id``; KeyError when it is not in the space."""
+        data = self.table(space).to_lance().to_table(columns=["vector"], filter=f"item_id = {_literal(item_id)}")
+        if not data.num_rows:
+            raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
+        return data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1)
+
+    def search(self, space: str, vector: Iterable[float], k: int = 10, where: str | None = None,
+               exclude: str | None = None, nprobes: int | None = None, refine_factor: int | None = None,
+               exact: bool = False) -> pa.Table:  # fmt: skip
+        """The ``k`` nearest rows to ``vector`` (cosine), nearest first: item_id, dataset,
+        semantic_category, split, model, model_version, image_sha1, _distance.
+
+        ``where`` (SQL over the table's columns) is applied inside the search (prefilter), so k
+        rows come back whenever k rows match; ``exclude`` leaves that item_id out (also inside the
+        search). On an indexed table the search probes ``nprobes`` partitions and re-ranks
+        ``k * refine_factor`` candidates with exact distances (defaults: `INDEX_SEARCH`);
+        ``exact=True`` bypasses the index."""
+        table = self.table(space)
+        dim = table.schema.field("vector").type.list_size
+        query = np.asarray(vector, dtype=np.float32)
+        if query.ndim != 1 or query.shape[0] != dim:
+            raise ValueError(f"query vector has shape {query.shape}, vector space {space!r} stores dim {dim}")
+        if not np.isfinite(query).all():
+            raise ValueError("query vector has NaN or infinite values")
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        if table.count_rows() == 0:
+            raise ValueError(f"vector space {space!r} is empty: nothing to search")
+        clauses = [f"({where})"] if where and where.strip() else []
+        if exclude is not None:
+            clauses.append(f"item_id != {_literal(exclude)}")
+        builder = table.search(query, vector_column_name="vector").distance_type(METRIC).limit(k)
+        builder = builder.select([*RESULT_COLUMNS, "_distance"])
+        if clauses:
+            if where and where.strip():
+                _validate_where(table, where, query)
+            builder = builder.where(" AND ".join(clauses), prefilter=True)
+        if exact:
+            builder = builder.bypass_vector_index()
+        elif has_vector_index(table):
+            builder = builder.nprobes(nprobes or INDEX_SEARCH["nprobes"])
+            builder = builder.refine_factor(refine_factor or INDEX_SEARCH["refine_factor"])
+        return builder.to_arrow()
+
+
+def _check_space(space: str) -> None:
+    if not isinstance(space, str) or not SPACE_RE.match(space):
+        raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
+
+
+def _literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _last_per_id(rows: pa.Table) -> pa.Table:
+    """Keep the last row of each item_id (merge_insert refuses a source with repeated keys)."""
+    ids = rows["item_id"]
+    if pc.count_distinct(ids).as_py() == rows.num_rows:
+        return rows
+    indexed = pa.table({"item_id": ids, "i": pa.array(np.arange(rows.num_rows))})
+    last = indexed.group_by("item_id", use_threads=False).aggregate([("i", "max")])["i_max"]
+    return rows.take(np.sort(last.to_numpy()))  # in input order
+
+
+def _validate_where(table: lancedb.table.Table, where: str, query: np.ndarray) -> None:
+    """Refuse a filter that is not one valid SQL expression over the table's columns, before
+    anything runs: DuckDB's parser checks it is one statement, LanceDB plans it (no scan)."""
+    try:
+        statements = duckdb.extract_statements(f"SELECT 1 FROM t WHERE {where}")
+        if len(statements) != 1:
+            raise ValueError("more than one statement")
+        table.search(query).where(where, prefilter=True).limit(1).explain_plan()
+    except Exception as e:  # duckdb.ParserException, lance's RuntimeError/ValueError
+        raise ValueError(f"bad where filter {where!r}: {e}") from e
