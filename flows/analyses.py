@@ -120,7 +120,7 @@ def pca(home: Path | str, space: str, components: int = 10) -> PCAResult:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = VectorStore(home).table(space).to_arrow().select(["vector", "semantic_category"])
+    table = VectorStore(home).read(space, ["vector", "semantic_category"])
     if table.num_rows < 2:
         raise ValueError(f"space {space!r} has {table.num_rows} vectors: PCA needs at least 2")
     x = np.asarray(table["vector"].combine_chunks().flatten(), np.float64).reshape(table.num_rows, -1)

@@ -179,6 +179,10 @@ class VectorStore:
         data = self.table(space).to_lance().to_table(columns=["item_id", "image_sha1", "model_version"])
         return dict(zip(data["item_id"].to_pylist(), zip(data["image_sha1"].to_pylist(), data["model_version"].to_pylist())))
 
+    def read(self, space: str, columns: list[str] | None = None) -> pa.Table:
+        """Every row of ``space`` (only ``columns`` when given), as Arrow."""
+        return self.table(space).to_lance().to_table(columns=columns)
+
     def get_vector(self, space: str, item_id: str) -> np.ndarray:
         """The stored vector of ``item_id``; KeyError when it is not in the space."""
         data = self.table(space).to_lance().to_table(columns=["vector"], filter=f"item_id = {_literal(item_id)}")
