@@ -44,7 +44,7 @@ def train(
             if weights:
                 fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
             result = train_ae(home, steps=steps, image_size=image_size, batch_size=batch_size, seed=seed)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
         fail(e)
     m = result.metrics
     if model == Model.resnet:

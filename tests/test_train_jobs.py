@@ -1,0 +1,138 @@
+"""flows.train: lake -> training job -> home/models/<name>/<version> (tiny runs, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from flows.ingest import ingest
+from flows.train import (
+    latest_model,
+    next_version,
+    train_ae,
+    train_resnet,
+    training_items,
+)
+from models import ConvAutoencoder, ResNetEmbedder, load_pretrained
+
+TINY = {"steps": 2, "image_size": 32, "batch_size": 8, "log": lambda _: None}
+
+
+@pytest.fixture(scope="module")
+def lake_home(sample_root, tmp_path_factory):
+    home = tmp_path_factory.mktemp("train_home")
+    ingest("polyvore", sample_root / "polyvore", home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def resnet_runs(lake_home):
+    lines = []
+    first = train_resnet(lake_home, **{**TINY, "log": lines.append})
+    assert any("random init" in line for line in lines)
+    second = train_resnet(lake_home, **TINY)
+    return first, second, latest_model(lake_home, "resnet"), next_version(lake_home, "resnet")
+
+
+def _files(path):
+    return {p.name for p in path.iterdir()}
+
+
+def test_training_items_split_is_deterministic(lake_home):
+    items = training_items(lake_home)
+    assert items.column_names == ["item_id", "semantic_category", "image_path", "split"]
+    assert set(items.column("split").to_pylist()) == {"train", "val"}
+    n_val = items.column("split").to_pylist().count("val")
+    assert 0.1 < n_val / items.num_rows < 0.3
+    assert training_items(lake_home).equals(items)
+    other = training_items(lake_home, seed=1).column("split").to_pylist()
+    assert other != items.column("split").to_pylist()
+
+
+def test_resnet_versions_metrics_and_reload(lake_home, resnet_runs):
+    first, second, latest, following = resnet_runs
+    root = lake_home / "models" / "resnet"
+    assert (first.version, second.version) == ("v1", "v2")
+    assert first.path == root / "v1" and second.path == root / "v2"
+    for run in (first, second):
+        assert {"config.json", "model.safetensors", "metrics.json"} <= _files(run.path)
+        assert not (run.path / "ckpt").exists()  # removed once the model is saved
+    assert latest == root / "v2" and following == "v3"
+
+    metrics = json.loads((first.path / "metrics.json").read_text())
+    items = training_items(lake_home)
+    classes = sorted(set(items.column("semantic_category").to_pylist()))
+    assert metrics["classes"] == classes == metrics["trained_on"]["classes"]
+    assert metrics["trained_on"]["n_train"] + metrics["trained_on"]["n_val"] == items.num_rows
+    assert metrics["trained_on"]["n_val"] == metrics["n_val"] > 0
+    assert metrics["trained_on"]["dataset"] == "polyvore" and metrics["trained_on"]["split_seed"] == 0
+    assert metrics["weights"] == "random init"
+    assert 0 <= metrics["val_accuracy"] <= 1 and 0 < metrics["val_majority_baseline"] <= 1
+    assert metrics["steps"] == TINY["steps"]
+    config = json.loads((first.path / "config.json").read_text())
+    assert config["model_type"] == "resnet" and config["num_classes"] == len(classes) and config["image_size"] == 32
+
+    # same seed, same data, CPU: the two runs are the same model
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    loaded = ResNetEmbedder.from_pretrained(first.path)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), first.model.cpu()(x), atol=1e-6)
+        assert torch.allclose(loaded.embed(x), first.model.embed(x), atol=1e-6)
+    assert isinstance(load_pretrained(first.path), ResNetEmbedder)
+
+
+def test_resnet_with_local_weights(lake_home, tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in resnet18(weights=None).state_dict().items()}, str(path))
+    lines = []
+    run = train_resnet(lake_home, **{**TINY, "steps": 1, "log": lines.append}, weights=path, version="v90")
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert metrics["weights"] == str(path)
+    assert json.loads((run.path / "config.json").read_text())["backbone_weights"] == str(path)
+    assert any(str(path) in line for line in lines)
+    assert latest_model(lake_home, "resnet").name == "v90"  # numeric order, not string order
+
+
+def test_existing_version_is_refused(lake_home, resnet_runs):
+    with pytest.raises(FileExistsError, match="v1"):
+        train_resnet(lake_home, **TINY, version="v1")
+
+
+def test_ae_job(lake_home):
+    first = train_ae(lake_home, **TINY)
+    assert first.version == "v1"
+    assert {"config.json", "model.safetensors", "metrics.json"} <= _files(first.path)
+    metrics = json.loads((first.path / "metrics.json").read_text())
+    assert 0 < metrics["val_ssim"] <= 1 and 0 < metrics["baseline_ssim"] <= 1
+    assert metrics["trained_on"]["n_train"] > 0 and metrics["trained_on"]["n_val"] == metrics["n_val"]
+    assert metrics["weights"] == "random init"
+    loaded = ConvAutoencoder.from_pretrained(first.path)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), first.model.cpu().eval()(x), atol=1e-6)
+    second = train_ae(lake_home, **{**TINY, "steps": 1})
+    assert second.version == "v2" and latest_model(lake_home, "ae") == second.path
+
+
+def test_no_lake_and_no_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="atelier ingest polyvore"):
+        train_resnet(tmp_path / "empty", **TINY)
+    with pytest.raises(FileNotFoundError, match="atelier ingest polyvore"):
+        train_ae(tmp_path / "empty", **TINY)
+    with pytest.raises(FileNotFoundError, match=r"atelier train resnet") as err:
+        latest_model(tmp_path / "empty", "resnet")
+    assert str(tmp_path / "empty" / "models" / "resnet") in str(err.value)
+    (tmp_path / "half" / "models" / "ae" / "v1" / "ckpt").mkdir(parents=True)  # an unfinished run
+    with pytest.raises(FileNotFoundError, match="atelier train ae"):
+        latest_model(tmp_path / "half", "ae")
+    assert next_version(tmp_path / "half", "ae") == "v2"
