@@ -1,0 +1,394 @@
+"""Embed: lake rows (reader) -> images -> model (embedder) -> `vectors_<space>` (writer).
+
+Plain functions, each callable alone (the CLI calls `embed_space`, a Prefect flow can wrap it):
+
+- `embed_rows(home, dataset)`: the lake rows to embed (image_ok items of Polyvore and
+  DeepFashion), one row per item: item_id, dataset, semantic_category, split, image_path,
+  image_sha1;
+- `resolve_model(home, space, model_dir)` / `model_version(space, model_dir)`: which model
+  embeds a space (default: `flows.train.latest_model`, the highest `models/<space>/v<N>`) and
+  the version string stored with every vector (`<space>/v<N>@<weights hash>`);
+- `rows_to_embed(rows, existing, version)`: the rows whose (image_sha1, model_version) are
+  not stored yet (unchanged items are skipped);
+- `vector_rows(rows, vectors, ...)`: one `vector_schema` table per batch;
+- `BatchWriter`: upserts a few thousand rows at a time in a background thread (the model keeps
+  running while LanceDB writes); every flush commits on its own, so a job killed mid-way keeps
+  the flushed rows and a re-run embeds only the rest (`merge_insert` on item_id: no duplicates);
+- `embed_space(home, space, ...)`: all of it, plus failures (unreadable images are skipped and
+  listed, the job goes on), indexes, compaction and `reports/embed_<space>.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from store import Lake
+
+# dataset -> (lake table, {embed column: lake column or None for null}); only image_ok rows
+SOURCES: dict[str, tuple[str, dict[str, str | None]]] = {
+    "polyvore": ("items", {"item_id": "item_id", "semantic_category": "semantic_category", "split": None}),
+    "deepfashion": ("attributes", {"item_id": "image_id", "semantic_category": None, "split": "split"}),
+}
+ROW_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1"]
+WRITER_ROWS = 4096  # rows per upsert: one LanceDB commit (version + fragment) each
+SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class NoModelError(FileNotFoundError):
+    """No model to embed a space with (none trained, or a model_dir without config.json)."""
+
+
+@dataclasses.dataclass
+class EmbedResult:
+    space: str
+    model_version: str
+    n_rows: int  # lake rows considered (image_ok items of the selected datasets)
+    n_skipped_unchanged: int  # same image_sha1 and model_version already stored
+    n_embedded: int  # rows written this run
+    n_failed: int  # images that could not be read (listed in failures)
+    failures: list[dict] = dataclasses.field(default_factory=list)  # {item_id, image_path, error}
+    seconds: float = 0.0  # the whole call
+    loop_seconds: float = 0.0  # first batch -> last row stored (no lake read, model load, compaction)
+    model_dir: str = ""
+    dataset: str | None = None
+    device: str = ""
+    batch_size: int = 0
+    num_workers: int = 0
+    stopped_early: bool = False  # stop_after_batches cut the run short
+    report_path: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- reader ------------------------------------------------------------------------------------
+
+
+def embed_rows(home: Path | str, dataset: str | None = None) -> pa.Table:
+    """The lake rows to embed: image_ok Polyvore items and DeepFashion attribute images (item_id
+    = image_id, split as in the lake), of the datasets present in the lake; ``dataset`` keeps one.
+    Sorted by dataset, item_id. ValueError for an unknown dataset or one not ingested."""
+    if dataset is not None and dataset not in SOURCES:
+        raise ValueError(f"cannot embed dataset {dataset!r}; embeddable datasets: {sorted(SOURCES)}")
+    lake = Lake(home)
+    parts = []
+    for name in [dataset] if dataset else list(SOURCES):
+        table_name, columns = SOURCES[name]
+        table = lake.read(name, table_name)
+        if table is None:
+            continue
+        table = table.filter(pc.fill_null(table["image_ok"], False))
+        n = table.num_rows
+        parts.append(pa.table({
+            "item_id": table[columns["item_id"]].cast(pa.string()),
+            "dataset": pa.array([name] * n, pa.string()),
+            **{c: table[src].cast(pa.string()) if src else pa.nulls(n, pa.string())
+               for c, src in columns.items() if c != "item_id"},
+            "image_path": table["image_path"].cast(pa.string()),
+            "image_sha1": table["image_sha1"].cast(pa.string()),
+        }).select(ROW_COLUMNS))  # fmt: skip
+    if not parts:
+        what = f"dataset {dataset!r} is not" if dataset else f"none of {sorted(SOURCES)} is"
+        raise ValueError(f"nothing to embed: {what} in the lake at {Path(home) / 'lake'}; ingest it first "
+                         f"(atelier ingest {dataset or 'polyvore'} PATH)")  # fmt: skip
+    rows = pa.concat_tables(parts)
+    return rows.sort_by([("dataset", "ascending"), ("item_id", "ascending")])
+
+
+# -- model -------------------------------------------------------------------------------------
+
+
+def _latest_or_none(home: Path | str, name: str) -> Path | None:
+    """`flows.train.latest_model`, or None when the family has no finished version."""
+    from flows.train import latest_model
+
+    try:
+        return latest_model(home, name)
+    except FileNotFoundError:
+        return None
+
+
+def resolve_model(home: Path | str, space: str, model_dir: Path | str | None = None) -> Path:
+    """``model_dir`` (checked), else the latest ``home/models/<space>/v<N>``; clear errors otherwise."""
+    from models import MODEL_TYPES
+
+    if not isinstance(space, str) or not SPACE_RE.match(space):
+        raise ValueError(f"bad embedding space {space!r}: use lower-case letters, digits and _")
+    if model_dir is not None:
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise NoModelError(f"{model_dir} is not a model directory (no config.json)")
+        return model_dir
+    found = _latest_or_none(home, space)
+    if found is not None:
+        return found
+    models_root = Path(home) / "models"
+    trained = sorted(p.name for p in models_root.iterdir() if p.is_dir() and _latest_or_none(home, p.name)) if models_root.is_dir() else []
+    if space not in MODEL_TYPES and not (models_root / space).is_dir():
+        raise ValueError(f"unknown embedding space {space!r}: no model family {models_root / space}; "
+                         f"image spaces: {sorted(MODEL_TYPES)}; trained models: {trained}")  # fmt: skip
+    raise NoModelError(f"no model for space {space!r}: no {models_root / space}/v<N> with a config.json "
+                       f"(train one first: atelier train {space}; trained models: {trained})")  # fmt: skip
+
+
+def model_version(space: str, model_dir: Path | str) -> str:
+    """``<space>/<version dir>@<8 hex of the weights' hash>``: a retrained model saved over the
+    same directory still counts as a new version."""
+    model_dir = Path(model_dir)
+    digest = hashlib.sha1()  # OpenSSL's sha1: ~0.03 s for resnet18's 45 MB here
+    for name in ("config.json", "model.safetensors"):
+        path = model_dir / name
+        if path.is_file():
+            with open(path, "rb") as f:
+                digest.update(hashlib.file_digest(f, "sha1").digest())
+    return f"{space}/{model_dir.name}@{digest.hexdigest()[:8]}"
+
+
+def _read_config(model_dir: Path) -> dict:
+    return json.loads((model_dir / "config.json").read_text())
+
+
+# -- skip / rows -------------------------------------------------------------------------------
+
+
+def rows_to_embed(rows: pa.Table, existing: Mapping[str, tuple], version: str) -> pa.Table:
+    """``rows`` without those whose (image_sha1, model_version) is already stored."""
+    if not existing:
+        return rows
+    keep = [existing.get(i) != (s, version) for i, s in
+            zip(rows["item_id"].to_pylist(), rows["image_sha1"].to_pylist())]  # fmt: skip
+    return rows.filter(pa.array(keep, pa.bool_()))
+
+
+def vector_rows(rows: pa.Table, vectors: np.ndarray, model: str, version: str) -> pa.Table:
+    """A `vector_schema(dim)` table: ``rows`` (embed columns) + their ``vectors`` (N x dim)."""
+    from store.vectors import vector_schema
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    if n != rows.num_rows:
+        raise ValueError(f"{rows.num_rows} rows but {n} vectors")
+    schema = vector_schema(dim)
+    return pa.table({
+        "item_id": rows["item_id"], "dataset": rows["dataset"], "semantic_category": rows["semantic_category"],
+        "split": rows["split"], "model": pa.array([model] * n, pa.string()),
+        "model_version": pa.array([version] * n, pa.string()), "image_sha1": rows["image_sha1"],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+    }).cast(schema)  # fmt: skip
+
+
+# -- writer ------------------------------------------------------------------------------------
+
+
+class BatchWriter:
+    """Buffers vector rows and upserts ``rows_per_write`` at a time in one background thread
+    (one write in flight; the next batch's embedding overlaps it). `close()` flushes the rest
+    and waits; an error in a write is raised by the next `add`/`close`."""
+
+    def __init__(self, store, space: str, rows_per_write: int = WRITER_ROWS):
+        self.store, self.space, self.rows_per_write = store, space, rows_per_write
+        self.pending: list[pa.Table] = []
+        self.n_pending = 0
+        self.written = 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="embed-writer")
+        self.future: Future | None = None
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.n_pending += table.num_rows
+        if self.n_pending >= self.rows_per_write:
+            self.flush()
+
+    def flush(self) -> None:
+        self._wait()
+        if not self.pending:
+            return
+        table = pa.concat_tables(self.pending)
+        self.pending, self.n_pending = [], 0
+        self.future = self.pool.submit(self._write, table)
+
+    def _write(self, table: pa.Table) -> None:
+        self.store.upsert(self.space, table, batch_size=max(self.rows_per_write, table.num_rows))
+        self.written += table.num_rows
+
+    def _wait(self) -> None:
+        if self.future is not None:
+            future, self.future = self.future, None
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            self._wait()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+# -- the job -----------------------------------------------------------------------------------
+
+
+def _progress(total: int, enabled: bool):
+    """A rich progress bar on stderr (a no-op object when disabled or nothing to do)."""
+    if not enabled or total == 0:
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
+
+
+def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = None, dataset: str | None = None,
+                batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
+                stop_after_batches: int | None = None, progress: bool = True,
+                writer_rows: int = WRITER_ROWS,
+                on_progress: Callable[[int, int], None] | None = None) -> EmbedResult:  # fmt: skip
+    """Embed the lake's images into ``vectors_<space>`` with the space's latest model (or
+    ``model_dir``); only rows whose (image_sha1, model_version) are not stored yet.
+
+    Images that cannot be read are skipped and listed in ``failures`` (the job goes on).
+    ``stop_after_batches`` stops after that many batches (what is embedded by then is stored:
+    the same as a job killed there). At the end: `ensure_indexes`, `compact`, and the result
+    written to ``home/reports/embed_<space>.json``. ``on_progress(done, total)`` is called
+    after each batch; ``progress`` draws a rich bar on stderr."""
+    from store.vectors import VectorStore
+
+    t0 = time.perf_counter()
+    model_dir = resolve_model(home, space, model_dir)
+    version = model_version(space, model_dir)
+    config = _read_config(model_dir)
+    rows = embed_rows(home, dataset)
+    store = VectorStore(home)
+    todo = rows_to_embed(rows, store.existing(space), version)
+    workers = min(2, os.cpu_count() or 1) if num_workers is None else num_workers
+    result = EmbedResult(space=space, model_version=version, n_rows=rows.num_rows,
+                         n_skipped_unchanged=rows.num_rows - todo.num_rows, n_embedded=0, n_failed=0,
+                         model_dir=str(model_dir), dataset=dataset, batch_size=batch_size,
+                         num_workers=workers)  # fmt: skip
+
+    if todo.num_rows:
+        _run(store, space, todo, model_dir, config, version, result, device=device, batch_size=batch_size,
+             num_workers=workers, stop_after_batches=stop_after_batches, progress=progress,
+             writer_rows=writer_rows, on_progress=on_progress)  # fmt: skip
+    if result.n_embedded:  # nothing written: the table is as the last run left it
+        store.ensure_indexes(space)
+        store.compact(space)
+    result.seconds = round(time.perf_counter() - t0, 3)
+    result.report_path = str(write_report(home, result))
+    return result
+
+
+def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, version: str, result: EmbedResult, *,
+         device: str | None, batch_size: int, num_workers: int, stop_after_batches: int | None, progress: bool,
+         writer_rows: int, on_progress: Callable[[int, int], None] | None) -> None:  # fmt: skip
+    import torch
+    from torch.utils.data import DataLoader
+
+    from etl.loader import ImageFolderRows
+    from models import default_device, embed_batch, load_pretrained
+
+    device = device or default_device()
+    result.device = device
+    size = int(config["image_size"])
+    model_name = str(config.get("model_type", space))
+    dataset = ImageFolderRows(todo["image_path"].to_pylist(), size=size)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=torch.device(device).type == "cuda", drop_last=False)  # fmt: skip
+    with warnings.catch_warnings():
+        # the workers fork here, once, before the first write: no LanceDB operation is in flight
+        # (the one thing lancedb's fork warning is about), and the workers never touch LanceDB.
+        # Started before the model loads, so they decode the first batches meanwhile.
+        warnings.filterwarnings("ignore", message="lancedb fork support is experimental")
+        batches = iter(loader)
+    model = load_pretrained(model_dir, device=device)
+    if int(model.config.image_size) != size:  # pragma: no cover - config.json is what built the model
+        raise ValueError(f"{model_dir}: image_size {model.config.image_size} != config.json's {size}")
+    writer = BatchWriter(store, space, writer_rows)
+    bar = _progress(todo.num_rows, progress)
+    task = bar.add_task("embed", total=todo.num_rows) if bar else None
+    done = 0
+    if bar:
+        bar.start()
+    loop_start = time.perf_counter()
+    try:
+        for n_batch, batch in enumerate(batches, 1):
+            index = batch["index"].numpy()
+            ok = batch["ok"].numpy().astype(bool)
+            for pos in np.flatnonzero(~ok):
+                row = todo.slice(int(index[pos]), 1).select(["item_id", "image_path"]).to_pylist()[0]
+                result.failures.append({**row, "error": batch["error"][pos]})
+            if ok.any():
+                images = batch["image"] if ok.all() else batch["image"][torch.from_numpy(ok)]
+                vectors = embed_batch(model, images)
+                writer.add(vector_rows(todo.take(pa.array(index[ok])), vectors, model_name, version))
+            done += len(index)
+            if bar:
+                bar.update(task, completed=done)
+            if on_progress:
+                on_progress(done, todo.num_rows)
+            if stop_after_batches is not None and n_batch >= stop_after_batches:
+                result.stopped_early = done < todo.num_rows
+                break
+    finally:
+        if bar:
+            bar.stop()
+        try:
+            writer.close()  # flush what was embedded, also when interrupted
+        finally:
+            result.n_embedded = writer.written
+            result.n_failed = len(result.failures)
+            result.loop_seconds = round(time.perf_counter() - loop_start, 3)
+
+
+def write_report(home: Path | str, result: EmbedResult) -> Path:
+    """``home/reports/embed_<space>.json`` (written to a temp file, then renamed)."""
+    folder = Path(home) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"embed_{result.space}.json"
+    data = result.to_dict()
+    data["report_path"] = str(path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - the CLI wires embed_space itself
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Embed lake images into vectors_<space>.")
+    parser.add_argument("space")
+    parser.add_argument("--home", default=None)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    from store.lake import default_home
+
+    r = embed_space(args.home or default_home(), args.space, dataset=args.dataset, batch_size=args.batch_size)
+    print(json.dumps({k: v for k, v in r.to_dict().items() if k != "failures"}, indent=2), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

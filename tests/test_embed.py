@@ -1,0 +1,208 @@
+"""The embed job: lake rows -> images -> model -> vectors_<space>; skips unchanged rows, records
+unreadable images, resumes after a stop without duplicates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from etl.loader import ImageFolderRows
+from flows.embed import (
+    NoModelError,
+    embed_rows,
+    embed_space,
+    model_version,
+    resolve_model,
+    rows_to_embed,
+)
+from flows.ingest import ingest
+from models import (
+    AutoencoderConfig,
+    ConvAutoencoder,
+    ResNetConfig,
+    ResNetEmbedder,
+    embed_batch,
+    load_pretrained,
+)
+from store import VectorStore, query
+
+FAST = {"num_workers": 0, "progress": False, "device": "cpu", "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def lake_home(sample_root, tmp_path_factory) -> Path:
+    """A home with the sample polyvore and deepfashion lake (never modified: tests copy it)."""
+    home = tmp_path_factory.mktemp("embed_lake")
+    ingest("polyvore", sample_root / "polyvore", home)
+    ingest("deepfashion", sample_root / "deepfashion", home)
+    return home
+
+
+def copy_home(lake_home: Path, tmp_path: Path, datasets=("polyvore", "deepfashion")) -> Path:
+    home = tmp_path / "home"
+    for d in datasets:
+        shutil.copytree(lake_home / "lake" / d, home / "lake" / d)
+    return home
+
+
+def save_resnet(home: Path, version: str = "v1", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    return ResNetEmbedder(ResNetConfig(num_classes=11, image_size=32)).save_pretrained(home / "models" / "resnet" / version)
+
+
+def save_ae(home: Path, version: str = "v1", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    return ConvAutoencoder(AutoencoderConfig(image_size=32, channels=(8, 16))).save_pretrained(home / "models" / "ae" / version)
+
+
+def stored(home: Path, space: str):
+    return VectorStore(home).table(space).to_arrow().sort_by("item_id")
+
+
+def test_embed_rows(lake_home):
+    rows = embed_rows(lake_home)
+    lake = query(lake_home, "select count(*) filter (where image_ok) from polyvore_items").column(0)[0].as_py()
+    df = query(lake_home, "select count(*) filter (where image_ok) from deepfashion_attributes").column(0)[0].as_py()
+    assert rows.num_rows == lake + df
+    assert rows.column_names == ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1"]
+    assert set(rows["dataset"].to_pylist()) == {"polyvore", "deepfashion"}
+    poly = embed_rows(lake_home, dataset="polyvore")
+    assert poly.num_rows == lake and poly["split"].null_count == lake and poly["semantic_category"].null_count == 0
+    deep = embed_rows(lake_home, dataset="deepfashion")
+    assert deep.num_rows == df and set(deep["split"].to_pylist()) <= {"train", "val", "test"} and deep["split"].null_count == 0
+    with pytest.raises(ValueError, match="cannot embed dataset 'viton'"):
+        embed_rows(lake_home, dataset="viton")
+
+
+def test_embed_rows_only_datasets_in_lake(lake_home, tmp_path):
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    assert set(embed_rows(home)["dataset"].to_pylist()) == {"polyvore"}
+    with pytest.raises(ValueError, match="dataset 'deepfashion' is not in the lake"):
+        embed_rows(home, dataset="deepfashion")
+    with pytest.raises(ValueError, match="nothing to embed"):
+        embed_rows(tmp_path / "empty")
+
+
+def test_embed_store_skip_and_new_version(lake_home, tmp_path):
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    model_dir = save_resnet(home)
+    result = embed_space(home, "resnet", **FAST)
+    items = query(home, "select item_id, semantic_category, image_sha1 from polyvore_items where image_ok").sort_by("item_id")
+    version = model_version("resnet", model_dir)
+    assert version.startswith("resnet/v1@")
+    assert (result.n_rows, result.n_embedded, result.n_skipped_unchanged, result.n_failed) == (items.num_rows, items.num_rows, 0, 0)
+    assert result.model_version == version and result.failures == []
+
+    table = stored(home, "resnet")
+    assert table.num_rows == items.num_rows
+    assert table.schema.field("vector").type.list_size == 128
+    assert table["item_id"].to_pylist() == items["item_id"].to_pylist()
+    assert table["semantic_category"].to_pylist() == items["semantic_category"].to_pylist()
+    assert table["image_sha1"].to_pylist() == items["image_sha1"].to_pylist()
+    assert set(table["dataset"].to_pylist()) == {"polyvore"} and table["split"].null_count == table.num_rows
+    assert set(table["model_version"].to_pylist()) == {version} and set(table["model"].to_pylist()) == {"resnet"}
+
+    # the stored vectors are the model's embeddings of those images (recompute a few)
+    rows = embed_rows(home).sort_by("item_id")
+    pick = [0, 7, rows.num_rows - 1]
+    model = load_pretrained(model_dir)
+    ds = ImageFolderRows([rows["image_path"][i].as_py() for i in pick], 32)
+    expected = embed_batch(model, torch.stack([ds[i]["image"] for i in range(len(pick))]))
+    got = np.stack([np.asarray(table["vector"][i].as_py(), np.float32) for i in pick])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+    report = json.loads((home / "reports" / "embed_resnet.json").read_text())
+    assert report["n_embedded"] == items.num_rows and report["model_version"] == version
+
+    # unchanged lake, same model: nothing to do
+    again = embed_space(home, "resnet", **FAST)
+    assert (again.n_embedded, again.n_skipped_unchanged) == (0, items.num_rows)
+
+    # a new model version re-embeds every row, in place
+    v2 = save_resnet(home, "v2", seed=1)
+    assert resolve_model(home, "resnet") == v2
+    third = embed_space(home, "resnet", **FAST)
+    assert third.n_embedded == items.num_rows and third.model_version.startswith("resnet/v2@")
+    table = stored(home, "resnet")
+    assert table.num_rows == items.num_rows == len(set(table["item_id"].to_pylist()))
+    assert set(table["model_version"].to_pylist()) == {third.model_version}
+
+
+def test_corrupt_image_is_recorded_and_skipped(polyvore_release, tmp_path):
+    home = tmp_path / "home"
+    ingest("polyvore", polyvore_release, home)
+    save_ae(home)
+    rows = embed_rows(home).sort_by("item_id")
+    zero, truncated = rows["image_path"][3].as_py(), rows["image_path"][10].as_py()
+    Path(zero).write_bytes(b"")  # corrupted after ingest: the lake still says image_ok
+    data = Path(truncated).read_bytes()
+    Path(truncated).write_bytes(data[: len(data) // 3])
+
+    result = embed_space(home, "ae", **FAST)
+    bad = {rows["item_id"][3].as_py(), rows["item_id"][10].as_py()}
+    assert result.n_failed == 2 and {f["item_id"] for f in result.failures} == bad
+    assert {f["image_path"] for f in result.failures} == {zero, truncated}
+    assert all(f["error"] for f in result.failures)
+    assert result.n_embedded == rows.num_rows - 2
+    ids = set(stored(home, "ae")["item_id"].to_pylist())
+    assert len(ids) == rows.num_rows - 2 and not ids & bad
+    report = json.loads((home / "reports" / "embed_ae.json").read_text())
+    assert report["n_failed"] == 2 and {f["item_id"] for f in report["failures"]} == bad
+
+    # a re-run tries only the failed rows again
+    again = embed_space(home, "ae", **FAST)
+    assert (again.n_skipped_unchanged, again.n_failed, again.n_embedded) == (rows.num_rows - 2, 2, 0)
+
+
+def test_stop_then_resume_no_duplicates(lake_home, tmp_path):
+    home = copy_home(lake_home, tmp_path)
+    save_ae(home)
+    first = embed_space(home, "ae", stop_after_batches=1, writer_rows=16, **{**FAST, "batch_size": 32})
+    assert first.stopped_early and first.n_embedded == 32
+    assert VectorStore(home).count("ae") == 32
+    rest = embed_space(home, "ae", **FAST)
+    n = embed_rows(home).num_rows
+    assert rest.n_skipped_unchanged == 32 and rest.n_embedded == n - 32
+    table = stored(home, "ae")
+    assert table.num_rows == n == len(set(table["item_id"].to_pylist()))
+    assert table.schema.field("vector").type.list_size == 128
+
+
+def test_dataset_filter(lake_home, tmp_path):
+    home = copy_home(lake_home, tmp_path)
+    save_ae(home)
+    result = embed_space(home, "ae", dataset="deepfashion", **FAST)
+    deep = embed_rows(home, dataset="deepfashion")
+    assert result.n_rows == result.n_embedded == deep.num_rows and result.dataset == "deepfashion"
+    table = stored(home, "ae")
+    assert set(table["dataset"].to_pylist()) == {"deepfashion"}
+    assert sorted(table["split"].to_pylist()) == sorted(deep["split"].to_pylist())
+
+
+def test_unknown_space_and_missing_model(lake_home, tmp_path):
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    with pytest.raises(ValueError, match="unknown embedding space 'nope'"):
+        embed_space(home, "nope", **FAST)
+    with pytest.raises(NoModelError, match="no model for space 'resnet'.*atelier train resnet"):
+        embed_space(home, "resnet", **FAST)
+    with pytest.raises(NoModelError, match="no config.json"):
+        embed_space(home, "resnet", model_dir=tmp_path / "nowhere", **FAST)
+    with pytest.raises(ValueError, match="bad embedding space"):
+        embed_space(home, "Bad Space", **FAST)
+    (home / "models" / "resnet" / "v3").mkdir(parents=True)  # a version folder without config.json
+    with pytest.raises(NoModelError):
+        resolve_model(home, "resnet")
+    assert not (home / "vectors").exists() or VectorStore(home).spaces() == []
+
+
+def test_rows_to_embed_compares_sha1_and_version(lake_home):
+    rows = embed_rows(lake_home, dataset="polyvore").slice(0, 3)
+    ids, sha = rows["item_id"].to_pylist(), rows["image_sha1"].to_pylist()
+    existing = {ids[0]: (sha[0], "m/v1"), ids[1]: ("other", "m/v1"), ids[2]: (sha[2], "m/v0")}
+    assert rows_to_embed(rows, existing, "m/v1")["item_id"].to_pylist() == ids[1:]
+    assert rows_to_embed(rows, {}, "m/v1").num_rows == 3
