@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from benchutil import best_of, write_results
+
 from etl.deepfashion2 import CATEGORIES, read_deepfashion2
 from etl.images import PROBE_SCHEMA
 from etl.samples.deepfashion2 import N_LANDMARKS

@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from benchutil import best_of, write_results
 from PIL import Image
 
-from benchutil import best_of, write_results
 from etl import probe_images
 from etl.samples import reference_release
 from etl.samples.draw import PATTERNS, SEMANTIC_CATEGORIES, Garment, render

@@ -25,8 +25,8 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-
 from benchutil import best_of, write_results
+
 from etl.samples.viton import FOLDERS, random_garment, random_look, write_person
 from flows.ingest import ingest
 

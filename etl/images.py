@@ -2,7 +2,8 @@
 
 Cheap decode: JPEGs are decoded in Pillow's draft mode (DCT scaling to ~1/8 size), which still
 reads every byte of the entropy-coded data, so a truncated file fails like a full decode would.
-Large batches run on a process per core (forked, so workers start in milliseconds): Pillow's
+Large batches run on a process per core (forked, so workers start in milliseconds; see
+`pool_start_method`): Pillow's
 JPEG header parsing is Python code that holds the GIL, so threads do not scale.
 
 Incremental: given the previous probe table, an image whose path, size and mtime are unchanged
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing as mp
 import os
 import stat
+import sys
+import threading
 from collections.abc import Callable, Iterable
-import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
@@ -100,6 +103,18 @@ def _probe_chunk(chunk: list[tuple[str, int, int]]) -> list[dict]:
     return [probe_image(*args) for args in chunk]
 
 
+def pool_start_method() -> str | None:
+    """How to start the probe processes: ``fork`` (milliseconds) while this process runs one
+    thread and has not loaded LanceDB's native runtime (a fork copies locks other threads may
+    hold: lance warns it is not fork-safe, Prefect runs tasks in threads); else ``forkserver``
+    (a clean single-threaded server forks the workers, ~0.1 s more); None where neither exists
+    (macOS/Windows defaults: the caller uses threads)."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and "lance" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else None
+
+
 def probe_images(
     paths: pa.Array | Iterable[str],
     previous: pa.Table | None = None,
@@ -131,8 +146,8 @@ def probe_images(
     chunks = [todo[i::n_chunks] for i in range(n_chunks)]
     if n_chunks == 1:
         done = (_probe_chunk(c) for c in chunks)
-    elif "fork" in mp.get_all_start_methods():
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+    elif method := pool_start_method():
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
         done = pool.map(_probe_chunk, chunks)
     else:  # no fork (macOS/Windows defaults): threads; Pillow and hashlib release the GIL while decoding
         pool = ThreadPoolExecutor(workers)

@@ -49,7 +49,11 @@ class ResNetEmbedder(PretrainedMixin, nn.Module):
         self.embedding = nn.Linear(TRUNK_FEATURES, config.embedding_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.embedding_dim, config.num_classes)
-        # Not persistent: constants, kept out of model.safetensors.
+        self.init_constants()
+
+    def init_constants(self) -> None:
+        """The input normalisation constants: not persistent, kept out of model.safetensors
+        (`from_pretrained` calls this again after building the model on the meta device)."""
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -206,3 +206,23 @@ def test_rows_to_embed_compares_sha1_and_version(lake_home):
     existing = {ids[0]: (sha[0], "m/v1"), ids[1]: ("other", "m/v1"), ids[2]: (sha[2], "m/v0")}
     assert rows_to_embed(rows, existing, "m/v1")["item_id"].to_pylist() == ids[1:]
     assert rows_to_embed(rows, {}, "m/v1").num_rows == 3
+
+
+def test_dataloader_workers_give_the_same_vectors(lake_home, tmp_path):
+    """Workers decode in other processes (started by a forkserver: this process has LanceDB's
+    runtime loaded, which is not fork-safe), and the stored vectors equal the in-process run's."""
+    import warnings
+
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    save_resnet(home)
+    embed_space(home, "resnet", **FAST)
+    expected = stored(home, "resnet")
+    shutil.rmtree(home / "vectors")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*fork")
+        result = embed_space(home, "resnet", **{**FAST, "num_workers": 2})
+    assert result.num_workers == 2 and result.n_embedded == expected.num_rows
+    got = stored(home, "resnet")
+    assert got["item_id"].equals(expected["item_id"])
+    np.testing.assert_allclose(np.stack(got["vector"].to_numpy(zero_copy_only=False)),
+                               np.stack(expected["vector"].to_numpy(zero_copy_only=False)), atol=1e-5)

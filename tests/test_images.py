@@ -35,3 +35,27 @@ def test_parallel_equals_sequential_and_missing_files_get_no_row(tmp_path):
     assert missing not in seq.column("image_path").to_pylist()
     again, n = probe_images(paths, previous=par)
     assert n == 0 and again.equals(par)
+
+
+def test_processes_are_forked_only_while_it_is_safe(tmp_path, monkeypatch):
+    """A process with other threads (Prefect's task runner) or LanceDB's runtime loaded gets a
+    forkserver pool (no fork-safety warning) and the same rows as the in-process probe."""
+    import sys
+    import warnings
+
+    import etl.images as images
+
+    monkeypatch.delitem(sys.modules, "lance", raising=False)
+    monkeypatch.setattr(images.threading, "active_count", lambda: 1)
+    assert images.pool_start_method() == "fork"
+    monkeypatch.setattr(images.threading, "active_count", lambda: 3)
+    assert images.pool_start_method() == "forkserver"
+    monkeypatch.undo()
+    import lance  # noqa: F401
+
+    assert images.pool_start_method() == "forkserver"
+    paths = [str(_jpeg(tmp_path / f"{i}.jpg", (20 + i % 30, 12))) for i in range(40)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        par, n = probe_images(paths, workers=2, min_parallel=10)
+    assert n == 40 and par.equals(probe_images(paths, workers=1)[0])
