@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64, help="the model's input side")
     parser.add_argument("--source-size", type=int, default=128, help="side of the sample JPEGs (decoded, then resized)")
-    parser.add_argument("--workers", default="0,2", help="DataLoader num_workers settings to try")
+    parser.add_argument("--workers", default="0", help="DataLoader num_workers settings to try, e.g. 0,2 (workers start from a forkserver: +2-3 s here)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()

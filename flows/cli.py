@@ -15,7 +15,8 @@ from rich.table import Table
 import etl
 from etl.samples import sample_image_count, write_samples
 from flows.cli_common import DEFAULT_HOME, Home, console, fail, out, progress_bar
-from flows.cli_models import models_app
+from flows.cli_models import models_app, print_neighbours
+from flows.demo import DemoSettings
 from store import query
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
@@ -156,23 +157,65 @@ def demo(
     home: Home = DEFAULT_HOME,
     seed: Annotated[int, typer.Option(help="Seed of the sample datasets.")] = 0,
     scale: Annotated[int, typer.Option(min=1, help="Size of the sample datasets.")] = 1,
+    resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
+    ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
 
-    Writes sample releases to HOME/samples (reused when seed and scale match), ingests them
-    into HOME/lake, and summarises what is there.
+    Writes sample releases of the five datasets to HOME/samples (reused when seed and scale
+    match), ingests them into HOME/lake, trains the resnet and ae models briefly (reused when
+    already trained with these settings), embeds the images into vectors_resnet and vectors_ae,
+    and prints neighbours of one item, the PCA figures' paths and neighbour precision@10 against
+    the samples' hidden ground truth, each with its baseline.
 
     Example: `atelier demo --home ./atelier-home`
     """
-    from flows.demo import run_demo
+    from flows.demo import DemoResult, analyse, embed_spaces, ingest_samples, train_models
     from flows.summary import print_summary
 
+    settings = DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps)
     with progress_bar() as p:
         task = p.add_task("drawing sample images", total=sample_image_count(scale))
-        results = run_demo(home, seed, scale, on_item=lambda: p.advance(task), on_progress=_probe_callback(p, "probing images"))
-    for result in results.values():
+        ingested = ingest_samples(home, seed, scale, on_item=lambda: p.advance(task), on_progress=_probe_callback(p, "probing images"))
+    for result in ingested.values():
         _print_ingest(result)
     print_summary(home, out)
+    result = DemoResult(ingest=ingested, models=train_models(home, settings, log=console.print))
+    print_models(result.models)
+    result.embeds = embed_spaces(home)
+    for space, e in result.embeds.items():
+        out.print(f"vectors_{space} ({e.model_version}): {e.n_embedded} embedded, {e.n_skipped_unchanged} unchanged, "
+                  f"{e.n_failed} failed, in {e.seconds:.1f} s")  # fmt: skip
+    analyse(home, result, k=settings.k, seed=seed, scale=scale)
+    for space, found in result.neighbours.items():
+        print_neighbours(found, space)
+    for space, p in result.pca.items():
+        share = ", ".join(f"{v:.1%}" for v in p.explained_variance_ratio[:2])
+        out.print(f"PCA of {space}: PC1, PC2 explain {share}; figure: {p.png_path}")
+    print_quality(result.quality)
+
+
+def print_models(models: dict[str, dict]) -> None:
+    for name, m in models.items():
+        metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
+        if name == "resnet":
+            score = f"val accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['val_majority_baseline']:.3f})"
+        else:
+            score = f"val SSIM {metrics['val_ssim']:.3f} (mean-image baseline {metrics['baseline_ssim']:.3f})"
+        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics.get('weights')}): {score}")
+
+
+def print_quality(report: dict) -> None:
+    """Neighbour precision@k per space and attribute, against picking neighbours at random."""
+    t = Table("space", "neighbours share", "among", "queries", f"precision@{report['k']}", "random",
+              title="Neighbour precision vs random (held-out sample items; hidden ground truth)", title_justify="left")  # fmt: skip
+    for space, attributes in report["spaces"].items():
+        for attribute, r in attributes.items():
+            if not isinstance(r, dict):  # n_items, n_with_truth
+                continue
+            t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]),
+                      f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}")  # fmt: skip
+    out.print(t)
 
 
 if __name__ == "__main__":

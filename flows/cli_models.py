@@ -97,6 +97,11 @@ def neighbours(
         result = find(home, item, space, k=k, where=where)
     except (KeyError, ValueError, FileNotFoundError) as e:
         fail(e)
+    print_neighbours(result, space)
+
+
+def print_neighbours(result, space: str) -> None:
+    """A `flows.analyses.Neighbours` as a table, then the gallery's path."""
     q = result.query
     t = Table("#", "item_id", "semantic_category", "title", "distance",
               title=f"neighbours of {q['item_id']} ({q['semantic_category']}: {q.get('title')}) in {space}", title_justify="left")  # fmt: skip

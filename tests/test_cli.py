@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -27,15 +29,29 @@ def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home):
     assert res.exit_code == 1 and "polyvore_item_metadata.json, line 1" in res.output
 
 
-def test_demo_runs_and_reuses_its_samples(tmp_path):
+def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
     home = tmp_path / "home"
-    res = runner.invoke(app, ["demo", "--home", str(home)])
+    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3"]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    for text in ("Polyvore items per semantic category", "majority_baseline", "Quarantine"):
-        assert text in res.output
+    output = " ".join(res.output.split())  # rich wraps lines at the terminal width
+    for text in ("Polyvore items per semantic category", "majority_baseline", "Quarantine",
+                 "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120)",
+                 "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random"):
+        assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()
-    res = runner.invoke(app, ["demo", "--home", str(home)])
-    assert res.exit_code == 0 and "images probed this run: 0" in res.output
+    for space in ("resnet", "ae"):
+        assert f"vectors_{space} ({space}/v1@" in output
+        assert (home / "reports" / f"pca_{space}.png").stat().st_size > 1000
+        assert f"figure: {home / 'reports' / f'pca_{space}.png'}" in res.output.replace("\n", "")
+    assert len(list((home / "reports").glob("neighbours_resnet_*.html"))) == 1
+    assert json.loads((home / "reports" / "quality.json").read_text())["neighbours"]["spaces"].keys() == {"resnet", "ae"}
+    # a second run reuses the samples, the probes, the models and every stored vector
+    res = runner.invoke(app, args)
+    output = " ".join(res.output.split())
+    assert res.exit_code == 0 and "images probed this run: 0" in output
+    assert "resnet v1 (reused" in output and not (home / "models" / "resnet" / "v2").exists()
+    assert output.count("0 embedded, 884 unchanged") == 2
 
 
 def test_samples_command(tmp_path):

@@ -17,6 +17,9 @@ Ground truth (what later models are scored against):
    every split draw from all pools, so items are shared across splits.
 6. Images: the semantic category decides the silhouette, the fine category (category_id) the
    shape variant; colour, pattern, sleeve length and neckline are visible.
+
+`sample_truth(seed, scale)` gives each item's hidden style and drawn attributes (pattern, sleeve,
+neckline, colour) for scoring models; it replays the generator's draws and writes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +86,9 @@ class SampleItem:
         return self.garment.category
 
 
+Pools = dict[str, dict[tuple[str, str], list[SampleItem]]]  # split -> (style, category) -> items
+
+
 def _draw_item(rng: random.Random, item_id: str, style_name: str, category: str, pool: str) -> SampleItem:
     style = STYLES[style_name]
     names = list(style.palette)
@@ -125,13 +131,11 @@ def _outfit_categories(rng: random.Random, style: Style) -> list[str]:
     return core + (["accessories"] if rng.random() < 0.5 else []) + [rng.choice(extras)]
 
 
-def write_polyvore(out: Path | str, seed: int = 0, scale: int = 1, image_size: int = 128,
-                   on_item: Callable[[], None] | None = None) -> dict[str, int]:  # fmt: skip
-    """Write the release to ``out`` (created). Returns counts of what was written."""
-    out = Path(out)
-    rng = random.Random(seed)
+def _draw_items(rng: random.Random, scale: int) -> tuple[Iterator[int], Pools, list[SampleItem]]:
+    """The first draws of a release: the id sequence (items, then outfit set ids), and every
+    item, by split pool and (style, category). Shared by `write_polyvore` and `sample_truth`."""
     ids = iter(rng.sample(range(100_000_000, 999_999_999), 50_000 * scale))
-    pools: dict[str, dict[tuple[str, str], list[SampleItem]]] = {s: defaultdict(list) for s in SPLITS}
+    pools: Pools = {s: defaultdict(list) for s in SPLITS}
     items: list[SampleItem] = []
     per_pool = {"train": 6, "valid": 2, "test": 3}
     for split in SPLITS:
@@ -141,6 +145,33 @@ def write_polyvore(out: Path | str, seed: int = 0, scale: int = 1, image_size: i
                     item = _draw_item(rng, str(next(ids)), style, category, split)
                     pools[split][(style, category)].append(item)
                     items.append(item)
+    return ids, pools, items
+
+
+def sample_truth(seed: int = 0, scale: int = 1) -> dict[str, dict]:
+    """The hidden ground truth of the release `write_polyvore(out, seed, scale)` writes (any
+    image size): item_id -> {"style", "category", "pattern" (name), "sleeve" (name, None for
+    categories without sleeves), "neck" (name, None likewise), "colour" (main colour name)}.
+
+    It replays the generator's item draws (`_draw_items`), so it is exact and writes nothing;
+    none of it is in the released files except what the titles and images show."""
+    _, _, items = _draw_items(random.Random(seed), scale)
+    truth = {}
+    for item in items:
+        g = item.garment
+        sleeved = g.category in GARMENTS_WITH_SLEEVES
+        truth[item.item_id] = {"style": item.style, "category": g.category, "pattern": PATTERNS[g.pattern],
+                               "sleeve": SLEEVES[g.sleeve] if sleeved else None,
+                               "neck": NECKS[g.neck] if sleeved else None, "colour": item.colour_name}  # fmt: skip
+    return truth
+
+
+def write_polyvore(out: Path | str, seed: int = 0, scale: int = 1, image_size: int = 128,
+                   on_item: Callable[[], None] | None = None) -> dict[str, int]:  # fmt: skip
+    """Write the release to ``out`` (created). Returns counts of what was written."""
+    out = Path(out)
+    rng = random.Random(seed)
+    ids, pools, items = _draw_items(rng, scale)
     (out / "images").mkdir(parents=True, exist_ok=True)
     for item in items:
         render(item.garment, image_size).save(out / "images" / f"{item.item_id}.jpg", quality=90)
