@@ -44,6 +44,7 @@ class Neighbours:
     query: dict  # the query item: item_id, semantic_category, title, image_path
     rows: list[dict]  # neighbours, nearest first: item_id, semantic_category, title, distance, image_path
     gallery: Path  # the HTML page
+    where: str | None = None  # the filter applied inside the search
 
 
 def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: str | None = None) -> Neighbours:
@@ -59,7 +60,7 @@ def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: s
     rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
              **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip
     gallery = write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
-    return Neighbours(query_item, rows, gallery)
+    return Neighbours(query_item, rows, gallery, where)
 
 
 def _safe(text: str) -> str:

@@ -108,6 +108,8 @@ def print_neighbours(result, space: str) -> None:
     for i, r in enumerate(result.rows, 1):
         t.add_row(str(i), r["item_id"], str(r["semantic_category"]), str(r.get("title")), f"{r['distance']:.4f}")
     out.print(t)
+    if result.where:
+        out.print(f"filter (inside the search): {result.where}")
     out.print(f"gallery: {result.gallery}")
 
 

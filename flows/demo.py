@@ -22,6 +22,7 @@ from etl.samples import SAMPLE_DATASETS, write_samples
 from flows.ingest import IngestResult, ingest
 
 DEMO_SPACES = ("resnet", "ae")
+DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def analyse(home: Path | str, result: DemoResult, spaces=DEMO_SPACES, k: int = 1
 
     query_item = demo_query_item(home, spaces[0])
     for space in spaces:
-        result.neighbours[space] = neighbours(home, query_item, space, k=k)
+        result.neighbours[space] = neighbours(home, query_item, space, k=k, where=DEMO_WHERE)
         result.pca[space] = pca(home, space)
     result.quality = sample_precision_report(home, spaces, seed=seed, scale=scale, k=k, queries=held_out_items(home, seed))
     return result
