@@ -68,6 +68,7 @@ class EmbedResult:
     batch_size: int = 0
     num_workers: int = 0
     stopped_early: bool = False  # stop_after_batches cut the run short
+    shard: list[int] | None = None  # [index, count] when the run embedded one shard
     report_path: str = ""
 
     def to_dict(self) -> dict:
@@ -261,7 +262,7 @@ def _progress(total: int, enabled: bool):
 def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = None, dataset: str | None = None,
                 batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
                 stop_after_batches: int | None = None, progress: bool = True,
-                writer_rows: int = WRITER_ROWS,
+                writer_rows: int = WRITER_ROWS, shard: tuple[int, int] | None = None,
                 on_progress: Callable[[int, int], None] | None = None) -> EmbedResult:  # fmt: skip
     """Embed the lake's images into ``vectors_<space>`` with the space's latest model (or
     ``model_dir``); only rows whose (image_sha1, model_version) are not stored yet.
@@ -270,7 +271,12 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     ``stop_after_batches`` stops after that many batches (what is embedded by then is stored:
     the same as a job killed there). At the end: `ensure_indexes`, `compact`, and the result
     written to ``home/reports/embed_<space>.json``. ``on_progress(done, total)`` is called
-    after each batch; ``progress`` draws a rich bar on stderr."""
+    after each batch; ``progress`` draws a rich bar on stderr.
+
+    ``shard=(i, n)``: only the rows of shard i of n (`in_shard`: a hash of item_id), so n jobs,
+    on one machine or many, embed a space together (LanceDB commits concurrent upserts of
+    disjoint rows); a shard leaves indexing and compaction to `finalize_space`, run once after
+    all shards, and reports to ``embed_<space>.shard<i>-of-<n>.json``."""
     from store.vectors import VectorStore
 
     t0 = time.perf_counter()
@@ -278,6 +284,8 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     version = model_version(space, model_dir)
     config = _read_config(model_dir)
     rows = embed_rows(home, dataset)
+    if shard is not None:
+        rows = rows.filter(in_shard(rows["item_id"], *shard))
     store = VectorStore(home)
     todo = rows_to_embed(rows, store.existing(space), version)
     device = device or _default_device()
@@ -285,18 +293,37 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     result = EmbedResult(space=space, model_version=version, n_rows=rows.num_rows,
                          n_skipped_unchanged=rows.num_rows - todo.num_rows, n_embedded=0, n_failed=0,
                          model_dir=str(model_dir), dataset=dataset, batch_size=batch_size,
-                         num_workers=workers)  # fmt: skip
+                         num_workers=workers, shard=list(shard) if shard else None)  # fmt: skip
 
     if todo.num_rows:
         _run(store, space, todo, model_dir, config, version, result, device=device, batch_size=batch_size,
              num_workers=workers, stop_after_batches=stop_after_batches, progress=progress,
              writer_rows=writer_rows, on_progress=on_progress)  # fmt: skip
-    if result.n_embedded:  # nothing written: the table is as the last run left it
-        store.ensure_indexes(space)
-        store.compact(space)
+    if result.n_embedded and shard is None:  # nothing written: the table is as the last run left it
+        finalize_space(home, space)
     result.seconds = round(time.perf_counter() - t0, 3)
     result.report_path = str(write_report(home, result))
     return result
+
+
+def in_shard(item_ids: pa.Array | pa.ChunkedArray, index: int, count: int) -> pa.Array:
+    """Mask of the ids in shard ``index`` of ``count`` (first 8 bytes of the id's SHA-1, mod
+    count): stable across runs and machines, about equal shard sizes."""
+    if not 0 <= index < count:
+        raise ValueError(f"shard {index} of {count}: need 0 <= index < count")
+    return pa.array([int.from_bytes(hashlib.sha1(str(i).encode()).digest()[:8], "big") % count == index
+                     for i in item_ids.to_pylist()], pa.bool_())  # fmt: skip
+
+
+def finalize_space(home: Path | str, space: str) -> dict:
+    """After writes: build the ANN and scalar indexes once the table is big enough, then merge
+    fragments and drop old versions. Returns {"rows", "index_built"}."""
+    from store.vectors import VectorStore
+
+    store = VectorStore(home)
+    built = store.ensure_indexes(space)
+    store.compact(space)
+    return {"rows": store.count(space), "index_built": built}
 
 
 def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, version: str, result: EmbedResult, *,
@@ -376,7 +403,8 @@ def write_report(home: Path | str, result: EmbedResult) -> Path:
     """``home/reports/embed_<space>.json`` (written to a temp file, then renamed)."""
     folder = Path(home) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"embed_{result.space}.json"
+    suffix = f".shard{result.shard[0]}-of-{result.shard[1]}" if result.shard else ""
+    path = folder / f"embed_{result.space}{suffix}.json"
     data = result.to_dict()
     data["report_path"] = str(path)
     tmp = path.with_suffix(".json.tmp")

@@ -226,3 +226,26 @@ def test_dataloader_workers_give_the_same_vectors(lake_home, tmp_path):
     assert got["item_id"].equals(expected["item_id"])
     np.testing.assert_allclose(np.stack(got["vector"].to_numpy(zero_copy_only=False)),
                                np.stack(expected["vector"].to_numpy(zero_copy_only=False)), atol=1e-5)
+
+
+def test_shards_together_equal_one_run(lake_home, tmp_path):
+    from flows.embed import finalize_space, in_shard
+
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    save_ae(home)
+    whole = embed_space(home, "ae", **FAST)
+    expected = stored(home, "ae")
+    shutil.rmtree(home / "vectors")
+    parts = [embed_space(home, "ae", shard=(i, 3), **FAST) for i in range(3)]
+    assert sum(p.n_embedded for p in parts) == whole.n_embedded and all(p.n_embedded > 0 for p in parts)
+    assert (home / "reports" / "embed_ae.shard2-of-3.json").exists()
+    assert finalize_space(home, "ae") == {"rows": whole.n_embedded, "index_built": False}
+    got = stored(home, "ae")
+    assert got["item_id"].equals(expected["item_id"])
+    np.testing.assert_allclose(np.stack(got["vector"].to_numpy(zero_copy_only=False)),
+                               np.stack(expected["vector"].to_numpy(zero_copy_only=False)), atol=1e-6)
+    ids = expected["item_id"]
+    masks = [np.asarray(in_shard(ids, i, 3)) for i in range(3)]
+    assert (sum(m.astype(int) for m in masks) == 1).all()  # every item in exactly one shard
+    with pytest.raises(ValueError, match="shard 3 of 3"):
+        in_shard(ids, 3, 3)
