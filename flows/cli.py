@@ -14,9 +14,9 @@ from rich.table import Table
 
 import etl
 from etl.samples import sample_image_count, write_samples
-from flows.cli_common import DEFAULT_HOME, Home, console, fail, out, progress_bar
-from flows.cli_models import models_app, print_neighbours
-from flows.demo import DemoSettings
+from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
+from flows.cli_demo import demo_app
+from flows.cli_models import models_app
 from store import query
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
@@ -24,6 +24,7 @@ app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> 
 ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app)  # train, embed, neighbours, pca: top-level commands
+app.add_typer(demo_app)  # demo
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 
@@ -44,17 +45,6 @@ def _probe_callback(progress: Progress, label: str):
     return lambda done, total: progress.update(task, completed=done, total=total)
 
 
-def _print_ingest(result) -> None:
-    t = Table(title=f"{result.dataset}: records per source file", title_justify="left")
-    for col in ("source file", "read", "kept", "quarantined"):
-        t.add_column(col, justify="left" if col == "source file" else "right")
-    for r in result.sources:
-        t.add_row(r["source_file"], str(r["records_read"]), str(r["records_kept"]), str(r["records_quarantined"]))
-    out.print(t)
-    rows = ", ".join(f"{k} {v}" for k, v in result.rows.items() if k not in ("sources",))
-    out.print(f"[bold]{result.dataset}[/bold] tables: {rows}; images probed this run: {result.images_probed}")
-
-
 @app.command()
 def samples(
     folder: Annotated[Path, typer.Argument(help="Where to write the sample releases.")],
@@ -72,15 +62,20 @@ def samples(
         out.print(f"{folder / dataset}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
 
 
-def _run_ingest(dataset: str, path: Path, home: Path, **options) -> None:
+def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool, **options) -> None:
+    """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.ingest.ingest`."""
     from flows.ingest import ingest
+    from flows.pipelines import ingest_flow
 
     try:
-        with progress_bar() as p:
-            result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options)
-    except (etl.RawFormatError, FileNotFoundError) as e:
+        if no_prefect:
+            with progress_bar() as p:
+                result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
+        else:
+            result = run_flow(ingest_flow, dataset=dataset, raw_dir=str(path), home=str(home), options=options or None)
+    except (etl.RawFormatError, FileNotFoundError, ValueError) as e:
         fail(e)
-    _print_ingest(result)
+    print_ingest(result)
 
 
 @ingest_app.command("polyvore")
@@ -88,12 +83,14 @@ def ingest_polyvore_cmd(
     path: Annotated[Path, typer.Argument(help="Root of a Polyvore Outfits release.", exists=True, file_okay=False)],
     variant: Annotated[Variant, typer.Option(help="Which outfit variant(s) to ingest.")] = Variant.all,
     home: Home = DEFAULT_HOME,
+    no_prefect: NoPrefect = False,
 ) -> None:
     """Ingest a Polyvore Outfits release (items, outfits, FITB, compatibility, images).
 
     Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
     """
-    _run_ingest("polyvore", path, home, variants=etl.VARIANTS if variant == Variant.all else (variant.value,))
+    variants = list(etl.VARIANTS) if variant == Variant.all else [variant.value]
+    _run_ingest("polyvore", path, home, no_prefect, **({} if variant == Variant.all else {"variants": variants}))
 
 
 INGEST_COMMANDS = {  # dataset -> (what it reads, example release folder)
@@ -108,8 +105,9 @@ def _ingest_command(dataset: str, what: str, example: str):
     def command(
         path: Release,
         home: Home = DEFAULT_HOME,
+        no_prefect: NoPrefect = False,
     ) -> None:
-        _run_ingest(dataset, path, home)
+        _run_ingest(dataset, path, home, no_prefect)
 
     command.__doc__ = f"Ingest {what}.\n\nExample: `atelier ingest {dataset} {example} --home ./home`"
     return command
@@ -150,72 +148,6 @@ def sql(
             t.add_row(*(str(v) for v in row.values()))
         out.print(t)
         out.print(f"{result.num_rows} rows")
-
-
-@app.command()
-def demo(
-    home: Home = DEFAULT_HOME,
-    seed: Annotated[int, typer.Option(help="Seed of the sample datasets.")] = 0,
-    scale: Annotated[int, typer.Option(min=1, help="Size of the sample datasets.")] = 1,
-    resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
-    ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
-) -> None:
-    """Run everything on the embedded sample datasets and print a summary.
-
-    Writes sample releases of the five datasets to HOME/samples (reused when seed and scale
-    match), ingests them into HOME/lake, trains the resnet and ae models briefly (reused when
-    already trained with these settings), embeds the images into vectors_resnet and vectors_ae,
-    and prints neighbours of one item, the PCA figures' paths and neighbour precision@10 against
-    the samples' hidden ground truth, each with its baseline.
-
-    Example: `atelier demo --home ./atelier-home`
-    """
-    from flows.demo import DemoResult, analyse, embed_spaces, ingest_samples, train_models
-    from flows.summary import print_summary
-
-    settings = DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps)
-    with progress_bar() as p:
-        task = p.add_task("drawing sample images", total=sample_image_count(scale))
-        ingested = ingest_samples(home, seed, scale, on_item=lambda: p.advance(task), on_progress=_probe_callback(p, "probing images"))
-    for result in ingested.values():
-        _print_ingest(result)
-    print_summary(home, out)
-    result = DemoResult(ingest=ingested, models=train_models(home, settings, log=console.print))
-    print_models(result.models)
-    result.embeds = embed_spaces(home)
-    for space, e in result.embeds.items():
-        out.print(f"vectors_{space} ({e.model_version}): {e.n_embedded} embedded, {e.n_skipped_unchanged} unchanged, "
-                  f"{e.n_failed} failed, in {e.seconds:.1f} s")  # fmt: skip
-    analyse(home, result, k=settings.k, seed=seed, scale=scale)
-    for space, found in result.neighbours.items():
-        print_neighbours(found, space)
-    for space, p in result.pca.items():
-        share = ", ".join(f"{v:.1%}" for v in p.explained_variance_ratio[:2])
-        out.print(f"PCA of {space}: PC1, PC2 explain {share}; figure: {p.png_path}")
-    print_quality(result.quality)
-
-
-def print_models(models: dict[str, dict]) -> None:
-    for name, m in models.items():
-        metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
-        if name == "resnet":
-            score = f"val accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['val_majority_baseline']:.3f})"
-        else:
-            score = f"val SSIM {metrics['val_ssim']:.3f} (mean-image baseline {metrics['baseline_ssim']:.3f})"
-        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics.get('weights')}): {score}")
-
-
-def print_quality(report: dict) -> None:
-    """Neighbour precision@k per space and attribute, against picking neighbours at random."""
-    t = Table("space", "neighbours share", "among", "queries", f"precision@{report['k']}", "random",
-              title="Neighbour precision vs random (held-out sample items; hidden ground truth)", title_justify="left")  # fmt: skip
-    for space, attributes in report["spaces"].items():
-        for attribute, r in attributes.items():
-            if not isinstance(r, dict):  # n_items, n_with_truth
-                continue
-            t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]),
-                      f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}")  # fmt: skip
-    out.print(t)
 
 
 if __name__ == "__main__":

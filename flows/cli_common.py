@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from store.lake import DEFAULT_HOME, HOME_ENV
 
@@ -15,6 +16,9 @@ console = Console(stderr=True)  # progress and errors
 out = Console()  # results
 
 Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
+NoPrefect = Annotated[bool, typer.Option("--no-prefect", help="Call the job directly instead of as a Prefect flow run: "
+                                         "no server needed (without PREFECT_API_URL each flow run starts a temporary "
+                                         "one, ~10 s), nothing recorded in Prefect.")]  # fmt: skip
 
 
 def progress_bar() -> Progress:
@@ -22,9 +26,37 @@ def progress_bar() -> Progress:
                     console=console, transient=True)  # fmt: skip
 
 
+def run_flow(flow_fn, **parameters):
+    """Run a Prefect flow (`flows.pipelines.run`), say where the run can be seen, return its result."""
+    from flows.pipelines import run
+
+    result, where = run(flow_fn, **parameters)
+    if where["url"]:
+        console.print(f"Prefect flow run {where['name']} {where['flow_run_id']}: {where['url']}")
+    else:
+        console.print(f"Prefect flow run {where['name']} {where['flow_run_id']} ran on a temporary server, gone with "
+                      "this process: start one (`prefect server start`) and set PREFECT_API_URL to keep runs and "
+                      "see them in the UI")  # fmt: skip
+    return result
+
+
+def print_ingest(result: dict) -> None:
+    """An ingest's counts (`IngestResult.to_dict()`): records per source file, rows per table."""
+    t = Table(title=f"{result['dataset']}: records per source file", title_justify="left")
+    for col in ("source file", "read", "kept", "quarantined"):
+        t.add_column(col, justify="left" if col == "source file" else "right")
+    for r in result["sources"]:
+        t.add_row(r["source_file"], str(r["records_read"]), str(r["records_kept"]), str(r["records_quarantined"]))
+    out.print(t)
+    rows = ", ".join(f"{k} {v}" for k, v in result["rows"].items() if k not in ("sources",))
+    out.print(f"[bold]{result['dataset']}[/bold] tables: {rows}; images probed this run: {result['images_probed']}")
+    if result.get("cached"):
+        out.print(f"{result['dataset']}: release unchanged since the last ingest (cached result): nothing ran")
+
+
 def fail(e: Exception | str) -> NoReturn:
     console.print(f"[red]error:[/red] {e}")
     raise typer.Exit(1)
 
 
-__all__ = ["DEFAULT_HOME", "Home", "console", "fail", "out", "progress_bar"]
+__all__ = ["DEFAULT_HOME", "Home", "NoPrefect", "console", "fail", "out", "print_ingest", "progress_bar", "run_flow"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from enum import Enum
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, fail, out
+from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
 
 models_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -29,29 +30,36 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split, init and shuffles.")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Local pretrained ResNet18 weights (.safetensors/.pth); none: random init.", exists=True, dir_okay=False)] = None,
     home: Home = DEFAULT_HOME,
+    no_prefect: NoPrefect = False,
 ) -> None:
     """Train a model on the lake's Polyvore items; saves HOME/models/MODEL/vN/ (config.json,
-    model.safetensors, metrics.json) and prints its held-out score with the baseline.
+    model.safetensors, metrics.json) and prints its held-out score with the baseline. Runs as
+    the Prefect flow `train`.
 
     Example: `atelier train resnet --steps 300 --home ./home`
     """
-    from flows.train import train_ae, train_resnet
+    from flows.demo import DemoSettings, train_or_reuse
+    from flows.pipelines import train_flow
 
+    if weights and model != Model.resnet:
+        fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
+    name = model.value
     try:
-        if model == Model.resnet:
-            result = train_resnet(home, steps=steps, image_size=image_size, batch_size=batch_size, seed=seed, weights=weights)
+        if no_prefect:
+            settings = DemoSettings(image_size=image_size, batch_size=batch_size, seed=seed)
+            result = train_or_reuse(home, name, steps, settings, reuse=False, weights=str(weights) if weights else None,
+                                    log=console.print)  # fmt: skip
         else:
-            if weights:
-                fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
-            result = train_ae(home, steps=steps, image_size=image_size, batch_size=batch_size, seed=seed)
+            result = run_flow(train_flow, home=str(home), models=[name], steps={name: steps}, image_size=image_size,
+                              batch_size=batch_size, seed=seed, weights=str(weights) if weights else None)[name]  # fmt: skip
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         fail(e)
-    m = result.metrics
+    m = result["metrics"]
     if model == Model.resnet:
-        out.print(f"resnet {result.version}: val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})")
+        out.print(f"resnet {result['version']}: val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})")
     else:
-        out.print(f"ae {result.version}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
-    out.print(f"saved to {result.path}")
+        out.print(f"ae {result['version']}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
+    out.print(f"weights: {m.get('weights')}; saved to {result['path']}")
 
 
 @models_app.command()
@@ -59,22 +67,37 @@ def embed(
     space: Annotated[Model, typer.Argument(help="Embedding space = the model that makes it.")],
     dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: all with images).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    shards: Annotated[int | None, typer.Option(min=1, help="Parallel embed tasks (default: 1; 2 per Dask worker).")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler, e.g. tcp://10.0.0.5:8786.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Run the shards on a local Dask cluster of N processes.")] = None,
     home: Home = DEFAULT_HOME,
+    no_prefect: NoPrefect = False,
 ) -> None:
     """Embed the lake's images with the latest trained model into the LanceDB table vectors_SPACE;
-    unchanged items (same image sha1 and model version) are skipped.
+    unchanged items (same image sha1 and model version) are skipped. Runs as the Prefect flow
+    `embed`, one task per shard, on Dask with --dask-address or --workers.
 
-    Example: `atelier embed resnet --dataset polyvore --home ./home`
+    Example: `atelier embed resnet --dataset polyvore --workers 2 --home ./home`
     """
     from flows.embed import embed_space
+    from flows.pipelines import DaskUnreachableError, ShardsFailedError, dask_runner, embed_flow
 
+    if no_prefect and (dask_address or workers or (shards or 1) > 1):
+        fail("--no-prefect embeds in this process: drop --dask-address, --workers and --shards")
     try:
-        result = embed_space(home, space.value, dataset=dataset, batch_size=batch_size)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+        if no_prefect:
+            result = embed_space(home, space.value, dataset=dataset, batch_size=batch_size).to_dict()
+        else:
+            flow_fn = embed_flow
+            if dask_address or workers:
+                flow_fn = embed_flow.with_options(task_runner=dask_runner(address=dask_address, workers=workers))
+            n = shards or (2 * (workers or 2) if (dask_address or workers) else 1)
+            result = run_flow(flow_fn, space=space.value, home=str(home), dataset=dataset, shards=n, batch_size=batch_size)
+    except (FileNotFoundError, KeyError, ValueError, DaskUnreachableError, ShardsFailedError) as e:
         fail(e)
-    out.print(f"vectors_{space.value} ({result.model_version}): {result.n_embedded} embedded, "
-              f"{result.n_skipped_unchanged} unchanged, {result.n_failed} failed, in {result.seconds:.1f} s")  # fmt: skip
-    for f in result.failures[:10]:
+    out.print(f"vectors_{space.value} ({result['model_version']}): {result['n_embedded']} embedded, "
+              f"{result['n_skipped_unchanged']} unchanged, {result['n_failed']} failed")  # fmt: skip
+    for f in result["failures"][:10]:
         out.print(f"  skipped {f['item_id']}: {f['error']}")
 
 
@@ -97,20 +120,20 @@ def neighbours(
         result = find(home, item, space, k=k, where=where)
     except (KeyError, ValueError, FileNotFoundError) as e:
         fail(e)
-    print_neighbours(result, space)
+    print_neighbours(dataclasses.asdict(result), space)
 
 
-def print_neighbours(result, space: str) -> None:
-    """A `flows.analyses.Neighbours` as a table, then the gallery's path."""
-    q = result.query
+def print_neighbours(result: dict, space: str) -> None:
+    """A `flows.analyses.Neighbours` (as a dict) as a table, then the gallery's path."""
+    q = result["query"]
     t = Table("#", "item_id", "semantic_category", "title", "distance",
               title=f"neighbours of {q['item_id']} ({q['semantic_category']}: {q.get('title')}) in {space}", title_justify="left")  # fmt: skip
-    for i, r in enumerate(result.rows, 1):
+    for i, r in enumerate(result["rows"], 1):
         t.add_row(str(i), r["item_id"], str(r["semantic_category"]), str(r.get("title")), f"{r['distance']:.4f}")
     out.print(t)
-    if result.where:
-        out.print(f"filter (inside the search): {result.where}")
-    out.print(f"gallery: {result.gallery}")
+    if result.get("where"):
+        out.print(f"filter (inside the search): {result['where']}")
+    out.print(f"gallery: {result['gallery']}")
 
 
 @models_app.command()

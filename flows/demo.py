@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
@@ -35,16 +35,6 @@ class DemoSettings:
     batch_size: int = 32  # images per training step
     seed: int = 0  # split, init and shuffle seed
     k: int = 10  # neighbours shown per space
-
-
-@dataclass
-class DemoResult:
-    ingest: dict[str, IngestResult]
-    models: dict[str, dict] = field(default_factory=dict)  # space -> {version, path, metrics, reused}
-    embeds: dict[str, object] = field(default_factory=dict)  # space -> flows.embed.EmbedResult
-    neighbours: dict[str, object] = field(default_factory=dict)  # space -> flows.analyses.Neighbours
-    pca: dict[str, object] = field(default_factory=dict)  # space -> flows.analyses.PCAResult
-    quality: dict = field(default_factory=dict)  # flows.evaluate.sample_precision_report
 
 
 def ensure_samples(folder: Path, seed: int, scale: int, on_item: Callable[[], None] | None = None) -> bool:
@@ -68,7 +58,7 @@ def ingest_samples(home: Path | str, seed: int = 0, scale: int = 1, on_item: Cal
     return {dataset: ingest(dataset, samples / dataset, home, on_progress=on_progress) for dataset in SAMPLE_DATASETS}
 
 
-def _reusable(home: Path, name: str, steps: int, settings: DemoSettings) -> dict | None:
+def reusable_model(home: Path, name: str, steps: int, settings: DemoSettings) -> dict | None:
     """The latest ``name`` model when it was trained with these settings on the current items."""
     from flows.train import latest_model, training_items
     from models import read_metrics
@@ -87,24 +77,30 @@ def _reusable(home: Path, name: str, steps: int, settings: DemoSettings) -> dict
     return {"version": path.name, "path": path, "metrics": metrics, "reused": True}
 
 
-def train_models(home: Path | str, settings: DemoSettings = DemoSettings(),
-                 log: Callable[[str], None] = print) -> dict[str, dict]:  # fmt: skip
-    """Train (or reuse) the demo's resnet and ae models: space -> {version, path, metrics, reused}."""
+def train_or_reuse(home: Path | str, name: str, steps: int, settings: DemoSettings = DemoSettings(),
+                   reuse: bool = True, weights: str | None = None, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Train ``resnet`` or ``ae`` (``steps``, the rest from ``settings``), or, with ``reuse``,
+    reuse the latest version when it was trained so on the current items. Returns
+    {name, version, path, metrics, reused}."""
     from flows.train import train_ae, train_resnet
 
-    home = Path(home)
-    jobs = {"resnet": (train_resnet, settings.resnet_steps), "ae": (train_ae, settings.ae_steps)}
-    models = {}
-    for name, (train, steps) in jobs.items():
-        found = _reusable(home, name, steps, settings)
-        if found is None:
-            run = train(home, steps=steps, image_size=settings.image_size, batch_size=settings.batch_size,
-                        seed=settings.seed, log=log)  # fmt: skip
-            found = {"version": run.version, "path": run.path, "metrics": run.metrics, "reused": False}
-        else:
-            log(f"{name}: reusing {found['path']} (trained with the demo's settings on these items)")
-        models[name] = found
-    return models
+    found = reusable_model(Path(home), name, steps, settings) if reuse and weights is None else None
+    if found is None:
+        train = {"resnet": train_resnet, "ae": train_ae}[name]
+        extra = {"weights": weights} if name == "resnet" else {}
+        run = train(home, steps=steps, image_size=settings.image_size, batch_size=settings.batch_size,
+                    seed=settings.seed, log=log, **extra)  # fmt: skip
+        found = {"version": run.version, "path": run.path, "metrics": run.metrics, "reused": False}
+    else:
+        log(f"{name}: reusing {found['path']} (trained with these settings on these items)")
+    return {"name": name, **found, "path": str(found["path"])}
+
+
+def train_models(home: Path | str, settings: DemoSettings = DemoSettings(),
+                 log: Callable[[str], None] = print) -> dict[str, dict]:  # fmt: skip
+    """Train (or reuse) the demo's resnet and ae models: space -> `train_or_reuse`'s dict."""
+    steps = {"resnet": settings.resnet_steps, "ae": settings.ae_steps}
+    return {name: train_or_reuse(home, name, steps[name], settings, log=log) for name in DEMO_SPACES}
 
 
 def demo_query_item(home: Path | str, space: str) -> str:
@@ -120,26 +116,30 @@ def demo_query_item(home: Path | str, space: str) -> str:
     return rows[0]
 
 
-def embed_spaces(home: Path | str, spaces=DEMO_SPACES, progress: bool = True) -> dict[str, object]:
-    """Embed the lake's images into every space (incremental): space -> EmbedResult."""
+def embed_spaces(home: Path | str, spaces=DEMO_SPACES, progress: bool = True) -> dict[str, dict]:
+    """Embed the lake's images into every space (incremental): space -> `EmbedResult.to_dict()`."""
     from flows.embed import embed_space
 
-    return {space: embed_space(home, space, progress=progress) for space in spaces}
+    return {space: embed_space(home, space, progress=progress).to_dict() for space in spaces}
 
 
-def analyse(home: Path | str, result: DemoResult, spaces=DEMO_SPACES, k: int = 10, seed: int = 0, scale: int = 1) -> DemoResult:
+def analyse(home: Path | str, spaces=DEMO_SPACES, k: int = 10, seed: int = 0, scale: int = 1,
+            where: str | None = DEMO_WHERE) -> dict:  # fmt: skip
     """Neighbours of the demo's query item (gallery) and PCA (JSON + PNG) per space, and the
     neighbour-precision report against the samples' hidden ground truth (held-out items ask,
-    every stored item can answer); filled into ``result``."""
+    every stored item can answer): {"neighbours", "pca", "quality"}."""
+    from dataclasses import asdict
+
     from flows.analyses import neighbours, pca
     from flows.evaluate import sample_precision_report
 
     query_item = demo_query_item(home, spaces[0])
+    out: dict = {"neighbours": {}, "pca": {}}
     for space in spaces:
-        result.neighbours[space] = neighbours(home, query_item, space, k=k, where=DEMO_WHERE)
-        result.pca[space] = pca(home, space)
-    result.quality = sample_precision_report(home, spaces, seed=seed, scale=scale, k=k, queries=held_out_items(home, seed))
-    return result
+        out["neighbours"][space] = asdict(neighbours(home, query_item, space, k=k, where=where))
+        out["pca"][space] = asdict(pca(home, space))
+    out["quality"] = sample_precision_report(home, spaces, seed=seed, scale=scale, k=k, queries=held_out_items(home, seed))
+    return out
 
 
 def held_out_items(home: Path | str, seed: int = 0) -> list[str]:
@@ -152,10 +152,15 @@ def held_out_items(home: Path | str, seed: int = 0) -> list[str]:
 
 def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSettings = DemoSettings(),
              on_item: Callable[[], None] | None = None, on_progress: Callable[[int, int], None] | None = None,
-             log: Callable[[str], None] = print, progress: bool = True) -> DemoResult:  # fmt: skip
-    """The whole demo: samples -> lake -> resnet + ae -> vectors_resnet / vectors_ae ->
-    neighbours of one item (gallery), PCA (JSON + PNG) per space -> neighbour-precision report."""
-    result = DemoResult(ingest=ingest_samples(home, seed, scale, on_item, on_progress))
-    result.models = train_models(home, settings, log)
-    result.embeds = embed_spaces(home, DEMO_SPACES, progress)
-    return analyse(home, result, DEMO_SPACES, settings.k, seed, scale)
+             log: Callable[[str], None] = print, progress: bool = True) -> dict:  # fmt: skip
+    """The whole demo called directly (`flows.pipelines.demo_flow` runs the same steps as a
+    Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
+    vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
+    neighbour-precision report. {"ingest", "models", "embed", "analyze"}."""
+    ingested = ingest_samples(home, seed, scale, on_item, on_progress)
+    return {
+        "ingest": {ds: r.to_dict() for ds, r in ingested.items()},
+        "models": train_models(home, settings, log),
+        "embed": embed_spaces(home, DEMO_SPACES, progress),
+        "analyze": analyse(home, DEMO_SPACES, settings.k, seed, scale),
+    }

@@ -32,6 +32,11 @@ class IngestResult:
     def quarantined(self) -> int:
         return self.rows.get("quarantine", 0)
 
+    def to_dict(self) -> dict:
+        """The counts, JSON-able (what the Prefect ingest task returns and caches)."""
+        return {"dataset": self.dataset, "rows": self.rows, "sources": self.sources,
+                "images_probed": self.images_probed, "quarantined": self.quarantined}  # fmt: skip
+
 
 def check_counts(sources: pa.Table) -> None:
     """Fail loudly if any file's records do not add up."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,13 @@ import pytest
 from etl.samples import write_samples
 
 DATA = Path(__file__).parent / "data"
+# set before any test module imports prefect (it reads its settings once): a private, temporary
+# PREFECT_HOME for the session, no telemetry (there is no network), flow logs in pytest's capture
+PREFECT_HOME = Path(tempfile.mkdtemp(prefix="atelier-prefect-"))
+os.environ["PREFECT_HOME"] = str(PREFECT_HOME)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+# Prefect's console log handler keeps the stderr it first saw: CliRunner swaps and closes those
+os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +44,13 @@ def deepfashion_release(sample_root, tmp_path) -> Path:
 @pytest.fixture
 def home(tmp_path) -> Path:
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect server for the whole session (its database, results and cache keys
+    under the private PREFECT_HOME set above): flows run against it as against a real one."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_HOME

@@ -20,7 +20,7 @@ def test_help_shows_an_example(command):
     assert "Example" in res.output and "atelier " + " ".join(command) in res.output.replace("\n", " ")
 
 
-def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home):
+def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home, prefect_api):
     res = runner.invoke(app, ["ingest", "polyvore", str(polyvore_release), "--variant", "disjoint", "--home", str(home)])
     assert res.exit_code == 0, res.output
     assert "disjoint/train.json" in res.output and "nondisjoint/train.json" not in res.output
@@ -29,7 +29,7 @@ def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home):
     assert res.exit_code == 1 and "polyvore_item_metadata.json, line 1" in res.output
 
 
-def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
+def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     home = tmp_path / "home"
     args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3"]
     res = runner.invoke(app, args)
@@ -49,7 +49,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
     # a second run reuses the samples, the probes, the models and every stored vector
     res = runner.invoke(app, args)
     output = " ".join(res.output.split())
-    assert res.exit_code == 0 and "images probed this run: 0" in output
+    assert res.exit_code == 0 and "images probed this run: 0" in output and "(cached result): nothing ran" in output
     assert "resnet v1 (reused" in output and not (home / "models" / "resnet" / "v2").exists()
     assert output.count("0 embedded, 884 unchanged") == 2
 

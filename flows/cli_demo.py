@@ -1,0 +1,94 @@
+"""`atelier demo`: the whole pipeline on the embedded sample datasets, with a printed summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_flow
+from flows.demo import DemoSettings
+
+demo_app = typer.Typer(rich_markup_mode="markdown")
+
+
+@demo_app.command()
+def demo(
+    home: Home = DEFAULT_HOME,
+    seed: Annotated[int, typer.Option(help="Seed of the sample datasets.")] = 0,
+    scale: Annotated[int, typer.Option(min=1, help="Size of the sample datasets.")] = 1,
+    resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
+    ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
+    no_prefect: NoPrefect = False,
+) -> None:
+    """Run everything on the embedded sample datasets and print a summary.
+
+    Writes sample releases of the five datasets to HOME/samples (reused when seed and scale
+    match), ingests them into HOME/lake, trains the resnet and ae models briefly (reused when
+    already trained with these settings), embeds the images into vectors_resnet and vectors_ae,
+    and prints neighbours of one item, the PCA figures' paths and neighbour precision@10 against
+    the samples' hidden ground truth, each with its baseline. Runs as the Prefect flow `demo`
+    (ingest, train, embed and analyze flows inside it).
+
+    Example: `atelier demo --home ./atelier-home`
+    """
+    from flows.pipelines import demo_flow
+
+    steps = {"resnet": resnet_steps, "ae": ae_steps}
+    if no_prefect:
+        from etl.samples import sample_image_count
+        from flows.demo import run_demo
+
+        with progress_bar() as p:
+            task = p.add_task("drawing sample images", total=sample_image_count(scale))
+            result = run_demo(home, seed, scale, DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps),
+                              on_item=lambda: p.advance(task), log=console.print, progress=False)  # fmt: skip
+    else:
+        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, steps=steps)
+    print_demo(Path(home), result)
+
+
+def print_demo(home: Path, result: dict) -> None:
+    """The demo's results: ingest counts, the lake summary, models, vectors, analyses."""
+    from flows.cli_models import print_neighbours
+    from flows.summary import print_summary
+
+    for ingested in result["ingest"].values():
+        print_ingest(ingested)
+    print_summary(home, out)
+    print_models(result["models"])
+    for space, e in result["embed"].items():
+        out.print(f"vectors_{space} ({e['model_version']}): {e['n_embedded']} embedded, {e['n_skipped_unchanged']} unchanged, "
+                  f"{e['n_failed']} failed")  # fmt: skip
+    analysis = result["analyze"]
+    for space, found in analysis["neighbours"].items():
+        print_neighbours(found, space)
+    for space, p in analysis["pca"].items():
+        share = ", ".join(f"{v:.1%}" for v in p["explained_variance_ratio"][:2])
+        out.print(f"PCA of {space}: PC1, PC2 explain {share}; figure: {p['png_path']}")
+    print_quality(analysis["quality"])
+
+
+def print_models(models: dict[str, dict]) -> None:
+    for name, m in models.items():
+        metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
+        if name == "resnet":
+            score = f"val accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['val_majority_baseline']:.3f})"
+        else:
+            score = f"val SSIM {metrics['val_ssim']:.3f} (mean-image baseline {metrics['baseline_ssim']:.3f})"
+        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics.get('weights')}): {score}")
+
+
+def print_quality(report: dict) -> None:
+    """Neighbour precision@k per space and attribute, against picking neighbours at random."""
+    t = Table("space", "neighbours share", "among", "queries", f"precision@{report['k']}", "random",
+              title="Neighbour precision vs random (held-out sample items; hidden ground truth)", title_justify="left")  # fmt: skip
+    for space, attributes in report["spaces"].items():
+        for attribute, r in attributes.items():
+            if not isinstance(r, dict):  # n_items, n_with_truth
+                continue
+            t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]),
+                      f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}")  # fmt: skip
+    out.print(t)

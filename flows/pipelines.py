@@ -1,0 +1,209 @@
+"""Prefect flows: ingest, embed (mapped over shards), train, analyze, and the pipeline of all four.
+
+Flows are thin: they order the tasks of `flows.tasks` (each wraps a plain function) and pass
+paths and small parameters. `run(flow, **parameters)` runs one and returns (result, where): the
+flow run's id and the address of its page when a Prefect server is configured.
+
+Scale-out: `dask_runner(address=..., workers=...)` gives a `prefect_dask.DaskTaskRunner` for the
+embed flow's shards: an existing cluster (``tcp://scheduler:8786``, checked to answer within a few
+seconds first) or a local one of ``workers`` processes. Each shard is one task; a failed shard
+fails only itself, and re-running the flow embeds only what is missing (the embed job skips
+stored rows).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+from prefect import flow
+from prefect.utilities.annotations import unmapped
+
+from flows.tasks import (
+    embed_shard_task,
+    finalize_task,
+    ingest_task,
+    lake_has,
+    neighbours_task,
+    pca_task,
+    precision_task,
+    samples_task,
+    train_task,
+)
+
+DEFAULT_STEPS = {"resnet": 40, "ae": 100}  # the demo's short runs (flows.demo.DemoSettings)
+
+
+class ShardsFailedError(RuntimeError):
+    """Some shards of an embed flow failed (the others' rows are stored)."""
+
+
+class DaskUnreachableError(ConnectionError):
+    """A Dask scheduler address that does not answer."""
+
+
+# -- flows ---------------------------------------------------------------------------------------
+
+
+@flow(name="ingest", flow_run_name="ingest-{dataset}")
+def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = None) -> dict:
+    """Ingest one raw release into the lake (cached: unchanged files are not ingested again)."""
+    if not Path(raw_dir).is_dir():
+        raise FileNotFoundError(f"raw path {raw_dir} does not exist or is not a folder: nothing ingested, the lake is untouched")
+    task = ingest_task if lake_has(home, dataset) else ingest_task.with_options(refresh_cache=True)
+    state = task(dataset, str(raw_dir), str(home), options, return_state=True)
+    result = state.result()
+    if state.name == "Cached":  # the release's files and the lake are as the last ingest left them
+        return {**result, "cached": True, "images_probed": 0}
+    return {**result, "cached": False}
+
+
+@flow(name="train", flow_run_name="train-{home}")
+def train_flow(home: str, models: list[str] | None = None, steps: dict[str, int] | None = None, image_size: int = 64,
+               batch_size: int = 32, seed: int = 0, weights: str | None = None, reuse: bool = False) -> dict:  # fmt: skip
+    """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other."""
+    steps = {**DEFAULT_STEPS, **(steps or {})}
+    out = {}
+    for name in models or list(DEFAULT_STEPS):
+        out[name] = train_task(name, str(home), steps[name], image_size, batch_size, seed,
+                               weights if name == "resnet" else None, reuse)  # fmt: skip
+    return out
+
+
+@flow(name="embed", flow_run_name="embed-{space}")
+def embed_flow(space: str, home: str, dataset: str | None = None, shards: int = 1, batch_size: int = 64,
+               device: str | None = None) -> dict:  # fmt: skip
+    """Embed the lake's images into ``vectors_<space>``, ``shards`` tasks in parallel (on the
+    flow's task runner: threads here, Dask workers with `dask_runner`), then index and compact
+    once. Raises ShardsFailedError naming the failed shards after storing the others."""
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    futures = embed_shard_task.map(unmapped(str(home)), unmapped(space), list(range(shards)), unmapped(shards),
+                                   dataset=unmapped(dataset), batch_size=unmapped(batch_size),
+                                   device=unmapped(device))  # fmt: skip
+    results, failed = [], []
+    for index, future in enumerate(futures):
+        try:
+            results.append(future.result())
+        except Exception as e:  # noqa: BLE001 - a failed shard fails only itself
+            failed.append(f"shard {index}: {type(e).__name__}: {e}")
+    summary = {
+        "space": space, "shards": shards, "n_rows": sum(r["n_rows"] for r in results),
+        "n_embedded": sum(r["n_embedded"] for r in results), "n_failed": sum(r["n_failed"] for r in results),
+        "n_skipped_unchanged": sum(r["n_skipped_unchanged"] for r in results),
+        "model_version": results[0]["model_version"] if results else None,
+        "failures": [f for r in results for f in r["failures"]][:100], "shard_results": results,
+    }  # fmt: skip
+    if shards > 1 and summary["n_embedded"]:
+        summary["finalize"] = finalize_task(str(home), space)
+    if failed:
+        raise ShardsFailedError(f"{len(failed)} of {shards} shards of {space!r} failed ({'; '.join(failed)}); "
+                                f"{summary['n_embedded']} rows of the others are stored: run the flow again "
+                                "to embed only what is missing")  # fmt: skip
+    return summary
+
+
+@flow(name="analyze", flow_run_name="analyze-{home}")
+def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: int = 10, where: str | None = None,
+                 sample_seed: int | None = None, sample_scale: int = 1) -> dict:  # fmt: skip
+    """Neighbours of ``item_id`` (default: the demo's held-out query item) with a gallery, PCA of
+    every space, and, when the lake holds the sample datasets (``sample_seed`` given), neighbour
+    precision against their hidden ground truth."""
+    from flows.demo import demo_query_item, held_out_items
+
+    item_id = item_id or demo_query_item(home, spaces[0])
+    out: dict = {"neighbours": {}, "pca": {}}
+    for space in spaces:
+        out["neighbours"][space] = neighbours_task(str(home), space, item_id, k, where)
+        out["pca"][space] = pca_task(str(home), space)
+    if sample_seed is not None:
+        out["quality"] = precision_task(str(home), list(spaces), sample_seed, sample_scale, k, held_out_items(home, sample_seed))
+    return out
+
+
+@flow(name="pipeline", flow_run_name="pipeline-{home}")
+def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = None, steps: dict[str, int] | None = None,
+                  reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
+                  where: str | None = None) -> dict:  # fmt: skip
+    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze."""
+    spaces = list(spaces or DEFAULT_STEPS)
+    out: dict = {"ingest": {ds: ingest_flow(ds, path, home) for ds, path in raw.items()}}
+    out["models"] = train_flow(home, spaces, steps, reuse=reuse_models)
+    out["embed"] = {space: embed_flow(space, home, shards=shards) for space in spaces}
+    out["analyze"] = analyze_flow(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
+    return out
+
+
+@flow(name="demo", flow_run_name="demo-{home}")
+def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | None = None) -> dict:
+    """`atelier demo`: write (or reuse) the sample releases, then the pipeline on them."""
+    from etl.samples import SAMPLE_DATASETS
+    from flows.demo import DEMO_WHERE
+
+    folder = samples_task(str(home), seed, scale)
+    raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
+    return pipeline_flow(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE)
+
+
+@flow(name="ingest-and-embed", flow_run_name="ingest-and-embed-{dataset}")
+def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[str] | None = None) -> dict:
+    """What a schedule runs: ingest one dataset (skipped when its files did not change), then
+    embed it into each space that has a trained model (only new or changed images)."""
+    from flows.embed import SOURCES
+    from flows.train import latest_model
+
+    out: dict = {"ingest": ingest_flow(dataset, raw_dir, home), "embed": {}}
+    if dataset in SOURCES:
+        for space in spaces or []:
+            try:
+                latest_model(home, space)
+            except FileNotFoundError as e:
+                out["embed"][space] = {"skipped": str(e)}
+                continue
+            out["embed"][space] = embed_flow(space, home, dataset=dataset)
+    return out
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+def run(flow_fn, **parameters) -> tuple[object, dict]:
+    """Run a flow; returns (its result, {"flow_run_id", "name", "url"}): ``url`` is the run's
+    page when a Prefect server is configured (PREFECT_API_URL), else None (the run went to a
+    temporary server that stopped with the process). Raises what the flow raised."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    state = flow_fn(**parameters, return_state=True)
+    details = {"flow_run_id": str(state.state_details.flow_run_id), "name": flow_fn.name, "url": None}
+    if PREFECT_API_URL.value():
+        ui = PREFECT_UI_URL.value() or PREFECT_API_URL.value().removesuffix("/api")
+        details["url"] = f"{ui.rstrip('/')}/runs/flow-run/{details['flow_run_id']}"
+    return state.result(), details
+
+
+def check_dask_address(address: str, timeout: float = 5.0) -> None:
+    """Raise DaskUnreachableError unless a TCP connection to the scheduler opens in ``timeout`` s."""
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname:
+        raise DaskUnreachableError(f"bad Dask scheduler address {address!r}: expected tcp://host:port")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 8786), timeout=timeout):
+            pass
+    except OSError as e:
+        raise DaskUnreachableError(f"Dask scheduler {address} does not answer within {timeout:.0f} s: {e}") from e
+
+
+def dask_runner(address: str | None = None, workers: int | None = None, cluster_kwargs: Mapping | None = None):
+    """A DaskTaskRunner: on the scheduler at ``address`` (checked first), else a local cluster of
+    ``workers`` processes with one thread each."""
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError as e:  # pragma: no cover - a dependency; this names the fix
+        raise ImportError("scale-out needs prefect-dask: pip install prefect-dask") from e
+    if address:
+        check_dask_address(address)
+        return DaskTaskRunner(address=address)
+    kwargs = {"n_workers": workers or 2, "threads_per_worker": 1, "processes": True, **(cluster_kwargs or {})}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
