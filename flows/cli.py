@@ -17,6 +17,7 @@ from etl.samples import sample_image_count, write_samples
 from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
 from flows.cli_demo import demo_app
 from flows.cli_models import models_app
+from flows.cli_serve import serve_app
 from store import query
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
@@ -25,6 +26,7 @@ ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app)  # train, embed, neighbours, pca: top-level commands
 app.add_typer(demo_app)  # demo
+app.add_typer(serve_app)  # serve
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 

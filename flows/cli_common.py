@@ -55,7 +55,9 @@ def print_ingest(result: dict) -> None:
 
 
 def fail(e: Exception | str) -> NoReturn:
-    console.print(f"[red]error:[/red] {e}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(e))}")  # a message may hold [brackets]
     raise typer.Exit(1)
 
 
