@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from store.tables import SchemaError
-from store.vector_index import INDEX_SEARCH, build_indexes, has_vector_index
+from store.vector_index import build_indexes, has_vector_index, search_params
 
 PREFIX = "vectors_"
 METRIC = "cosine"
@@ -199,7 +199,7 @@ class VectorStore:
         ``where`` (SQL over the table's columns) is applied inside the search (prefilter), so k
         rows come back whenever k rows match; ``exclude`` leaves that item_id out (also inside the
         search). On an indexed table the search probes ``nprobes`` partitions and re-ranks
-        ``k * refine_factor`` candidates with exact distances (defaults: `INDEX_SEARCH`);
+        ``k * refine_factor`` candidates with exact distances (defaults: `search_params`);
         ``exact=True`` bypasses the index."""
         table = self.table(space)
         dim = table.schema.field("vector").type.list_size
@@ -224,8 +224,8 @@ class VectorStore:
         if exact:
             builder = builder.bypass_vector_index()
         elif has_vector_index(table):
-            builder = builder.nprobes(nprobes or INDEX_SEARCH["nprobes"])
-            builder = builder.refine_factor(refine_factor or INDEX_SEARCH["refine_factor"])
+            params = search_params(table, nprobes, refine_factor)
+            builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
         return builder.to_arrow()
 
 
