@@ -38,20 +38,23 @@ def index_params(num_rows: int, dim: int) -> dict[str, int]:
     return {"num_partitions": partitions, "num_sub_vectors": sub_vectors}
 
 
-def search_params(table: lancedb.table.Table, nprobes: int | None = None, refine_factor: int | None = None) -> dict[str, int]:
+def search_params(table: lancedb.table.Table, nprobes: int | None = None, refine_factor: int | None = None,
+                  indices: list | None = None) -> dict[str, int]:  # fmt: skip
     """nprobes and refine_factor for a search of ``table``'s vector index: the given values, else
     `INDEX_SEARCH` (nprobes from the fraction of the partitions `index_params` gave the index,
-    counted from its indexed rows; probing more partitions than exist is allowed)."""
+    counted from its indexed rows, which compaction can raise: probing more partitions than
+    exist is allowed). ``indices``: `table.list_indices()` when the caller has it."""
     if nprobes is None:
-        indexed = max((i.num_indexed_rows or 0 for i in table.list_indices() if VECTOR_COLUMN in i.columns), default=0)
+        indices = table.list_indices() if indices is None else indices
+        indexed = max((i.num_indexed_rows or 0 for i in indices if VECTOR_COLUMN in i.columns), default=0)
         dim = table.schema.field(VECTOR_COLUMN).type.list_size
-        partitions = index_params(max(indexed, table.count_rows()), dim)["num_partitions"]
+        partitions = index_params(indexed, dim)["num_partitions"]
         nprobes = max(1, math.ceil(partitions * INDEX_SEARCH["nprobes_fraction"]))
     return {"nprobes": nprobes, "refine_factor": refine_factor or INDEX_SEARCH["refine_factor"]}
 
 
-def has_vector_index(table: lancedb.table.Table) -> bool:
-    return any(VECTOR_COLUMN in idx.columns for idx in table.list_indices())
+def has_vector_index(table: lancedb.table.Table, indices: list | None = None) -> bool:
+    return any(VECTOR_COLUMN in idx.columns for idx in (table.list_indices() if indices is None else indices))
 
 
 def build_indexes(table: lancedb.table.Table, metric: str) -> dict[str, int]:

@@ -210,8 +210,6 @@ class VectorStore:
             raise ValueError("query vector has NaN or infinite values")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        if table.count_rows() == 0:
-            raise ValueError(f"vector space {space!r} is empty: nothing to search")
         clauses = [f"({where})"] if where and where.strip() else []
         if exclude is not None:
             clauses.append(f"item_id != {_literal(exclude)}")
@@ -223,10 +221,15 @@ class VectorStore:
             builder = builder.where(" AND ".join(clauses), prefilter=True)
         if exact:
             builder = builder.bypass_vector_index()
-        elif has_vector_index(table):
-            params = search_params(table, nprobes, refine_factor)
-            builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
-        return builder.to_arrow()
+        else:
+            indices = table.list_indices()
+            if has_vector_index(table, indices):
+                params = search_params(table, nprobes, refine_factor, indices)
+                builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
+        found = builder.to_arrow()
+        if found.num_rows == 0 and table.count_rows() == 0:  # checked only then: one call less per search
+            raise ValueError(f"vector space {space!r} is empty: nothing to search")
+        return found
 
 
 def _check_space(space: str) -> None:
