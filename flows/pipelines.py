@@ -127,12 +127,16 @@ def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: in
 def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = None, steps: dict[str, int] | None = None,
                   reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
                   where: str | None = None) -> dict:  # fmt: skip
-    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze."""
+    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze.
+
+    The stages are the bodies of the ingest, train, embed and analyze flows (``.fn``): their
+    tasks run in this flow run, not in nested flow runs (each flow run costs Prefect about a
+    second here: its heartbeat thread is joined at the end)."""
     spaces = list(spaces or DEFAULT_STEPS)
-    out: dict = {"ingest": {ds: ingest_flow(ds, path, home) for ds, path in raw.items()}}
-    out["models"] = train_flow(home, spaces, steps, reuse=reuse_models)
-    out["embed"] = {space: embed_flow(space, home, shards=shards) for space in spaces}
-    out["analyze"] = analyze_flow(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
+    out: dict = {"ingest": {ds: ingest_flow.fn(ds, path, home) for ds, path in raw.items()}}
+    out["models"] = train_flow.fn(home, spaces, steps, reuse=reuse_models)
+    out["embed"] = {space: embed_flow.fn(space, home, shards=shards) for space in spaces}
+    out["analyze"] = analyze_flow.fn(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
     return out
 
 
@@ -144,7 +148,7 @@ def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | 
 
     folder = samples_task(str(home), seed, scale)
     raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
-    return pipeline_flow(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE)
+    return pipeline_flow.fn(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE)
 
 
 @flow(name="ingest-and-embed", flow_run_name="ingest-and-embed-{dataset}")
@@ -154,7 +158,7 @@ def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[st
     from flows.embed import SOURCES
     from flows.train import latest_model
 
-    out: dict = {"ingest": ingest_flow(dataset, raw_dir, home), "embed": {}}
+    out: dict = {"ingest": ingest_flow.fn(dataset, raw_dir, home), "embed": {}}
     if dataset in SOURCES:
         for space in spaces or []:
             try:
@@ -162,7 +166,7 @@ def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[st
             except FileNotFoundError as e:
                 out["embed"][space] = {"skipped": str(e)}
                 continue
-            out["embed"][space] = embed_flow(space, home, dataset=dataset)
+            out["embed"][space] = embed_flow.fn(space, home, dataset=dataset)
     return out
 
 
