@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -11,6 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from store.lake import DEFAULT_HOME, HOME_ENV
+
+# set before Prefect is imported (it reads its settings once): the temporary server a command
+# starts without PREFECT_API_URL would otherwise try to send telemetry (no network here) and log
+# the failures; a user's own setting wins
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 console = Console(stderr=True)  # progress and errors
 out = Console()  # results
