@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,22 +83,27 @@ def _thumbnail(path: str | None, size: int = 96) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def write_gallery(path: Path, space: str, query_item: dict, rows: list[dict], where: str | None) -> Path:
-    """One HTML page: the query item, then its neighbours with category, title and distance."""
+def write_gallery(path: Path, space: str, query_item: dict | list[dict], rows: list[dict], where: str | None,
+                  heading: str | None = None) -> Path:  # fmt: skip
+    """One HTML page: the query item(s) (outlined), then the results with category, title and distance."""
 
     def card(item: dict, caption: str) -> str:
         src = _thumbnail(item.get("image_path"))
         img = f'<img src="{src}" alt="{html.escape(item["item_id"])}">' if src else '<div class="noimg">no image</div>'
         return f'<figure>{img}<figcaption>{caption}</figcaption></figure>'
 
+    queries = query_item if isinstance(query_item, list) else [query_item]
+    heading = heading or f"Nearest neighbours of {queries[0]['item_id']} in <code>{space}</code>"
     cards = [card(r, f"{i}. {html.escape(str(r['semantic_category']))}<br>{html.escape(str(r.get('title') or r['item_id']))}"
                      f"<br>d = {r['distance']:.4f}") for i, r in enumerate(rows, 1)]  # fmt: skip
-    page = f"""<!doctype html><meta charset="utf-8"><title>neighbours of {html.escape(query_item['item_id'])} in {space}</title>
+    query_cards = [card(q, "query: " + html.escape(str(q.get("semantic_category"))) + "<br>"
+                        + html.escape(str(q.get("title") or q["item_id"]))) for q in queries]  # fmt: skip
+    page = f"""<!doctype html><meta charset="utf-8"><title>{html.escape(re.sub("<[^>]+>", "", heading))}</title>
 <style>body{{font-family:sans-serif}} figure{{display:inline-block;width:120px;margin:6px;vertical-align:top;font-size:12px}}
 img,.noimg{{width:96px;height:96px;object-fit:contain;border:1px solid #ccc}} .query img{{border:3px solid #c33}}</style>
-<h1>Nearest neighbours in <code>{space}</code></h1>
+<h1>{heading}</h1>
 <p>filter: <code>{html.escape(where or 'none')}</code></p>
-<div class="query">{card(query_item, 'query: ' + html.escape(str(query_item.get('semantic_category'))) + '<br>' + html.escape(str(query_item.get('title') or query_item['item_id'])))}</div>
+<div class="query">{''.join(query_cards)}</div>
 <div>{''.join(cards)}</div>
 """
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from etl.samples import sample_image_count, write_samples
 from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
 from flows.cli_demo import demo_app
 from flows.cli_models import models_app
+from flows.cli_outfits import eval_app, outfits_app
 from flows.cli_serve import serve_app
 from store import query
 
@@ -25,6 +26,8 @@ app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> 
 ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app)  # train, embed, neighbours, pca: top-level commands
+app.add_typer(outfits_app)  # complete
+app.add_typer(eval_app, name="eval")  # eval fitb
 app.add_typer(demo_app)  # demo
 app.add_typer(serve_app)  # serve
 

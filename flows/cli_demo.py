@@ -21,6 +21,7 @@ def demo(
     scale: Annotated[int, typer.Option(min=1, help="Size of the sample datasets.")] = 1,
     resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
+    outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
     no_prefect: NoPrefect = False,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
@@ -29,7 +30,9 @@ def demo(
     match), ingests them into HOME/lake, trains the resnet and ae models briefly (reused when
     already trained with these settings), embeds the images into vectors_resnet and vectors_ae,
     and prints neighbours of one item, the PCA figures' paths and neighbour precision@10 against
-    the samples' hidden ground truth, each with its baseline. Runs as the Prefect flow `demo`
+    the samples' hidden ground truth, each with its baseline; then trains umBERT and WumBERT on
+    the outfits, scores them on the FITB / compatibility questions next to the baselines, and
+    completes one held-out outfit. Runs as the Prefect flow `demo`
     (ingest, train, embed and analyze flows inside it).
 
     Example: `atelier demo --home ./atelier-home`
@@ -43,10 +46,10 @@ def demo(
 
         with progress_bar() as p:
             task = p.add_task("drawing sample images", total=sample_image_count(scale))
-            result = run_demo(home, seed, scale, DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps),
+            result = run_demo(home, seed, scale, DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps, outfit_steps=outfit_steps),
                               on_item=lambda: p.advance(task), log=console.print, progress=False)  # fmt: skip
     else:
-        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, steps=steps)
+        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, steps=steps, outfits={"outfit_steps": outfit_steps})
     print_demo(Path(home), result)
 
 
@@ -69,6 +72,8 @@ def print_demo(home: Path, result: dict) -> None:
         share = ", ".join(f"{v:.1%}" for v in p["explained_variance_ratio"][:2])
         out.print(f"PCA of {space}: PC1, PC2 explain {share}; figure: {p['png_path']}")
     print_quality(analysis["quality"])
+    if "outfits" in result:
+        print_outfits(result["outfits"])
 
 
 def print_models(models: dict[str, dict]) -> None:
@@ -92,3 +97,16 @@ def print_quality(report: dict) -> None:
             t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]),
                       f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}")  # fmt: skip
     out.print(t)
+
+
+def print_outfits(stage: dict) -> None:
+    """umBERT / WumBERT: how they were trained, the FITB report, one completion."""
+    from flows.cli_outfits import print_completion, print_fitb
+
+    for name, m in stage["models"].items():
+        metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
+        on = metrics.get("trained_on", {})
+        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics['objective']} objective, "
+                  f"space {on.get('space')}, {on.get('variant')} train outfits)")  # fmt: skip
+    print_fitb(stage["fitb"])
+    print_completion(stage["completion"])

@@ -21,27 +21,46 @@ class Model(str, Enum):
     ae = "ae"
 
 
+class TrainModel(str, Enum):
+    resnet = "resnet"
+    ae = "ae"
+    umbert = "umbert"
+    wumbert = "wumbert"
+
+
+OUTFIT_STEPS = 1500  # default steps of umbert/wumbert (resnet/ae: 300)
+
+
 @models_app.command()
 def train(
-    model: Annotated[Model, typer.Argument(help="Which model: resnet (category classifier + 128-d embedding) or ae (autoencoder).")],
-    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 300,
+    model: Annotated[TrainModel, typer.Argument(help="Which model: resnet (category classifier + 128-d embedding), ae "
+                                                "(autoencoder), umbert / wumbert (outfit transformers over a space's vectors).")],
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimisation steps (default: 300; umbert/wumbert 1500).")] = None,
     image_size: Annotated[int, typer.Option(help="Side of the square input images, px.")] = 64,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the split, init and shuffles.")] = 0,
     weights: Annotated[Path | None, typer.Option(help="Local pretrained ResNet18 weights (.safetensors/.pth); none: random init.", exists=True, dir_okay=False)] = None,
+    space: Annotated[str, typer.Option(help="umbert/wumbert: the vector space the item vectors come from.")] = "ae",
+    variant: Annotated[str, typer.Option(help="umbert/wumbert: Polyvore variant whose train outfits are used.")] = "nondisjoint",
+    objective: Annotated[str, typer.Option(help="umbert/wumbert: masked-item loss, contrastive or mse.")] = "contrastive",
+    pretrain_steps: Annotated[int, typer.Option(min=0, help="umbert/wumbert: first steps reconstruct every item (nothing masked).")] = 0,
     home: Home = DEFAULT_HOME,
     no_prefect: NoPrefect = False,
 ) -> None:
-    """Train a model on the lake's Polyvore items; saves HOME/models/MODEL/vN/ (config.json,
-    model.safetensors, metrics.json) and prints its held-out score with the baseline. Runs as
-    the Prefect flow `train`.
+    """Train a model on the lake's Polyvore items (resnet, ae) or outfits (umbert, wumbert); saves
+    HOME/models/MODEL/vN/ (config.json, model.safetensors, metrics.json) and prints its held-out
+    score with the baseline. Runs as the Prefect flow `train`.
 
-    Example: `atelier train resnet --steps 300 --home ./home`
+    Example: `atelier train resnet --steps 300 --home ./home`;
+    `atelier train umbert --space ae --variant nondisjoint`
     """
     from flows.demo import DemoSettings, train_or_reuse
     from flows.pipelines import train_flow
 
-    if weights and model != Model.resnet:
+    if model in (TrainModel.umbert, TrainModel.wumbert):
+        return _train_outfit(model.value, steps or OUTFIT_STEPS, space, variant, objective, pretrain_steps, seed, home, no_prefect)
+    steps = steps or 300
+    if weights and model != TrainModel.resnet:
         fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
     name = model.value
     try:
@@ -55,11 +74,31 @@ def train(
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         fail(e)
     m = result["metrics"]
-    if model == Model.resnet:
+    if model == TrainModel.resnet:
         out.print(f"resnet {result['version']}: val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})")
     else:
         out.print(f"ae {result['version']}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
     out.print(f"weights: {m.get('weights')}; saved to {result['path']}")
+
+
+def _train_outfit(name, steps, space, variant, objective, pretrain_steps, seed, home, no_prefect) -> None:
+    from flows.outfits import train_outfit
+    from flows.pipelines import train_flow
+
+    options = {"space": space, "variant": variant, "objective": objective, "pretrain_steps": pretrain_steps}
+    try:
+        if no_prefect:
+            run = train_outfit(home, name, steps=steps, seed=seed, log=console.print, **options)
+            result = {"version": run.version, "path": str(run.path), "metrics": run.metrics}
+        else:
+            result = run_flow(train_flow, home=str(home), models=[name], steps={name: steps}, seed=seed,
+                              outfit_options=options)[name]  # fmt: skip
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        fail(e)
+    m = result["metrics"]
+    out.print(f"{name} {result['version']}: valid rank percentile of the masked item {m['val_rank_percentile']:.3f} "
+              f"(random 0.5), hit@10 {m['val_hit_at_10']:.3f}; {m['outfits_per_second']:.0f} outfits/s")  # fmt: skip
+    out.print(f"saved to {result['path']}; score it with `atelier eval fitb --variant {variant}`")
 
 
 @models_app.command()

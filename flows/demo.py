@@ -8,7 +8,9 @@ what an earlier demo in the same home already did:
 - ingest probes only new or changed images;
 - a model is retrained only when the latest version was not trained with the demo's settings
   on the lake's current items (same steps, image size, seed and split sizes);
-- embedding skips every item whose image and model version are already stored.
+- embedding skips every item whose image and model version are already stored;
+- umBERT / WumBERT are retrained only when the latest was not trained with the same steps,
+  space (and its model version) and variant.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class DemoSettings:
     batch_size: int = 32  # images per training step
     seed: int = 0  # split, init and shuffle seed
     k: int = 10  # neighbours shown per space
+    outfit_space: str = "ae"  # space umBERT/WumBERT read item vectors from (ae measured better than resnet for style, README)
+    outfit_steps: int = 1000  # umBERT/WumBERT steps (~15 s each on 2 CPU cores)
+    outfit_variant: str = "nondisjoint"  # Polyvore variant the outfit models train and are scored on
 
 
 def ensure_samples(folder: Path, seed: int, scale: int, on_item: Callable[[], None] | None = None) -> bool:
@@ -156,11 +161,77 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSett
     """The whole demo called directly (`flows.pipelines.demo_flow` runs the same steps as a
     Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
     vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
-    neighbour-precision report. {"ingest", "models", "embed", "analyze"}."""
+    neighbour-precision report -> umBERT / WumBERT, FITB report, one completion.
+    {"ingest", "models", "embed", "analyze", "outfits"}."""
     ingested = ingest_samples(home, seed, scale, on_item, on_progress)
     return {
         "ingest": {ds: r.to_dict() for ds, r in ingested.items()},
         "models": train_models(home, settings, log),
         "embed": embed_spaces(home, DEMO_SPACES, progress),
         "analyze": analyse(home, DEMO_SPACES, settings.k, seed, scale),
+        "outfits": outfit_stage(home, settings, log),
     }
+
+
+def train_outfit_or_reuse(home: Path | str, name: str, settings: DemoSettings = DemoSettings(), reuse: bool = True,
+                          log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Train ``umbert`` / ``wumbert`` with the demo's settings, or reuse the latest version when
+    it was trained so on the current space vectors. {name, version, path, metrics, reused}."""
+    from flows.outfits import load_catalogue, train_outfit
+    from flows.train import latest_model
+    from models import read_metrics
+
+    if reuse:
+        try:
+            path = latest_model(home, name)
+            metrics = read_metrics(path) or {}
+            on = metrics.get("trained_on", {})
+            current = load_catalogue(home, settings.outfit_space).model_version
+            if (metrics.get("steps") == settings.outfit_steps and on.get("space") == settings.outfit_space
+                    and on.get("variant") == settings.outfit_variant and on.get("space_model_version") == current):
+                log(f"{name}: reusing {path} (trained with these settings on these vectors)")
+                return {"name": name, "version": path.name, "path": str(path), "metrics": metrics, "reused": True}
+        except FileNotFoundError:
+            pass
+    run = train_outfit(home, name, space=settings.outfit_space, variant=settings.outfit_variant,
+                       steps=settings.outfit_steps, seed=settings.seed, log=log)  # fmt: skip
+    return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
+
+
+def demo_outfit(home: Path | str, variant: str = "nondisjoint") -> tuple[list[str], str, str]:
+    """A held-out (test split) outfit for the demo's completion: (its items but the last, the
+    last item's category, the last item's id)."""
+    from flows.outfits import load_outfits
+    from store import query
+
+    for _, items in load_outfits(home, variant, "test"):
+        if len(items) >= 3:
+            cats = dict(zip(*[query(home, "SELECT item_id, semantic_category FROM polyvore_items WHERE item_id IN ("
+                                    + ", ".join(f"'{i}'" for i in items) + ")")[c].to_pylist()
+                              for c in ("item_id", "semantic_category")]))  # fmt: skip
+            if cats.get(items[-1]) not in {cats.get(i) for i in items[:-1]}:
+                return items[:-1], cats[items[-1]], items[-1]
+    raise ValueError(f"no {variant} test outfit of 3+ items to complete")
+
+
+def complete_demo_outfit(home: Path | str, model: str = "wumbert", variant: str = "nondisjoint", k: int = 5) -> dict:
+    """`atelier complete` on :func:`demo_outfit`: the Completion as a dict plus ``held_out_item``
+    and its rank among the suggestions (None when not in the top k)."""
+    from dataclasses import asdict
+
+    from flows.complete import complete
+
+    items, missing, truth = demo_outfit(home, variant)
+    result = asdict(complete(home, items, missing, k=k, model=model))
+    ranks = [i for i, r in enumerate(result["rows"], 1) if r["item_id"] == truth]
+    return {**result, "gallery": str(result["gallery"]), "held_out_item": truth, "held_out_rank": ranks[0] if ranks else None}
+
+
+def outfit_stage(home: Path | str, settings: DemoSettings = DemoSettings(), log: Callable[[str], None] = print) -> dict:
+    """umBERT and WumBERT trained (or reused), scored on the FITB/compatibility questions with
+    the baselines (report under reports/), and one completion: {"models", "fitb", "completion"}."""
+    from flows.outfit_eval import evaluate_fitb
+
+    models = {name: train_outfit_or_reuse(home, name, settings, log=log) for name in ("umbert", "wumbert")}
+    report = evaluate_fitb(home, settings.outfit_variant, models=list(models), log=log)
+    return {"models": models, "fitb": report, "completion": complete_demo_outfit(home, "wumbert", settings.outfit_variant)}

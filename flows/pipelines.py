@@ -27,6 +27,8 @@ from flows.tasks import (
     ingest_task,
     lake_has,
     neighbours_task,
+    outfit_stage_task,
+    outfit_train_task,
     pca_task,
     precision_task,
     samples_task,
@@ -62,11 +64,17 @@ def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = No
 
 @flow(name="train", flow_run_name="train-{home}")
 def train_flow(home: str, models: list[str] | None = None, steps: dict[str, int] | None = None, image_size: int = 64,
-               batch_size: int = 32, seed: int = 0, weights: str | None = None, reuse: bool = False) -> dict:  # fmt: skip
-    """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other."""
+               batch_size: int = 32, seed: int = 0, weights: str | None = None, reuse: bool = False,
+               outfit_options: dict | None = None) -> dict:  # fmt: skip
+    """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other;
+    ``umbert`` / ``wumbert`` on the lake's outfits (``outfit_options``: space, variant, objective,
+    pretrain_steps)."""
     steps = {**DEFAULT_STEPS, **(steps or {})}
     out = {}
     for name in models or list(DEFAULT_STEPS):
+        if name in ("umbert", "wumbert"):
+            out[name] = outfit_train_task(name, str(home), steps.get(name, 1500), seed, outfit_options)
+            continue
         out[name] = train_task(name, str(home), steps[name], image_size, batch_size, seed,
                                weights if name == "resnet" else None, reuse)  # fmt: skip
     return out
@@ -126,8 +134,9 @@ def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: in
 @flow(name="pipeline", flow_run_name="pipeline-{home}")
 def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = None, steps: dict[str, int] | None = None,
                   reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
-                  where: str | None = None) -> dict:  # fmt: skip
-    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze.
+                  where: str | None = None, outfits: dict | None = None) -> dict:  # fmt: skip
+    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze -> (with
+    ``outfits``: `flows.demo.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion.
 
     The stages are the bodies of the ingest, train, embed and analyze flows (``.fn``): their
     tasks run in this flow run, not in nested flow runs (each flow run costs Prefect about a
@@ -137,18 +146,22 @@ def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = Non
     out["models"] = train_flow.fn(home, spaces, steps, reuse=reuse_models)
     out["embed"] = {space: embed_flow.fn(space, home, shards=shards) for space in spaces}
     out["analyze"] = analyze_flow.fn(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
+    if outfits is not None and lake_has(home, "polyvore"):
+        out["outfits"] = outfit_stage_task(str(home), outfits)
     return out
 
 
 @flow(name="demo", flow_run_name="demo-{home}")
-def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | None = None) -> dict:
+def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | None = None,
+              outfits: dict | None = None) -> dict:
     """`atelier demo`: write (or reuse) the sample releases, then the pipeline on them."""
     from etl.samples import SAMPLE_DATASETS
     from flows.demo import DEMO_WHERE
 
     folder = samples_task(str(home), seed, scale)
     raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
-    return pipeline_flow.fn(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE)
+    return pipeline_flow.fn(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE,
+                            outfits=outfits if outfits is not None else {})
 
 
 @flow(name="ingest-and-embed", flow_run_name="ingest-and-embed-{dataset}")

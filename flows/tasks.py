@@ -111,6 +111,27 @@ def train_task(name: str, home: str, steps: int, image_size: int = 64, batch_siz
     return train_or_reuse(home, name, steps, settings, reuse=reuse, weights=weights, log=get_run_logger().info)
 
 
+@task(name="train-outfit", task_run_name="train-{name}", persist_result=False)
+def outfit_train_task(name: str, home: str, steps: int, seed: int = 0, options: dict | None = None) -> dict:
+    """`flows.outfits.train_outfit`: umbert or wumbert; {name, version, path, metrics}."""
+    from prefect import get_run_logger
+
+    from flows.outfits import train_outfit
+
+    run = train_outfit(home, name, steps=steps, seed=seed, log=get_run_logger().info, **(options or {}))
+    return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
+
+
+@task(name="outfits", persist_result=False)
+def outfit_stage_task(home: str, settings: dict) -> dict:
+    """`flows.demo.outfit_stage`: umBERT + WumBERT (trained or reused), FITB report, one completion."""
+    from prefect import get_run_logger
+
+    from flows.demo import DemoSettings, outfit_stage
+
+    return outfit_stage(home, DemoSettings(**settings), log=get_run_logger().info)
+
+
 def progress_logger(label: str, every: float = 0.1):
     """An ``on_progress(done, total)`` that logs to the run's log (the Prefect UI shows it) at
     every ``every`` of the total."""

@@ -9,9 +9,14 @@ datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/
 - ``ae``: :class:`ConvAutoencoder` / :class:`AutoencoderConfig` (128-d bottleneck, 1 - SSIM).
 - training: :class:`TrainConfig`, :func:`lr_at`, :func:`train_classifier`, :func:`train_autoencoder`.
 - inference: :func:`embed_batch` (channels_last, inference_mode, bf16 on CUDA, float32 numpy).
+- ``umbert`` / ``wumbert``: :class:`UmBERT` / :class:`WumBERT` / :class:`OutfitConfig` (transformer
+  over an outfit's item vectors, learned mask token and category embedding); training and
+  inference in ``models.outfit_train`` (:func:`train_outfit_model`, :func:`predict_missing`).
 """
 
 from models.ae import AutoencoderConfig, ConvAutoencoder, resolve_loss
+from models.outfit import OutfitConfig, UmBERT, WumBERT
+from models.outfit_train import OutfitData, predict_missing, train_outfit_model
 from models.pretrained import (
     MODEL_TYPES,
     PretrainedMixin,
@@ -35,6 +40,12 @@ from models.train import (
 
 __all__ = [
     "MODEL_TYPES",
+    "OutfitConfig",
+    "OutfitData",
+    "UmBERT",
+    "WumBERT",
+    "predict_missing",
+    "train_outfit_model",
     "AutoencoderConfig",
     "ConvAutoencoder",
     "PretrainedMixin",

@@ -28,13 +28,16 @@ from torch import nn
 from models.pretrained import PretrainedMixin
 
 MS_SSIM_MIN_SIDE = 160  # pytorch_msssim: MS-SSIM (5 scales, win 11) needs the smaller side > 160
-LOSSES = ("ssim", "ms-ssim", "auto")
+LOSSES = ("ssim", "ms-ssim", "auto", "ssim+l1")
+L1_WEIGHT = 0.16  # "ssim+l1": 0.84 * (1 - SSIM) + 0.16 * L1, the mix of Zhao et al. (SSIM alone is blind to flat colour shifts)
 
 
 def resolve_loss(loss: str, image_size: int) -> str:
     """The loss actually used: ``"auto"`` -> ``"ms-ssim"`` above 160 px, else ``"ssim"``."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "ssim+l1":
+        return loss
     if loss == "auto":
         return "ms-ssim" if image_size > MS_SSIM_MIN_SIDE else "ssim"
     if loss == "ms-ssim" and image_size <= MS_SSIM_MIN_SIDE:
@@ -105,9 +108,12 @@ class ConvAutoencoder(PretrainedMixin, nn.Module):
 
     def similarity(self, recon: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
         """SSIM or MS-SSIM (per the resolved loss) in float32, data_range=1; mean unless per_image."""
-        fn = ms_ssim if self.loss_name == "ms-ssim" else ssim
+        fn = ms_ssim if self.loss_name == "ms-ssim" else ssim  # "ssim+l1" reports SSIM
         return fn(recon.float(), target.float(), data_range=1.0, size_average=not per_image)
 
     def loss(self, recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``1 - SSIM`` (or ``1 - MS-SSIM``), a scalar."""
+        """``1 - SSIM`` (or ``1 - MS-SSIM``; ``ssim+l1``: mixed with the mean absolute error), a scalar."""
+        if self.loss_name == "ssim+l1":
+            l1 = (recon.float() - target.float()).abs().mean()
+            return (1 - L1_WEIGHT) * (1.0 - self.similarity(recon, target)) + L1_WEIGHT * l1
         return 1.0 - self.similarity(recon, target)

@@ -150,6 +150,13 @@ class VectorStore:
             stats["batches"] += 1
         return stats
 
+    def delete(self, space: str, where: str) -> int:
+        """Delete the rows of ``space`` matching the SQL filter ``where``; returns how many."""
+        table = self.table(space)
+        before = table.count_rows()
+        table.delete(where)
+        return before - table.count_rows()
+
     def compact(self, space: str, older_than: timedelta = timedelta(0)) -> None:
         """Merge small fragments, update the indexes with new rows, and delete versions older
         than ``older_than`` (default: all but the latest; no other process may be reading or

@@ -182,7 +182,7 @@ def write_polyvore(out: Path | str, seed: int = 0, scale: int = 1, image_size: i
     with open(out / "categories.csv", "w") as f:
         for (sem, k), cid in CATEGORY_IDS.items():
             f.write(f"{cid},{FINE_CATEGORIES[sem][k]},{sem}\n")
-    n_outfits = {"train": 120 * scale, "valid": 30 * scale, "test": 60 * scale}
+    n_outfits = {"train": 600 * scale, "valid": 60 * scale, "test": 120 * scale}
     titles: dict[str, dict] = {}
     counts = {"items": len(items)}
     for variant in ("nondisjoint", "disjoint"):

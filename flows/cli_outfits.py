@@ -1,0 +1,103 @@
+"""`atelier eval fitb` and `atelier complete`: outfit models as queries (umBERT / WumBERT)."""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli_common import DEFAULT_HOME, Home, fail, out
+
+outfits_app = typer.Typer(rich_markup_mode="markdown")
+eval_app = typer.Typer(help="Evaluations of trained models.", no_args_is_help=True, rich_markup_mode="markdown")
+
+
+class OutfitModel(str, Enum):
+    umbert = "umbert"
+    wumbert = "wumbert"
+
+
+class EvalVariant(str, Enum):
+    nondisjoint = "nondisjoint"
+    disjoint = "disjoint"
+
+
+@eval_app.command("fitb")
+def fitb(
+    variant: Annotated[EvalVariant, typer.Option(help="Polyvore variant whose question files are scored.")] = EvalVariant.nondisjoint,
+    model: Annotated[list[OutfitModel] | None, typer.Option(help="Model(s) to score (default: every trained one).")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="K of hit@K.")] = 10,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Score the latest umBERT / WumBERT on the Polyvore fill-in-the-blank and compatibility
+    questions (valid and test splits): FITB accuracy (chance 25%), compatibility AUC and hit@K of
+    the blank among its category's catalogue items, next to the random and mean-of-context
+    baselines. Writes HOME/reports/fitb_VARIANT.json + .png and each model's metrics.json.
+
+    Example: `atelier eval fitb --variant nondisjoint --home ./home`
+    """
+    from flows.outfit_eval import evaluate_fitb
+
+    try:
+        report = evaluate_fitb(home, variant.value, models=[m.value for m in model] if model else None, k=k, log=lambda _: None)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(e)
+    print_fitb(report)
+
+
+def print_fitb(report: dict) -> None:
+    k = report["k"]
+    for split, r in report["splits"].items():
+        counts = "; ".join(f"{s}: {c['fitb']} FITB, {c['compatibility']} compatibility questions"
+                           + (f" ({c['skipped']['fitb']} + {c['skipped']['compatibility']} skipped: items without vectors)"
+                              if any(c["skipped"].values()) else "") for s, c in r["questions"].items())  # fmt: skip
+        t = Table("method", "FITB accuracy", "compatibility AUC", f"hit@{k}", "rank percentile",
+                  title=f"Polyvore {report['variant']} / {split} ({counts})", title_justify="left")  # fmt: skip
+        for method, m in r["methods"].items():
+            t.add_row(method, *(f"{m[key]:.3f}" if m.get(key) is not None else "-"
+                                for key in ("fitb_accuracy", "compatibility_auc", f"hit_at_{k}", "rank_percentile")))  # fmt: skip
+        out.print(t)
+    out.print(f"report: {report['json_path']}\nfigure: {report['png_path']}")
+
+
+@outfits_app.command()
+def complete(
+    items: Annotated[str, typer.Option(help="The outfit's items so far: comma-separated item_ids.")],
+    missing: Annotated[str, typer.Option(help="Semantic category of the item to suggest, e.g. shoes.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many suggestions.")] = 10,
+    model: Annotated[OutfitModel, typer.Option(help="umbert (frozen space vectors) or wumbert (learned item vectors).")] = OutfitModel.umbert,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Suggest K items of category MISSING that complete an outfit: the model predicts the missing
+    item's vector and LanceDB returns the nearest items of that category (context items left
+    out). Prints a table and writes an HTML gallery under HOME/reports/.
+
+    Example: `atelier complete --items 211990161,183214727,190198218 --missing shoes -k 10`
+    """
+    from flows.complete import complete as run
+
+    ids = [i.strip() for i in items.split(",") if i.strip()]
+    try:
+        result = dataclasses.asdict(run(home, ids, missing, k=k, model=model.value))
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(e)
+    print_completion(result)
+
+
+def print_completion(result: dict) -> None:
+    context = ", ".join(f"{i['item_id']} ({i['semantic_category']}: {i.get('title')})" for i in result["items"])
+    t = Table("#", "item_id", "title", "distance", title=f"{result['model']}: {result['missing']} for {context}",
+              title_justify="left")  # fmt: skip
+    for i, r in enumerate(result["rows"], 1):
+        t.add_row(str(i), r["item_id"], str(r.get("title")), f"{r['distance']:.4f}")
+    out.print(t)
+    if result.get("held_out_item"):
+        rank = result.get("held_out_rank")
+        out.print(f"the outfit's real {result['missing']} item ({result['held_out_item']}, held out) is "
+                  + (f"suggestion #{rank}" if rank else f"not in the top {len(result['rows'])}"))  # fmt: skip
+    ms = result.get("timings_ms", {})
+    out.print(f"searched vectors_{result['space']} in {ms.get('search', 0):.1f} ms (model {ms.get('forward', 0):.1f} ms); "
+              f"gallery: {result['gallery']}")  # fmt: skip

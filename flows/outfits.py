@@ -1,0 +1,208 @@
+"""Outfit data for umBERT/WumBERT from the lake and the vector store, and their training jobs.
+
+- :func:`load_catalogue`: the Polyvore items of a vector space (ids, vectors, categories).
+- :func:`load_outfits`: ``polyvore_outfit_items`` of one variant and split, as item-id lists.
+- :func:`outfit_data`: outfits as catalogue rows (:class:`models.outfit_train.OutfitData`);
+  items without a vector are dropped and counted, outfits left with under 2 items too.
+- :func:`train_outfit`: train ``umbert`` or ``wumbert`` on a variant's ``train`` outfits (its
+  ``valid`` outfits for the evaluations during training), save ``<home>/models/<name>/vN``;
+  WumBERT's learned item vectors are also written to the vector space ``wumbert`` so that
+  ``atelier complete --model wumbert`` and ``atelier neighbours --space wumbert`` search them.
+
+Splits are the release's own: an outfit (set_id) is in exactly one of train/valid/test (checked
+here: :func:`check_disjoint_outfits`), and only train outfits ever reach the optimizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.train import TrainResult, _finish, next_version
+from store.lake import Lake
+from store.sql import query
+from store.vectors import UnknownSpaceError, VectorStore
+
+VARIANTS = ("nondisjoint", "disjoint")
+OUTFIT_MODELS = ("umbert", "wumbert")
+WUMBERT_SPACE = "wumbert"
+
+
+@dataclass
+class Catalogue:
+    item_ids: list[str]
+    index: dict[str, int]  # item_id -> row
+    vectors: np.ndarray  # (N, D) float32
+    categories: list[str]  # semantic category per row
+    space: str
+    model_version: str | None  # version of the model that made the space's vectors
+
+
+def load_catalogue(home: Path | str, space: str, order: list[str] | None = None) -> Catalogue:
+    """Every Polyvore item of ``vectors_<space>``, rows in item_id order (``order`` first when
+    given: a WumBERT's training catalogue, so its learned rows line up). Raises a clear error
+    naming the command to run when the space has no vectors yet."""
+    store = VectorStore(home)
+    try:
+        table = store.read(space, ["item_id", "dataset", "semantic_category", "model_version", "vector"])
+    except UnknownSpaceError:
+        raise UnknownSpaceError(f"vector space {space!r} has no vectors yet: run `atelier train {space}` and "
+                                f"`atelier embed {space} --dataset polyvore` first") from None  # fmt: skip
+    table = table.filter(pc.equal(table["dataset"], "polyvore"))
+    if table.num_rows == 0:
+        raise ValueError(f"vector space {space!r} holds no polyvore items: run `atelier embed {space} --dataset polyvore` first")
+    ids = table["item_id"].to_pylist()
+    rank = {item: i for i, item in enumerate(order or [])}
+    perm = sorted(range(len(ids)), key=lambda i: (rank.get(ids[i], len(rank)), ids[i]))
+    table = table.take(pa.array(perm))
+    ids = table["item_id"].to_pylist()
+    vectors = table["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    versions = set(table["model_version"].to_pylist())
+    return Catalogue(ids, {item: i for i, item in enumerate(ids)}, vectors.reshape(len(ids), -1).astype(np.float32),
+                     table["semantic_category"].to_pylist(), space, sorted(versions)[-1] if versions else None)  # fmt: skip
+
+
+def _require_polyvore(home: Path | str, table: str) -> None:
+    if f"polyvore_{table}" not in Lake(home).tables():
+        raise FileNotFoundError(f"no polyvore_{table} table in the lake at {Path(home) / 'lake'}: "
+                                f"run `atelier ingest polyvore PATH --home {home}` first")  # fmt: skip
+
+
+def load_outfits(home: Path | str, variant: str, split: str) -> list[tuple[str, list[str]]]:
+    """(set_id, item_ids in release order) of every outfit of ``variant``/``split``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: one of {VARIANTS}")
+    _require_polyvore(home, "outfit_items")
+    rows = query(home, "SELECT set_id, list(item_id ORDER BY \"index\") AS items FROM polyvore_outfit_items "
+                       f"WHERE variant = '{variant}' AND split = '{split}' GROUP BY set_id ORDER BY set_id")  # fmt: skip
+    return list(zip(rows["set_id"].to_pylist(), rows["items"].to_pylist()))
+
+
+def check_disjoint_outfits(home: Path | str, variant: str) -> dict[str, int]:
+    """Outfits per split; ValueError when a set_id, or the same set of items, is in two splits."""
+    seen: dict[str, str] = {}
+    by_items: dict[frozenset, str] = {}
+    counts = {}
+    for split in ("train", "valid", "test"):
+        outfits = load_outfits(home, variant, split)
+        counts[split] = len(outfits)
+        for set_id, items in outfits:
+            for key, where in ((set_id, seen), (frozenset(items), by_items)):
+                if where.get(key, split) != split:
+                    raise ValueError(f"{variant}: outfit {set_id} ({sorted(items)}) is in both {where[key]} and {split}")
+                where[key] = split
+    return counts
+
+
+def outfit_data(catalogue: Catalogue, outfits: list[list[str]], categories: tuple[str, ...],
+                model_item_ids: list[str] | None = None):  # fmt: skip
+    """(OutfitData, counts): outfits as catalogue rows; items without a vector dropped and
+    counted, outfits with fewer than 2 items left dropped and counted. ``model_item_ids``: a
+    WumBERT's learned rows (items not among them keep their space vectors)."""
+    import torch
+
+    from models.outfit_train import OutfitData
+
+    cat_index = {c: i for i, c in enumerate(categories)}
+    unknown = sorted({c for c in catalogue.categories if c not in cat_index})
+    if unknown:
+        raise ValueError(f"categories {unknown} of space {catalogue.space!r} are not in the model's {list(categories)}")
+    rows_list, dropped_items, dropped_outfits = [], 0, 0
+    for items in outfits:
+        rows = [catalogue.index[i] for i in items if i in catalogue.index]
+        dropped_items += len(items) - len(rows)
+        if len(rows) < 2:
+            dropped_outfits += 1
+            continue
+        rows_list.append(torch.tensor(rows, dtype=torch.long))
+    model_rows = None
+    if model_item_ids is not None:
+        learned = {item: i for i, item in enumerate(model_item_ids)}
+        model_rows = torch.tensor([learned.get(i, -1) for i in catalogue.item_ids], dtype=torch.long)
+    data = OutfitData(torch.from_numpy(catalogue.vectors), torch.tensor([cat_index[c] for c in catalogue.categories]),
+                      rows_list, model_rows)  # fmt: skip
+    return data, {"outfits": len(rows_list), "items_without_vector": dropped_items, "outfits_dropped": dropped_outfits}
+
+
+def train_outfit(home: Path | str, name: str = "umbert", *, space: str = "resnet", variant: str = "nondisjoint",
+                 steps: int = 1500, pretrain_steps: int = 0, objective: str = "contrastive", batch_size: int = 64,
+                 lr: float = 1e-3, seed: int = 0, version: str | None = None, device: str | None = None,
+                 eval_every: int | None = None, keep_checkpoint: bool = False, model_overrides: dict | None = None,
+                 log: Callable[[str], None] = print) -> TrainResult:  # fmt: skip
+    """Train ``umbert`` (frozen space vectors) or ``wumbert`` (learned item vectors, initialised
+    from the space) on ``variant``'s train outfits; save ``home/models/<name>/<version>``.
+    ``metrics.json``: the loop's metrics (val rank percentile vs random 0.5, val hit@10) and
+    ``trained_on`` (space + its model version, variant, outfit counts, what was dropped)."""
+    import torch
+
+    from flows.train import _train_config
+    from models.outfit import OutfitConfig, UmBERT, WumBERT
+    from models.outfit_train import train_outfit_model
+
+    if name not in OUTFIT_MODELS:
+        raise ValueError(f"unknown outfit model {name!r}: one of {OUTFIT_MODELS}")
+    counts = check_disjoint_outfits(home, variant)
+    catalogue = load_catalogue(home, space)
+    version = version or next_version(home, name)
+    out = Path(home) / "models" / name / version
+    if (out / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a trained model: pick another --version")
+    learn = name == "wumbert"
+    config = OutfitConfig(item_dim=catalogue.vectors.shape[1], space=space, objective=objective, learn_items=learn,
+                          n_items=len(catalogue.item_ids) if learn else 0, **(model_overrides or {}))  # fmt: skip
+    ids = catalogue.item_ids if learn else None
+    train, train_counts = outfit_data(catalogue, [o for _, o in load_outfits(home, variant, "train")], config.categories, ids)
+    val, val_counts = outfit_data(catalogue, [o for _, o in load_outfits(home, variant, "valid")], config.categories, ids)
+    log(f"{name} {version}: {train_counts['outfits']} train / {val_counts['outfits']} valid {variant} outfits, "
+        f"{len(catalogue.item_ids)} items of space {space} -> {out}")  # fmt: skip
+    torch.manual_seed(seed)
+    model = (WumBERT if learn else UmBERT)(config)
+    model.item_ids = list(ids or [])
+    cfg = _train_config(steps, lr, batch_size, seed, eval_every, None, device)
+    metrics = train_outfit_model(model, train, val, cfg, pretrain_steps=pretrain_steps, checkpoint_dir=out / "ckpt", log=log)
+    metrics["trained_on"] = {"dataset": "polyvore", "variant": variant, "split": "train", "eval_split": "valid",
+                             "space": space, "space_model_version": catalogue.model_version,
+                             "outfits_per_split": counts, "train": train_counts, "valid": val_counts,
+                             "catalogue_items": len(catalogue.item_ids)}  # fmt: skip
+    log(f"valid rank percentile {metrics['val_rank_percentile']:.3f} (random 0.5), hit@10 {metrics['val_hit_at_10']:.3f}")
+    result = _finish(name, version, out, model, metrics, keep_checkpoint, log)
+    if learn:
+        write_learned_vectors(home, model, catalogue, version)
+        log(f"learned item vectors -> vectors_{WUMBERT_SPACE}")
+    return result
+
+
+def write_learned_vectors(home: Path | str, model, catalogue: Catalogue, version: str) -> int:
+    """WumBERT's item vectors (space vector + learned delta, normalised) as ``vectors_wumbert``,
+    replacing what an earlier version wrote."""
+    import torch
+
+    from store.vectors import vector_schema
+
+    store = VectorStore(home)
+    source = store.read(catalogue.space, ["item_id", "dataset", "semantic_category", "split", "image_sha1"])
+    source = source.filter(pc.equal(source["dataset"], "polyvore"))
+    meta = {r["item_id"]: r for r in source.to_pylist()}
+    with torch.no_grad():
+        vectors = model.item_vectors(torch.from_numpy(catalogue.vectors), torch.arange(len(catalogue.item_ids))).numpy()
+    dim = vectors.shape[1]
+    rows = pa.table({
+        "item_id": catalogue.item_ids,
+        "dataset": ["polyvore"] * len(catalogue.item_ids),
+        "semantic_category": catalogue.categories,
+        "split": [meta[i]["split"] for i in catalogue.item_ids],
+        "model": ["wumbert"] * len(catalogue.item_ids),
+        "model_version": [version] * len(catalogue.item_ids),
+        "image_sha1": [meta[i]["image_sha1"] for i in catalogue.item_ids],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim),
+    }, schema=vector_schema(dim))  # fmt: skip
+    store.upsert(WUMBERT_SPACE, rows)
+    store.delete(WUMBERT_SPACE, f"model_version != '{version}'")  # items an earlier version had, gone since
+    store.compact(WUMBERT_SPACE)
+    store.ensure_indexes(WUMBERT_SPACE)
+    return rows.num_rows

@@ -1,0 +1,219 @@
+"""Training and inference for ``umbert`` / ``wumbert`` (see :mod:`models.outfit`).
+
+- :class:`OutfitData`: a catalogue (space vectors, category indices) and outfits as catalogue rows.
+- :func:`outfit_batch`: padded tensors of some outfits, one masked slot each (or none).
+- :func:`train_outfit_model`: pre-training (reconstruct all) for ``pretrain_steps``, then the
+  masked-item objective (``config.objective``) until ``cfg.steps``; nanoGPT-style like
+  :mod:`models.train` (pure LR schedule, evaluation under ``torch.no_grad()``, resumable
+  checkpoints with model, optimizer, config and step). Each step's batch and masked slots are
+  drawn from a generator seeded with ``(seed, step)``, so a resumed run sees the same batches.
+- :func:`predict_missing`: the predicted vector of one blank per outfit (inference).
+- :func:`rank_percentile`: where each true item ranks among its category's catalogue items.
+
+Callers hand over tensors (no I/O); every outfit only ever meets its own targets: a batch is
+built row by row from one outfit's item rows (the research built targets with ``.repeat`` and
+inputs with ``repeat_interleave``, so a masked outfit was scored against another's item).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.outfit import OutfitTransformer, contrastive_loss, mse_loss, reconstruct_loss
+from models.train import CHECKPOINT_NAME, TrainConfig, _step, make_optimizer, resume_from_checkpoint, save_checkpoint
+
+
+@dataclass
+class OutfitData:
+    vectors: torch.Tensor  # (N, D) float32 space vectors of the catalogue
+    categories: torch.Tensor  # (N,) long: category index of each catalogue row
+    outfits: list[torch.Tensor]  # each a 1-D long tensor of catalogue rows (2+ items)
+    model_rows: torch.Tensor | None = None  # (N,) long: wumbert's learned row of each catalogue row (-1 = none)
+
+
+def outfit_batch(data: OutfitData, outfits: Sequence[torch.Tensor], slots: torch.Tensor | None) -> dict:
+    """Padded batch: vectors (B, L, D), categories, rows (-1 = padding), padding, masked, and
+    targets = the same rows' vectors. ``slots`` (B,): the masked slot of each outfit; None: none."""
+    size = max(len(o) for o in outfits)
+    rows = torch.full((len(outfits), size), -1, dtype=torch.long)
+    for i, o in enumerate(outfits):
+        rows[i, : len(o)] = o
+    padding = rows < 0
+    safe = rows.clamp(min=0)
+    masked = torch.zeros_like(padding)
+    if slots is not None:
+        masked[torch.arange(len(outfits)), slots] = True
+    model_rows = rows if data.model_rows is None else torch.where(padding, -1, data.model_rows[safe])
+    return {"vectors": data.vectors[safe], "categories": data.categories[safe], "rows": rows,
+            "model_rows": model_rows, "padding": padding, "masked": masked}  # fmt: skip
+
+
+def _forward(model: OutfitTransformer, batch: dict, device: torch.device):
+    b = {k: v.to(device) for k, v in batch.items()}
+    model_rows = b["model_rows"] if model.config.learn_items else None
+    pred = model(b["vectors"], b["categories"], b["masked"], b["padding"], model_rows)
+    targets = model.item_vectors(b["vectors"], model_rows)
+    return pred, targets, b
+
+
+def _masked_loss(model: OutfitTransformer, pred, targets, b) -> torch.Tensor:
+    if model.config.learn_items and model.config.objective == "mse":
+        targets = targets.detach()  # learned targets under MSE would collapse onto the predictions
+    if model.config.objective == "mse":
+        return mse_loss(pred, targets, b["masked"])
+    return contrastive_loss(pred, targets, b["masked"], b["categories"], b["padding"], b["rows"],
+                            model.config.temperature)  # fmt: skip
+
+
+def _draw(data: OutfitData, batch_size: int, seed: int, step: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    pick = torch.randint(len(data.outfits), (batch_size,), generator=g)
+    outfits = [data.outfits[i] for i in pick.tolist()]
+    slots = torch.tensor([int(torch.randint(len(o), (1,), generator=g)) for o in outfits])
+    return outfits, slots
+
+
+@torch.no_grad()
+def predict_missing(model: OutfitTransformer, data: OutfitData, outfits: Sequence[torch.Tensor],
+                    slots: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:  # fmt: skip
+    """(B, D) predicted vectors of the item at ``slots[i]`` of ``outfits[i]``, which enters masked
+    (its own vector never reaches the model). Eval mode; on the model's device; CPU float32 out."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(outfits), batch_size):
+        part = list(outfits[start:start + batch_size])
+        batch = outfit_batch(data, part, slots[start:start + batch_size])
+        pred, _, b = _forward(model, batch, device)
+        out.append(pred[b["masked"]].float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros((0, model.config.item_dim))
+
+
+@torch.no_grad()
+def catalogue_vectors(model: OutfitTransformer, data: OutfitData) -> torch.Tensor:
+    """(N, D) the catalogue's item vectors as the model sees them (wumbert: with its deltas), CPU."""
+    device = next(model.parameters()).device
+    rows = data.model_rows if data.model_rows is not None else torch.arange(len(data.vectors))
+    return model.item_vectors(data.vectors.to(device), rows.to(device)).float().cpu()
+
+
+@torch.no_grad()
+def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor,
+                    exclude: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """For each query i (scores (M, N) over the catalogue): the 0-based rank of ``true_rows[i]``
+    among the catalogue rows of its category (ties count against it), and that rank over the
+    category's size minus one (0 = first, 0.5 on average at random). ``exclude[i]``: rows left
+    out of query i's ranking (its context items)."""
+    true_cat = categories[true_rows]
+    same = categories.unsqueeze(0) == true_cat.unsqueeze(1)  # (M, N)
+    if exclude is not None:
+        for i, rows in enumerate(exclude):
+            same[i, rows] = False
+    same[torch.arange(len(true_rows)), true_rows] = True
+    true_score = scores[torch.arange(len(true_rows)), true_rows].unsqueeze(1)
+    above = ((scores >= true_score) & same).sum(1) - 1  # the true row itself is not above itself
+    size = same.sum(1)
+    return above, above.float() / (size - 1).clamp(min=1).float()
+
+
+@torch.no_grad()
+def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: int = 2000) -> dict:
+    """Every slot of (up to ``max_outfits``) ``data`` outfits masked in turn: the masked item's
+    rank among the same-category catalogue items (mean rank percentile, random 0.5; hit@10)."""
+    outfits = data.outfits[:max_outfits]
+    expanded = [o for o in outfits for _ in range(len(o))]
+    slots = torch.tensor([s for o in outfits for s in range(len(o))])
+    if not expanded:
+        raise ValueError("no outfits to evaluate")
+    pred = predict_missing(model, data, expanded, slots)
+    true_rows = torch.stack([o[s] for o, s in zip(expanded, slots.tolist())])
+    catalogue = catalogue_vectors(model, data)
+    context = [torch.cat([o[:s], o[s + 1:]]) for o, s in zip(expanded, slots.tolist())]
+    rank, pct = rank_percentile(pred @ catalogue.T, true_rows, data.categories, context)
+    return {"val_rank_percentile": pct.mean().item(), "val_hit_at_10": (rank < 10).float().mean().item(),
+            "n_val_items": len(expanded)}  # fmt: skip
+
+
+def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitData, cfg: TrainConfig,
+                       pretrain_steps: int = 0, checkpoint_dir: str | Path | None = None,
+                       log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+    """Train ``model`` on ``train`` outfits; evaluate on ``val`` outfits (:func:`evaluate_outfits`)
+    at step 0, every ``cfg.eval_every`` steps and at the end. Steps below ``pretrain_steps`` use
+    :func:`reconstruct_loss` (nothing masked), the rest the masked-item objective. Returns
+    JSON-ready metrics."""
+    if not train.outfits:
+        raise ValueError("no training outfits")
+    if not 0 <= pretrain_steps < cfg.steps:
+        raise ValueError(f"pretrain_steps must be in [0, steps={cfg.steps}), got {pretrain_steps}")
+    device = torch.device(cfg.device)
+    model.to(device).train()
+    optimizer = make_optimizer(model, cfg)
+    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
+    history = history or {"losses": [], "evals": []}
+    if rng_state is not None:
+        torch.set_rng_state(rng_state)
+    else:
+        torch.manual_seed(cfg.seed)  # dropout
+    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
+    t0, trained = time.perf_counter(), 0
+
+    def evaluate(step: int) -> None:
+        with torch.random.fork_rng(devices=[]):
+            result = {"step": step, **evaluate_outfits(model, val)}
+        history["evals"].append(result)
+        if log:
+            recent = history["losses"][-cfg.eval_every:]
+            train_loss = f" train_loss {sum(recent) / len(recent):.4f}" if recent else ""
+            log(f"step {step}/{cfg.steps}{train_loss} val rank percentile {result['val_rank_percentile']:.3f} "
+                f"(random 0.5), hit@10 {result['val_hit_at_10']:.3f}")
+        if checkpoint_dir is not None:
+            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
+
+    if start == 0:
+        evaluate(0)
+    for step in range(start, end):
+        pretraining = step < pretrain_steps
+        outfits, slots = _draw(train, cfg.batch_size, cfg.seed, step)
+        batch = outfit_batch(train, outfits, None if pretraining else slots)
+        pred, targets, b = _forward(model, batch, device)
+        if pretraining:
+            loss = reconstruct_loss(pred, targets.detach(), b["padding"])
+        else:
+            loss = _masked_loss(model, pred, targets, b)
+        _step(model, optimizer, loss, cfg, step)
+        history["losses"].append(loss.item())
+        trained += len(outfits)
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
+            evaluate(step + 1)
+    if history["evals"][-1]["step"] != end:
+        evaluate(end)
+    seconds = time.perf_counter() - t0
+    last = history["evals"][-1]
+    return {
+        "kind": "outfit",
+        "objective": model.config.objective,
+        "steps": end,
+        "total_steps": cfg.steps,
+        "pretrain_steps": pretrain_steps,
+        "finished": end == cfg.steps,
+        "resumed_from_step": start,
+        "train_loss_first": history["losses"][0] if history["losses"] else None,
+        "train_loss_last": history["losses"][-1] if history["losses"] else None,
+        "val_rank_percentile": last["val_rank_percentile"],
+        "val_hit_at_10": last["val_hit_at_10"],
+        "evals": history["evals"],
+        "n_train_outfits": len(train.outfits),
+        "n_val_outfits": len(val.outfits),
+        "train_config": dataclasses.asdict(cfg),
+        "device": str(device),
+        "seconds": seconds,
+        "outfits_per_second": trained / seconds if seconds > 0 else None,
+    }
