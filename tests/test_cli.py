@@ -31,13 +31,15 @@ def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home, pre
 
 def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     home = tmp_path / "home"
-    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3"]
+    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3", "--outfit-steps", "10"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     output = " ".join(res.output.split())  # rich wraps lines at the terminal width
     for text in ("Polyvore items per semantic category", "majority_baseline", "Quarantine",
                  "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120)",
-                 "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random"):
+                 "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random",
+                 "umbert v1 (trained, 10 steps, contrastive objective, space ae", "wumbert v1 (trained", "FITB accuracy",
+                 "Polyvore nondisjoint / test", "searched vectors_wumbert"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()
     for space in ("resnet", "ae"):
@@ -45,12 +47,16 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
         assert (home / "reports" / f"pca_{space}.png").stat().st_size > 1000
         assert f"figure: {home / 'reports' / f'pca_{space}.png'}" in res.output.replace("\n", "")
     assert len(list((home / "reports").glob("neighbours_resnet_*.html"))) == 1
+    assert len(list((home / "reports").glob("complete_wumbert_*.html"))) == 1
+    assert json.loads((home / "reports" / "fitb_nondisjoint.json").read_text())["splits"]["test"]["methods"].keys() == {
+        "random", "mean of context (ae)", "umbert v1", "wumbert v1"}
     assert json.loads((home / "reports" / "quality.json").read_text())["neighbours"]["spaces"].keys() == {"resnet", "ae"}
     # a second run reuses the samples, the probes, the models and every stored vector
     res = runner.invoke(app, args)
     output = " ".join(res.output.split())
     assert res.exit_code == 0 and "images probed this run: 0" in output and "(cached result): nothing ran" in output
     assert "resnet v1 (reused" in output and not (home / "models" / "resnet" / "v2").exists()
+    assert "umbert v1 (reused" in output and not (home / "models" / "umbert" / "v2").exists()
     assert output.count("0 embedded, 884 unchanged") == 2
 
 

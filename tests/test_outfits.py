@@ -1,0 +1,177 @@
+"""Outfit completion on the sample lake: data, training jobs, FITB evaluation, `complete`, bad input.
+
+The vectors here are a toy space written straight to the store (the hidden style as 4 dims plus
+noise, from `sample_truth`), so the tests need no image model; the slow quality test in
+tests/test_quality.py uses the real ae space.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from etl.samples.polyvore import sample_truth
+from flows.cli import app
+from flows.complete import CompletionModel, complete
+from flows.ingest import ingest
+from flows.outfit_eval import auc, evaluate_fitb
+from flows.outfits import check_disjoint_outfits, load_catalogue, load_outfits, train_outfit
+from store import VectorStore, query
+from store.vectors import UnknownSpaceError, vector_schema
+
+STYLES = ("minimal", "bold", "earth", "pastel")
+runner = CliRunner()
+
+
+def _toy_space(home, space="toy", noise=0.8, seed=0):
+    items = query(home, "SELECT item_id, semantic_category, image_sha1 FROM polyvore_items ORDER BY item_id").to_pylist()
+    truth = sample_truth(0, 1)
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(0, noise, (len(items), 16)).astype(np.float32)
+    for i, it in enumerate(items):
+        vectors[i, STYLES.index(truth[it["item_id"]]["style"])] += 1.0
+    rows = pa.table({"item_id": [r["item_id"] for r in items], "dataset": ["polyvore"] * len(items),
+                     "semantic_category": [r["semantic_category"] for r in items], "split": [None] * len(items),
+                     "model": ["toy"] * len(items), "model_version": ["toy/v1"] * len(items),
+                     "image_sha1": [r["image_sha1"] for r in items],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 16)},
+                    schema=vector_schema(16))  # fmt: skip
+    VectorStore(home).upsert(space, rows)
+
+
+@pytest.fixture(scope="module")
+def trained_home(sample_root, tmp_path_factory):
+    """A lake with the sample Polyvore release, the toy space, umbert v1 and wumbert v1 (short runs)."""
+    home = tmp_path_factory.mktemp("outfits") / "home"
+    ingest("polyvore", sample_root / "polyvore", home)
+    _toy_space(home)
+    for name in ("umbert", "wumbert"):
+        train_outfit(home, name, space="toy", steps=150, eval_every=50, log=lambda _: None)
+    return home
+
+
+@pytest.fixture
+def home_copy(trained_home, tmp_path):
+    return shutil.copytree(trained_home, tmp_path / "home")
+
+
+def test_outfits_never_cross_splits(trained_home):
+    for variant in ("nondisjoint", "disjoint"):
+        assert check_disjoint_outfits(trained_home, variant) == {"train": 600, "valid": 60, "test": 120}
+    overlap = query(trained_home, "SELECT set_id FROM polyvore_outfits GROUP BY variant, set_id HAVING count(DISTINCT split) > 1")
+    assert overlap.num_rows == 0
+
+
+def test_an_outfit_in_two_splits_is_refused(trained_home, monkeypatch):
+    import flows.outfits as outfits
+
+    real = outfits.load_outfits
+    monkeypatch.setattr(outfits, "load_outfits", lambda home, variant, split: real(home, variant, split)
+                        + ([real(home, variant, "train")[0]] if split == "test" else []))  # fmt: skip
+    with pytest.raises(ValueError, match="is in both train and test"):
+        outfits.check_disjoint_outfits(trained_home, "nondisjoint")
+
+
+def test_training_saves_both_models_with_what_they_saw(trained_home):
+    for name in ("umbert", "wumbert"):
+        metrics = json.loads((trained_home / "models" / name / "v1" / "metrics.json").read_text())
+        on = metrics["trained_on"]
+        assert on["space"] == "toy" and on["variant"] == "nondisjoint" and on["split"] == "train"
+        assert on["train"]["outfits"] == 600 and on["valid"]["outfits"] == 60
+        assert metrics["val_rank_percentile"] < 0.5  # better than random ranking on the valid outfits
+    learned = VectorStore(trained_home).read("wumbert", ["item_id", "model_version"])
+    assert learned.num_rows == 484 and set(learned["model_version"].to_pylist()) == {"v1"}
+    assert (trained_home / "models" / "wumbert" / "v1" / "item_ids.json").exists()
+
+
+def test_fitb_report_has_models_and_baselines(home_copy):
+    report = evaluate_fitb(home_copy, "nondisjoint", log=lambda _: None)
+    test = report["splits"]["test"]
+    methods = test["methods"]
+    assert set(methods) == {"random", "mean of context (toy)", "umbert v1", "wumbert v1"}
+    assert methods["random"]["fitb_accuracy"] == 0.25 and methods["random"]["compatibility_auc"] == 0.5
+    assert test["questions"]["toy"]["fitb"] == 119 and test["questions"]["toy"]["compatibility"] == 240
+    # style is visible in the toy space: learned models beat chance clearly
+    assert methods["umbert v1"]["fitb_accuracy"] > 0.5 and methods["mean of context (toy)"]["fitb_accuracy"] > 0.35
+    for m in methods.values():
+        assert 0 <= m["fitb_accuracy"] <= 1 and 0 <= m["hit_at_10"] <= 1
+    assert (home_copy / "reports" / "fitb_nondisjoint.png").stat().st_size > 5000
+    saved = json.loads((home_copy / "models" / "umbert" / "v1" / "metrics.json").read_text())
+    assert saved["eval_fitb"]["nondisjoint"]["test"] == methods["umbert v1"]
+
+
+def test_auc():
+    assert auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert auc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert auc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]) == 0.5
+    assert auc([0.3, 0.1], [1, 1]) is None
+
+
+def _test_outfit(home):
+    _, items = load_outfits(home, "nondisjoint", "test")[0]
+    rows = query(home, "SELECT item_id, semantic_category FROM polyvore_items").to_pylist()
+    return items, {r["item_id"]: r["semantic_category"] for r in rows}
+
+
+@pytest.mark.parametrize("model", ["umbert", "wumbert"])
+def test_complete_returns_items_of_the_category_without_the_context(trained_home, model):
+    items, cats = _test_outfit(trained_home)
+    context, missing = items[:-1], cats[items[-1]]
+    result = complete(trained_home, context, missing, k=7, model=model)
+    assert len(result.rows) == 7 and {r["semantic_category"] for r in result.rows} == {missing}
+    assert not set(context) & {r["item_id"] for r in result.rows}
+    assert result.space == ("toy" if model == "umbert" else "wumbert")
+    assert [r["distance"] for r in result.rows] == sorted(r["distance"] for r in result.rows)
+    assert result.gallery.exists() and result.gallery.read_text().count("<figure>") == len(context) + 7
+
+
+def test_complete_bad_input(home_copy):
+    items, cats = _test_outfit(home_copy)
+    model = CompletionModel(home_copy, "umbert")
+    with pytest.raises(KeyError, match="not in the catalogue.*nope-1"):
+        model.complete([items[0], "nope-1"], "shoes")
+    present = cats[items[0]]
+    with pytest.raises(ValueError, match=f"already has a {present} item"):
+        model.complete(items[:2], present)
+    with pytest.raises(ValueError, match="unknown categories.*'capes'"):
+        model.complete(items[:2], "capes")
+    missing = cats[items[-1]]
+    VectorStore(home_copy).delete("toy", f"semantic_category = '{missing}'")
+    with pytest.raises(ValueError, match=f"no item of category '{missing}'"):
+        model.complete(items[:-1], missing)
+    VectorStore(home_copy).db.drop_table("vectors_toy")
+    with pytest.raises(UnknownSpaceError, match="atelier embed toy"):
+        CompletionModel(home_copy, "umbert")
+    with pytest.raises(UnknownSpaceError, match="atelier embed toy"):
+        load_catalogue(home_copy, "toy")
+
+
+def test_cli_train_eval_complete(home_copy):
+    res = runner.invoke(app, ["train", "umbert", "--space", "toy", "--steps", "20", "--objective", "mse",
+                              "--home", str(home_copy), "--no-prefect"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "umbert v2: valid rank percentile" in " ".join(res.output.split())
+    assert json.loads((home_copy / "models" / "umbert" / "v2" / "config.json").read_text())["objective"] == "mse"
+    res = runner.invoke(app, ["eval", "fitb", "--model", "umbert", "--home", str(home_copy)])
+    assert res.exit_code == 0, res.output
+    output = " ".join(res.output.split())
+    assert "umbert v2" in output and "mean of" in output and "FITB accuracy" in output  # rich wraps cells
+    items, cats = _test_outfit(home_copy)
+    res = runner.invoke(app, ["complete", "--items", ",".join(items[:-1]), "--missing", cats[items[-1]], "-k", "3",
+                              "--home", str(home_copy)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "gallery:" in res.output and res.output.count(cats[items[-1]]) >= 1
+    res = runner.invoke(app, ["complete", "--items", "nope", "--missing", "shoes", "--home", str(home_copy)])
+    assert res.exit_code == 1 and "not in the catalogue" in res.output
+
+
+def test_train_without_vectors_says_what_to_run(sample_root, tmp_path):
+    home = tmp_path / "home"
+    ingest("polyvore", sample_root / "polyvore", home)
+    with pytest.raises(UnknownSpaceError, match="atelier embed ae"):
+        train_outfit(home, "umbert", space="ae", steps=5)
