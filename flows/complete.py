@@ -90,15 +90,16 @@ class CompletionModel:
             pred = self.model(v, c, masked, None, torch.tensor([rows]))
         return pred[0, -1].numpy()
 
-    def complete(self, item_ids: list[str], missing: str, k: int = 10, gallery: bool = True) -> Completion:
-        """The k items of category ``missing`` nearest to the predicted vector (context excluded)."""
+    def complete(self, item_ids: list[str], missing: str, k: int = 10, gallery: bool = True, exact: bool = False) -> Completion:
+        """The k items of category ``missing`` nearest to the predicted vector (context excluded);
+        ``exact``: flat search, bypassing the ANN index (benchmarks compare the two)."""
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         t0 = time.perf_counter()
         vector = self.predict(item_ids, missing)
         t1 = time.perf_counter()
         where = f"semantic_category = {_literal(missing)} AND item_id NOT IN ({', '.join(_literal(i) for i in item_ids)})"
-        hits = self.store.search(self.space, vector, k=k, where=where).to_pylist()
+        hits = self.store.search(self.space, vector, k=k, where=where, exact=exact).to_pylist()
         t2 = time.perf_counter()
         if not hits:
             raise ValueError(f"no item of category {missing!r} in vector space {self.space!r} to suggest")

@@ -144,11 +144,13 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
 
 def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitData, cfg: TrainConfig,
                        pretrain_steps: int = 0, checkpoint_dir: str | Path | None = None,
-                       log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+                       log: Callable[[str], None] | None = None, keep_best: bool = True) -> dict:  # fmt: skip
     """Train ``model`` on ``train`` outfits; evaluate on ``val`` outfits (:func:`evaluate_outfits`)
     at step 0, every ``cfg.eval_every`` steps and at the end. Steps below ``pretrain_steps`` use
-    :func:`reconstruct_loss` (nothing masked), the rest the masked-item objective. Returns
-    JSON-ready metrics."""
+    :func:`reconstruct_loss` (nothing masked), the rest the masked-item objective. With
+    ``keep_best``, the weights of the evaluation with the lowest val rank percentile are kept at
+    the end (early stopping on the valid outfits; ``kept_step`` says which; a run resumed from a
+    checkpoint only knows the evaluations since). Returns JSON-ready metrics."""
     if not train.outfits:
         raise ValueError("no training outfits")
     if not 0 <= pretrain_steps < cfg.steps:
@@ -165,10 +167,15 @@ def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitD
     end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
     t0, trained = time.perf_counter(), 0
 
+    best: dict = {}
+
     def evaluate(step: int) -> None:
         with torch.random.fork_rng(devices=[]):
             result = {"step": step, **evaluate_outfits(model, val)}
         history["evals"].append(result)
+        if not best or result["val_rank_percentile"] < best["score"]:
+            best.update(score=result["val_rank_percentile"], step=step,
+                        state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
         if log:
             recent = history["losses"][-cfg.eval_every:]
             train_loss = f" train_loss {sum(recent) / len(recent):.4f}" if recent else ""
@@ -196,7 +203,9 @@ def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitD
     if history["evals"][-1]["step"] != end:
         evaluate(end)
     seconds = time.perf_counter() - t0
-    last = history["evals"][-1]
+    if keep_best and best and best["step"] > 0:
+        model.load_state_dict(best["state"])  # early stopping on the valid outfits (never the test split)
+    last = next(e for e in history["evals"] if e["step"] == best.get("step")) if keep_best and best.get("step") else history["evals"][-1]
     return {
         "kind": "outfit",
         "objective": model.config.objective,
@@ -207,6 +216,7 @@ def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitD
         "resumed_from_step": start,
         "train_loss_first": history["losses"][0] if history["losses"] else None,
         "train_loss_last": history["losses"][-1] if history["losses"] else None,
+        "kept_step": last["step"],
         "val_rank_percentile": last["val_rank_percentile"],
         "val_hit_at_10": last["val_hit_at_10"],
         "evals": history["evals"],

@@ -140,7 +140,8 @@ def test_training_learns_and_resumes_exactly(tmp_path):
     def run(ckpt, stop=None):
         torch.manual_seed(0)
         model = UmBERT(_config())
-        metrics = train_outfit_model(model, data, data, dataclasses.replace(cfg, stop_at_step=stop), checkpoint_dir=ckpt)
+        metrics = train_outfit_model(model, data, data, dataclasses.replace(cfg, stop_at_step=stop), checkpoint_dir=ckpt,
+                                     keep_best=False)
         return model, metrics
 
     full, metrics = run(tmp_path / "a")
