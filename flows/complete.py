@@ -68,8 +68,9 @@ class CompletionModel:
         vectors = np.stack([np.asarray(found[i]["vector"], np.float32) for i in item_ids])
         return vectors, [found[i]["semantic_category"] for i in item_ids]
 
-    def predict(self, item_ids: list[str], missing: str) -> np.ndarray:
-        """The predicted vector of a ``missing``-category item completing ``item_ids``."""
+    def predict(self, item_ids: list[str], missing: str) -> tuple[np.ndarray, list[str]]:
+        """The predicted vector of a ``missing``-category item completing ``item_ids``, and the
+        context items' categories."""
         import torch
 
         if not item_ids:
@@ -88,7 +89,7 @@ class CompletionModel:
             masked = torch.zeros((1, len(rows)), dtype=torch.bool)
             masked[0, -1] = True
             pred = self.model(v, c, masked, None, torch.tensor([rows]))
-        return pred[0, -1].numpy()
+        return pred[0, -1].numpy(), cats
 
     def complete(self, item_ids: list[str], missing: str, k: int = 10, gallery: bool = True, exact: bool = False) -> Completion:
         """The k items of category ``missing`` nearest to the predicted vector (context excluded);
@@ -96,7 +97,7 @@ class CompletionModel:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         t0 = time.perf_counter()
-        vector = self.predict(item_ids, missing)
+        vector, cats = self.predict(item_ids, missing)
         t1 = time.perf_counter()
         where = f"semantic_category = {_literal(missing)} AND item_id NOT IN ({', '.join(_literal(i) for i in item_ids)})"
         hits = self.store.search(self.space, vector, k=k, where=where, exact=exact).to_pylist()
@@ -104,7 +105,6 @@ class CompletionModel:
         if not hits:
             raise ValueError(f"no item of category {missing!r} in vector space {self.space!r} to suggest")
         details = item_details(self.home, [*item_ids, *(h["item_id"] for h in hits)])
-        _, cats = self._context(item_ids)
         items = [{"item_id": i, "semantic_category": c, **{f: details.get(i, {}).get(f) for f in ("title", "image_path")}}
                  for i, c in zip(item_ids, cats)]  # fmt: skip
         rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
