@@ -4,6 +4,10 @@
 converted to RGB, resized to size x size and scaled to [0, 1] (float32, C x H x W). A file that
 cannot be decoded does not raise: its item has ok = False and the error text, so one bad image
 never stops a batch; callers skip and record it. torch is imported lazily (etl stays light).
+
+Two more kinds of image reference, per row (`load_ref`): ``h5_index`` (a Fashion Synthesis
+image: row ``h5_index`` (1-based) of the ``G2.h5`` at the path, mean added back) and ``crop``
+(``[x1, y1, x2, y2]``: that box of the image, e.g. a DeepFashion2 item; an empty box is an error).
 """
 
 from __future__ import annotations
@@ -23,6 +27,23 @@ def load_image(path: str, size: int) -> np.ndarray:
         return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR))  # a writable copy
 
 
+def load_ref(path: str, size: int, h5_index: int | None = None, crop=None) -> np.ndarray:
+    """uint8 size x size x 3 array of one image reference (raises on a bad file or an empty crop)."""
+    if h5_index is not None:
+        from etl.synthesis import synthesis_images
+
+        pixels = synthesis_images(path, [int(h5_index)])[0]
+        return np.array(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))
+    if crop is None:
+        return load_image(path, size)
+    from etl.deepfashion2_crops import crop_box
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        box = crop_box(crop, *im.size)
+        return np.array(im.crop(box).resize((size, size), Image.BILINEAR))
+
+
 def _dataset_base():
     try:
         from torch.utils.data import Dataset
@@ -34,11 +55,15 @@ def _dataset_base():
 class ImageFolderRows(_dataset_base()):
     """Dataset over image paths (and optional integer labels)."""
 
-    def __init__(self, paths: Sequence[str], size: int, labels: Sequence[int] | None = None):
-        if labels is not None and len(labels) != len(paths):
-            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+    def __init__(self, paths: Sequence[str], size: int, labels: Sequence[int] | None = None,
+                 h5_index: Sequence[int | None] | None = None, crops: Sequence | None = None):
+        for name, values in (("labels", labels), ("h5_index", h5_index), ("crops", crops)):
+            if values is not None and len(values) != len(paths):
+                raise ValueError(f"{len(paths)} paths but {len(values)} {name}")
         self.paths, self.size = list(paths), size
         self.labels = list(labels) if labels is not None else None
+        self.h5_index = list(h5_index) if h5_index is not None else None
+        self.crops = list(crops) if crops is not None else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -48,7 +73,8 @@ class ImageFolderRows(_dataset_base()):
 
         label = self.labels[i] if self.labels is not None else -1
         try:
-            pixels = load_image(self.paths[i], self.size)
+            pixels = load_ref(self.paths[i], self.size, self.h5_index[i] if self.h5_index else None,
+                              self.crops[i] if self.crops else None)
             error = ""
         except Exception as e:  # a broken file: reported in the item, never raised
             pixels = np.zeros((self.size, self.size, 3), np.uint8)

@@ -47,7 +47,7 @@ def test_seeded_generator_gives_identical_bytes(tmp_path):
     write_deepfashion2(tmp_path / "c", seed=2, image_size=48)
     assert a == b and _files(tmp_path / "a") == _files(tmp_path / "b")
     assert _files(tmp_path / "a") != _files(tmp_path / "c")
-    assert 60 <= a["train_images"] <= 64 and 20 <= a["validation_images"] <= 24 and a["patterns"] == 20
+    assert 120 <= a["train_images"] <= 124 and 60 <= a["validation_images"] <= 64 and a["patterns"] == 50
 
 
 def test_release_has_pairs_style_zero_items_and_two_item_images(sample):

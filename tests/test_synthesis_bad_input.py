@@ -85,7 +85,7 @@ def test_h5_with_another_image_count_stops_naming_both_counts(release, home, ing
     with h5py.File(path, "w") as f:
         for k, v in data.items():
             f.create_dataset(k, data=v[:-1] if k != "ih_mean" else v)
-    _stops(release, home, r"^Img/G2.h5: dataset ih has 119 images but Anno/language_original.mat has 120 caption records")
+    _stops(release, home, r"^Img/G2.h5: dataset ih has 299 images but Anno/language_original.mat has 300 caption records")
     assert lake_bytes(home) == ingested
 
 
@@ -98,13 +98,13 @@ def test_h5_without_b_stops(release, home):
 def test_code_vector_shorter_than_engj_stops_naming_both_lengths(release, home, ingested):
     _edit_mat(release / MAT, lambda m: m.update(sleeve_=m["sleeve_"][:-1]))
     err = _stops(release, home, r"^Anno/language_original.mat: variables have different lengths")
-    assert "engJ 120" in str(err) and "sleeve_ 119" in str(err)
+    assert "engJ 300" in str(err) and "sleeve_ 299" in str(err)
     assert lake_bytes(home) == ingested
 
 
 def test_code_variable_of_the_wrong_shape_stops(release, home):
-    _edit_mat(release / MAT, lambda m: m.update(gender_=np.zeros((120, 2))))
-    _stops(release, home, r"variable gender_ has shape 120x2, expected N x 1")
+    _edit_mat(release / MAT, lambda m: m.update(gender_=np.zeros((300, 2))))
+    _stops(release, home, r"variable gender_ has shape 300x2, expected N x 1")
 
 
 @pytest.mark.parametrize("rel", [MAT, IND, H5])
@@ -131,12 +131,12 @@ def test_empty_caption_and_bad_codes_are_quarantined(release, home):
     assert "cate_new 25 is not a code 1-19" in q[(MAT, "10")] and "gender_ 2 is not 0 or 1" in q[(MAT, "10")]
     assert "sleeve_ 2.5" in q[(MAT, "12")] and "color_ nan" in q[(MAT, "13")]
     assert "nameList cell is not text" in q[(MAT, "14")]
-    assert sources[MAT]["records_quarantined"] == 5 and sources[MAT]["records_kept"] == 115
+    assert sources[MAT]["records_quarantined"] == 5 and sources[MAT]["records_kept"] == 295
     kept = query(home, "select index from synthesis_captions").column("index").to_pylist()
-    assert not {5, 10, 12, 13, 14} & set(kept) and len(kept) == 115
+    assert not {5, 10, 12, 13, 14} & set(kept) and len(kept) == 295
     # their images are still there, marked as having no usable caption
     images = query(home, "select index from synthesis_images where not captioned").column("index").to_pylist()
-    assert images == [5, 10, 12, 13, 14] and sources[H5]["records_kept"] == 120
+    assert images == [5, 10, 12, 13, 14] and sources[H5]["records_kept"] == 300
 
 
 def test_ind_entries_out_of_range_repeated_or_in_both_splits(release, home):
@@ -144,13 +144,13 @@ def test_ind_entries_out_of_range_repeated_or_in_both_splits(release, home):
     train, test = ind["train_ind"].ravel().tolist(), ind["test_ind"].ravel().tolist()
     both, unassigned = train[0], train[1]
     new_train = [v for v in train if v != unassigned] + [train[2]]  # drops one index, repeats another
-    new_test = test + [both, 0, 121, 3.5]
+    new_test = test + [both, 0, 301, 3.5]
     scipy.io.savemat(release / IND, {"train_ind": np.array(new_train, float)[:, None], "test_ind": np.array(new_test, float)[:, None]})
     sources = _ingest_checked(release, home)
     q = _quarantine(home)
     n_test = len(test)
-    assert q[(IND, f"test_ind({n_test + 2})")] == "index 0 is out of range: record indices are 1-120"
-    assert "121 is out of range" in q[(IND, f"test_ind({n_test + 3})")]
+    assert q[(IND, f"test_ind({n_test + 2})")] == "index 0 is out of range: record indices are 1-300"
+    assert "301 is out of range" in q[(IND, f"test_ind({n_test + 3})")]
     assert "3.5 is out of range" in q[(IND, f"test_ind({n_test + 4})")]
     assert q[(IND, f"train_ind({len(new_train)})")] == f"index {int(train[2])} repeats train_ind({new_train.index(train[2]) + 1})"
     assert "in both train_ind and test_ind" in q[(IND, "train_ind(1)")]

@@ -78,7 +78,7 @@ def test_ingesting_twice_gives_identical_tables(release, home):
 def test_image_helpers_return_the_drawn_images(synthesis_sample):
     records = sample_records(seed=0)
     h5 = synthesis_sample / "Img/G2.h5"
-    wanted = [7, 1, 120, 7]  # unsorted, repeated, both ends
+    wanted = [7, 1, 300, 7]  # unsorted, repeated, both ends
     images = synthesis_images(h5, wanted)
     segs = synthesis_segmentations(h5, wanted)
     assert images.shape == (4, 128, 128, 3) and images.dtype == np.uint8
@@ -89,9 +89,9 @@ def test_image_helpers_return_the_drawn_images(synthesis_sample):
     assert synthesis_images(h5, []).shape == (0, 128, 128, 3)
 
 
-@pytest.mark.parametrize("bad", [0, 121, -1])
+@pytest.mark.parametrize("bad", [0, 301, -1])
 def test_image_helper_refuses_an_index_out_of_range(synthesis_sample, bad):
-    with pytest.raises(IndexError, match=rf"index {bad} is out of range.*1-120"):
+    with pytest.raises(IndexError, match=rf"index {bad} is out of range.*1-300"):
         synthesis_images(synthesis_sample / "Img/G2.h5", [1, bad])
     with pytest.raises(IndexError, match="out of range"):
         synthesis_segmentations(synthesis_sample / "Img/G2.h5", [bad])

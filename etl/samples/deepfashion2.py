@@ -2,7 +2,7 @@
 
 Writes ``{train,validation}/{image,annos}/NNNNNN.{jpg,json}`` (numbered from 000001 in each
 split) and ``simplicity/patterns/<pattern_id>.json`` + ``simplicity/images/`` (layout: see
-``etl/deepfashion2.py``). ~60*scale train and ~20*scale validation images.
+``etl/deepfashion2.py``). ~120*scale train and ~60*scale validation images, 50*scale Simplicity patterns.
 
 Hidden ground truth:
 - Categories map to draw.py garments: short/long sleeve top -> tops with short/long sleeves;
@@ -53,7 +53,7 @@ GARMENTS = {
 }  # fmt: skip
 N_LANDMARKS = {1: 25, 2: 33, 3: 31, 4: 39, 5: 15, 6: 15, 7: 10, 8: 14, 9: 8, 10: 29, 11: 37, 12: 19, 13: 19}
 UPPER, LOWER = (1, 2, 3, 4, 5, 6), (7, 8, 9)
-SPLIT_IMAGES = {"train": 60, "validation": 20}
+SPLIT_IMAGES = {"train": 120, "validation": 60}
 
 
 def make_garment(rng: random.Random, category_id: int) -> Garment:
@@ -292,7 +292,7 @@ def write_deepfashion2(out: Path | str, seed: int = 0, scale: int = 1, image_siz
                 if on_item:
                     on_item()
         counts[f"{split}_images"] = n
-    counts["patterns"], counts["pattern_photos"] = _write_simplicity(out / "simplicity", rng, 20 * scale, image_size, on_item)
+    counts["patterns"], counts["pattern_photos"] = _write_simplicity(out / "simplicity", rng, 50 * scale, image_size, on_item)
     return counts
 
 

@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw
 from etl.samples.draw import NECKS, PATTERNS, SLEEVES, Garment, render, silhouette
 
 SIZE = 128
-N_PER_SCALE = 120
+N_PER_SCALE = 300
 # cate_new code - 1 -> (name, draw category, shape); None: in the code range, never drawn
 CATEGORIES: tuple[tuple[str, str | None, int], ...] = (
     ("t-shirt", "tops", 0), ("crop top", "tops", 1), ("tunic", "tops", 2),

@@ -1,0 +1,291 @@
+"""Training loop and metrics of the ``attributes`` classifier (nanoGPT style, as :mod:`models.train`).
+
+Batches are ``(images, targets)``: images float in [0, 1], (B, 3, H, W); ``targets`` a dict with
+one (B,) long tensor of class codes per attribute head and, for the multi-label benchmark head,
+``"benchmark"`` (B, n) float 0/1 and ``"benchmark_mask"`` (B,) bool (rows that have benchmark
+labels; rows without are left out of its loss and metrics).
+
+Loss: the sum over heads of cross-entropy (optionally class-weighted, :func:`class_weights`:
+inverse frequency in the train labels) + BCE of the benchmark head. Evaluation (no_grad, eval
+mode, RNG-neutral) reports per head accuracy, balanced accuracy and the majority-class baselines
+(:func:`head_metrics`), and for the benchmark head the mean per-attribute accuracy / balanced
+accuracy against predicting "absent" for every attribute. The model kept at the end is the one
+with the best validation score (mean balanced accuracy over the heads) among the evaluations.
+Checkpoints and resume: :func:`models.train.save_checkpoint` at every evaluation, plus
+``best.safetensors`` beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader
+
+from models.attributes import BENCHMARK_HEAD
+from models.pretrained import autocast_for
+from models.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    _batches,
+    _loss_curve,
+    _rng_neutral,
+    _setup,
+    _step,
+    _to_device,
+    make_optimizer,
+    resolve_steps,
+    resume_from_checkpoint,
+    save_checkpoint,
+)
+
+BEST_NAME = "best.safetensors"
+MASK_KEY = "benchmark_mask"
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``n / (n_present * count_c)`` (float32, (n_classes,)) of integer
+    ``labels``: a class seen c times weighs 1/c relative to the others, a balanced label set gives
+    all ones; classes absent from ``labels`` weigh 0 (no target ever asks for them)."""
+    counts = torch.bincount(labels.long().flatten(), minlength=n_classes)[:n_classes].double()
+    present = counts > 0
+    if not present.any():
+        raise ValueError("no labels to compute class weights from")
+    weights = torch.zeros(n_classes, dtype=torch.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.float()
+
+
+def attribute_loss(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+                   weights: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """(total loss, {head: loss value}): cross-entropy per attribute head (``weights[head]`` as
+    class weights when given) + BCE of the benchmark head over the rows of ``benchmark_mask``."""
+    total = 0.0
+    parts: dict[str, float] = {}
+    for name, z in logits.items():
+        if name == BENCHMARK_HEAD:
+            mask = targets.get(MASK_KEY)
+            z, y = z.float(), targets[BENCHMARK_HEAD].float()
+            if mask is not None:
+                z, y = z[mask], y[mask]
+            if z.shape[0] == 0:
+                continue
+            loss = F.binary_cross_entropy_with_logits(z, y)
+        else:
+            w = weights.get(name) if weights else None
+            loss = F.cross_entropy(z.float(), targets[name], weight=None if w is None else w.to(z.device))
+        parts[name] = loss.item()
+        total = total + loss
+    return total, parts
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def balanced_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean per-class recall over the classes present in ``target`` (a class never in the
+    targets does not count, even when predicted). 1/n_present for any constant prediction of a
+    present class; equals accuracy when the classes are balanced."""
+    pred, target = pred.flatten().long(), target.flatten().long()
+    if target.numel() == 0:
+        raise ValueError("no targets")
+    recalls = [(pred[target == c] == c).float().mean().item() for c in torch.unique(target)]
+    return sum(recalls) / len(recalls)
+
+
+def head_metrics(pred: torch.Tensor, target: torch.Tensor, missing: int | None = None) -> dict:
+    """One head's scores and baselines: accuracy, balanced_accuracy, majority_class (most frequent
+    class of ``target``, lowest code on ties), majority_accuracy (always predicting it),
+    majority_balanced_accuracy (= 1 / n_classes_present), n_classes_present, n. With ``missing``
+    (the "label missing" code, which no image shows) also known_accuracy / known_balanced_accuracy:
+    the same over the rows whose label is known, and n_missing_labels."""
+    pred, target = pred.flatten().long(), target.flatten().long()
+    counts = torch.bincount(target)
+    majority = int(counts.argmax())
+    present = int((counts > 0).sum())
+    known = {}
+    if missing is not None:
+        keep = target != missing
+        known = {"known_accuracy": (pred[keep] == target[keep]).float().mean().item() if keep.any() else None,
+                 "known_balanced_accuracy": balanced_accuracy(pred[keep], target[keep]) if keep.any() else None,
+                 "n_missing_labels": int((~keep).sum())}
+    return {
+        "accuracy": (pred.flatten().long() == target).float().mean().item(),
+        "balanced_accuracy": balanced_accuracy(pred, target),
+        "majority_class": majority,
+        "majority_accuracy": counts[majority].item() / target.numel(),
+        "majority_balanced_accuracy": 1.0 / present,
+        "n_classes_present": present,
+        "n": target.numel(),
+        **known,
+    }
+
+
+def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
+    """Benchmark head scores, (N, A) bool predictions vs 0/1 targets: mean over attributes of the
+    accuracy and balanced accuracy (mean of the recalls of the values present: has / has not),
+    against predicting "absent" for every attribute (its accuracy = share of negatives; its
+    balanced accuracy 0.5 where both values occur, 1.0 where only negatives do)."""
+    pred, target = pred.bool(), target.bool()
+    if target.shape[0] == 0:
+        return {"n": 0}
+    accs, baccs, base_accs, base_baccs = [], [], [], []
+    for a in range(target.shape[1]):
+        p, t = pred[:, a].long(), target[:, a].long()
+        accs.append((p == t).float().mean().item())
+        baccs.append(balanced_accuracy(p, t))
+        base_accs.append((t == 0).float().mean().item())
+        base_baccs.append(balanced_accuracy(torch.zeros_like(t), t))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return {"mean_accuracy": mean(accs), "mean_balanced_accuracy": mean(baccs),
+            "all_negative_accuracy": mean(base_accs), "all_negative_balanced_accuracy": mean(base_baccs),
+            "n_attributes": target.shape[1], "positive_rate": target.float().mean().item(), "n": target.shape[0]}
+
+
+@_rng_neutral
+@torch.no_grad()
+def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
+    """Loss and per-head metrics over ``loader`` (unweighted loss): ``{"loss", "n", "heads":
+    {head: head_metrics}, "benchmark": multilabel_metrics (when the model has that head),
+    "score": mean balanced accuracy over the attribute heads}``."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    preds: dict[str, list] = {}
+    targets: dict[str, list] = {}
+    total_loss, n = 0.0, 0
+    for images, y in loader:
+        if images.shape[0] == 0:
+            continue
+        images = _to_device(images, device)
+        y = {k: v.to(device) for k, v in y.items()}
+        with autocast_for(device):
+            logits = model(images)
+        loss, _ = attribute_loss(logits, y)
+        total_loss += float(loss) * images.shape[0]
+        n += images.shape[0]
+        for name, z in logits.items():
+            if name == BENCHMARK_HEAD:
+                mask = y[MASK_KEY] if MASK_KEY in y else torch.ones(len(z), dtype=torch.bool, device=device)
+                preds.setdefault(name, []).append((z.float()[mask] > 0).cpu())
+                targets.setdefault(name, []).append(y[name][mask].cpu())
+            else:
+                preds.setdefault(name, []).append(z.argmax(1).cpu())
+                targets.setdefault(name, []).append(y[name].cpu())
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("the evaluation loader is empty")
+    config = getattr(model, "config", None)
+    missing = {h: n - 1 for h, n in config.heads.items()} if getattr(config, "missing_class", False) else {}
+    heads = {name: head_metrics(torch.cat(preds[name]), torch.cat(targets[name]), missing.get(name))
+             for name in preds if name != BENCHMARK_HEAD}
+    result = {"loss": total_loss / n, "n": n, "heads": heads,
+              "score": sum(h["balanced_accuracy"] for h in heads.values()) / max(1, len(heads))}
+    if BENCHMARK_HEAD in preds:
+        result["benchmark"] = multilabel_metrics(torch.cat(preds[BENCHMARK_HEAD]), torch.cat(targets[BENCHMARK_HEAD]))
+        if not heads:
+            result["score"] = result["benchmark"].get("mean_balanced_accuracy", 0.0)
+    return result
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the model's state_dict (the best weights so far)."""
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+
+
+def train_attribute_classifier(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, cfg: TrainConfig,
+                               weights: dict[str, torch.Tensor] | None = None,
+                               checkpoint_dir: str | os.PathLike | None = None,
+                               log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` (forward -> {head: logits}) on the summed head losses (``weights``: class
+    weights per head, see :func:`class_weights`); evaluate on ``val_loader`` at step 0, every
+    ``cfg.eval_every`` steps and at the end; keep (load back into ``model``) the weights of the
+    evaluation with the best ``score``. Returns JSON-ready metrics: steps, train losses and
+    curve, ``val`` (the selected evaluation), best_step, evals (step, loss, score, per-head
+    accuracy / balanced accuracy), train_config, device, seconds."""
+    cfg = resolve_steps(cfg, train_loader)
+    device = _setup(model, cfg)
+    optimizer = make_optimizer(model, cfg)
+    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
+    history = history or {"losses": [], "evals": [], "best_step": None, "best_score": None}
+    best_path = Path(checkpoint_dir) / BEST_NAME if checkpoint_dir is not None else None
+    best_state = load_file(str(best_path)) if best_path is not None and best_path.exists() and start else None
+    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
+    t0 = time.perf_counter()
+
+    def evaluate(step: int) -> None:
+        nonlocal best_state
+        result = evaluate_attributes(model, val_loader, device)
+        history["evals"].append({"step": step, "loss": result["loss"], "score": result["score"],
+                                 **{f"{h}_accuracy": m["accuracy"] for h, m in result["heads"].items()},
+                                 **{f"{h}_balanced_accuracy": m["balanced_accuracy"] for h, m in result["heads"].items()}})
+        if history["best_score"] is None or result["score"] > history["best_score"]:
+            history["best_step"], history["best_score"], history["best_val"] = step, result["score"], result
+            best_state = _state(model)
+            if best_path is not None:
+                best_path.parent.mkdir(parents=True, exist_ok=True)
+                save_file(best_state, str(best_path))
+        if log:
+            recent = history["losses"][-cfg.eval_every:]
+            train = f" train_loss {sum(recent) / len(recent):.4f}" if recent else ""
+            heads = " ".join(f"{h} {m['accuracy']:.3f}/{m['balanced_accuracy']:.3f}" for h, m in result["heads"].items())
+            log(f"step {step}/{cfg.steps}{train} val_loss {result['loss']:.4f} acc/bal.acc {heads}")
+        if checkpoint_dir is not None:
+            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
+
+    if start == 0:
+        evaluate(0)
+    batches = _batches(train_loader, cfg.seed, start, rng_state)
+    for step in range(start, end):
+        images, y = next(batches)
+        while images.shape[0] == 0:  # every image of the batch failed to decode
+            images, y = next(batches)
+        images = _to_device(images, device)
+        y = {k: v.to(device) for k, v in y.items()}
+        with autocast_for(device):
+            logits = model(images)
+        loss, _ = attribute_loss(logits, y, weights)
+        _step(model, optimizer, loss, cfg, step)
+        history["losses"].append(loss.item())
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
+            evaluate(step + 1)
+    if history["evals"][-1]["step"] != end:  # resumed at the end: nothing trained, still report
+        evaluate(end)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    losses = history["losses"]
+    tail = losses[-max(1, min(len(losses), cfg.eval_every)):] if losses else []
+    return {
+        "kind": "attributes",
+        "steps": end,
+        "total_steps": cfg.steps,
+        "finished": end == cfg.steps,
+        "resumed_from_step": start,
+        "weighted_loss": weights is not None,
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": sum(tail) / len(tail) if tail else None,
+        "train_loss_curve": _loss_curve(losses, history["evals"]),
+        "selected_by": "val score = mean balanced accuracy over the attribute heads",
+        "best_step": history["best_step"],
+        "val": history["best_val"],
+        "last_val_score": history["evals"][-1]["score"],
+        "n_train": len(train_loader.dataset) if hasattr(train_loader, "dataset") else None,
+        "evals": history["evals"],
+        "train_config": dataclasses.asdict(cfg),
+        "device": str(device),
+        "seconds": time.perf_counter() - t0,
+    }
