@@ -2,9 +2,9 @@
 
 Plain functions, each callable alone (the CLI calls `embed_space`, a Prefect flow can wrap it):
 
-- `embed_rows(home, dataset)`: the lake rows to embed (image_ok items of Polyvore and
-  DeepFashion), one row per item: item_id, dataset, semantic_category, split, image_path,
-  image_sha1;
+- `embed_rows(home, dataset, datasets)`: the lake rows to embed, one row per item, from the
+  readers of `flows.embed_sources` (Polyvore and DeepFashion by default; ``clip`` and
+  ``siamese`` embed all five datasets: `SPACE_DATASETS`);
 - `resolve_model(home, space, model_dir)` / `model_version(space, model_dir)`: which model
   embeds a space (default: `flows.train.latest_model`, the highest `models/<space>/v<N>`) and
   the version string stored with every vector (`<space>/v<N>@<weights hash>`);
@@ -35,14 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.images import pool_start_method
+from flows.embed_sources import ALL_DATASETS, READERS, ROW_COLUMNS
 from store import Lake
 
-# dataset -> (lake table, {embed column: lake column or None for null}); only image_ok rows
-SOURCES: dict[str, tuple[str, dict[str, str | None]]] = {
-    "polyvore": ("items", {"item_id": "item_id", "semantic_category": "semantic_category", "split": None}),
-    "deepfashion": ("attributes", {"item_id": "image_id", "semantic_category": None, "split": "split"}),
-}
-ROW_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1"]
+SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.embed_sources)
+
+DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what an image space embeds unless told otherwise
+SPACE_DATASETS = {"clip": ALL_DATASETS, "siamese": ALL_DATASETS}  # spaces that embed every dataset's items
+TEXT_SPACES = ("clip",)  # model types whose vectors keep the item's text (full-text / hybrid search)
 WRITER_ROWS = 4096  # rows per upsert: one LanceDB commit (version + fragment) each
 SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
@@ -78,34 +78,21 @@ class EmbedResult:
 # -- reader ------------------------------------------------------------------------------------
 
 
-def embed_rows(home: Path | str, dataset: str | None = None) -> pa.Table:
-    """The lake rows to embed: image_ok Polyvore items and DeepFashion attribute images (item_id
-    = image_id, split as in the lake), of the datasets present in the lake; ``dataset`` keeps one.
+def embed_rows(home: Path | str, dataset: str | None = None, datasets: tuple[str, ...] | None = None) -> pa.Table:
+    """The lake rows to embed (`flows.embed_sources`: one reader per dataset), of the datasets
+    present in the lake among ``datasets`` (default `DEFAULT_DATASETS`); ``dataset`` keeps one.
     Sorted by dataset, item_id. ValueError for an unknown dataset or one not ingested."""
-    if dataset is not None and dataset not in SOURCES:
-        raise ValueError(f"cannot embed dataset {dataset!r}; embeddable datasets: {sorted(SOURCES)}")
+    wanted = [dataset] if dataset else list(datasets or DEFAULT_DATASETS)
+    for name in wanted:
+        if name not in SOURCES:
+            raise ValueError(f"cannot embed dataset {name!r}; embeddable datasets: {sorted(SOURCES)}")
     lake = Lake(home)
-    parts = []
-    for name in [dataset] if dataset else list(SOURCES):
-        table_name, columns = SOURCES[name]
-        table = lake.read(name, table_name)
-        if table is None:
-            continue
-        table = table.filter(pc.fill_null(table["image_ok"], False))
-        n = table.num_rows
-        parts.append(pa.table({
-            "item_id": table[columns["item_id"]].cast(pa.string()),
-            "dataset": pa.array([name] * n, pa.string()),
-            **{c: table[src].cast(pa.string()) if src else pa.nulls(n, pa.string())
-               for c, src in columns.items() if c != "item_id"},
-            "image_path": table["image_path"].cast(pa.string()),
-            "image_sha1": table["image_sha1"].cast(pa.string()),
-        }).select(ROW_COLUMNS))  # fmt: skip
+    parts = [t for t in (SOURCES[name](lake) for name in wanted) if t is not None]
     if not parts:
-        what = f"dataset {dataset!r} is not" if dataset else f"none of {sorted(SOURCES)} is"
+        what = f"dataset {dataset!r} is not" if dataset else f"none of {sorted(wanted)} is"
         raise ValueError(f"nothing to embed: {what} in the lake at {Path(home) / 'lake'}; ingest it first "
-                         f"(atelier ingest {dataset or 'polyvore'} PATH)")  # fmt: skip
-    rows = pa.concat_tables(parts)
+                         f"(atelier ingest {dataset or wanted[0]} PATH)")  # fmt: skip
+    rows = pa.concat_tables(parts).select(ROW_COLUMNS)
     return rows.sort_by([("dataset", "ascending"), ("item_id", "ascending")])
 
 
@@ -174,20 +161,22 @@ def rows_to_embed(rows: pa.Table, existing: Mapping[str, tuple], version: str) -
     return rows.filter(pa.array(keep, pa.bool_()))
 
 
-def vector_rows(rows: pa.Table, vectors: np.ndarray, model: str, version: str) -> pa.Table:
-    """A `vector_schema(dim)` table: ``rows`` (embed columns) + their ``vectors`` (N x dim)."""
+def vector_rows(rows: pa.Table, vectors: np.ndarray, model: str, version: str, text: bool = False) -> pa.Table:
+    """A `vector_schema(dim, text)` table: ``rows`` (embed columns) + their ``vectors`` (N x dim);
+    with ``text``, the rows' text column too."""
     from store.vectors import vector_schema
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     if n != rows.num_rows:
         raise ValueError(f"{rows.num_rows} rows but {n} vectors")
-    schema = vector_schema(dim)
+    schema = vector_schema(dim, text=text)
+    extra = {"text": rows["text"]} if text else {}
     return pa.table({
         "item_id": rows["item_id"], "dataset": rows["dataset"], "semantic_category": rows["semantic_category"],
         "split": rows["split"], "model": pa.array([model] * n, pa.string()),
         "model_version": pa.array([version] * n, pa.string()), "image_sha1": rows["image_sha1"],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim), **extra,
     }).cast(schema)  # fmt: skip
 
 
@@ -260,7 +249,7 @@ def _progress(total: int, enabled: bool):
 
 
 def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = None, dataset: str | None = None,
-                batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
+                datasets: tuple[str, ...] | None = None, batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
                 stop_after_batches: int | None = None, progress: bool = True,
                 writer_rows: int = WRITER_ROWS, shard: tuple[int, int] | None = None,
                 on_progress: Callable[[int, int], None] | None = None) -> EmbedResult:  # fmt: skip
@@ -283,7 +272,8 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     model_dir = resolve_model(home, space, model_dir)
     version = model_version(space, model_dir)
     config = _read_config(model_dir)
-    rows = embed_rows(home, dataset)
+    model_type = str(config.get("model_type", space))
+    rows = embed_rows(home, dataset, datasets or SPACE_DATASETS.get(model_type, SPACE_DATASETS.get(space)))
     if shard is not None:
         rows = rows.filter(in_shard(rows["item_id"], *shard))
     store = VectorStore(home)
@@ -338,7 +328,8 @@ def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, versi
     result.device = device
     size = int(config["image_size"])
     model_name = str(config.get("model_type", space))
-    dataset = ImageFolderRows(todo["image_path"].to_pylist(), size=size)
+    dataset = ImageFolderRows(todo["image_path"].to_pylist(), size=size, h5_index=todo["h5_index"].to_pylist(),
+                              crops=todo["crop"].to_pylist())
     # workers are not forked from this process once LanceDB's runtime is loaded (not fork-safe):
     # a forkserver starts them; they begin decoding while the model loads
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -366,7 +357,8 @@ def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, versi
             if ok.any():
                 images = batch["image"] if ok.all() else batch["image"][torch.from_numpy(ok)]
                 vectors = embed_batch(model, images)
-                writer.add(vector_rows(todo.take(pa.array(index[ok])), vectors, model_name, version))
+                writer.add(vector_rows(todo.take(pa.array(index[ok])), vectors, model_name, version,
+                                       text=model_name in TEXT_SPACES))
             done += len(index)
             if bar:
                 bar.update(task, completed=done)

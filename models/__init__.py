@@ -9,12 +9,19 @@ datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/
 - ``ae``: :class:`ConvAutoencoder` / :class:`AutoencoderConfig` (128-d bottleneck, 1 - SSIM).
 - training: :class:`TrainConfig`, :func:`lr_at`, :func:`train_classifier`, :func:`train_autoencoder`.
 - inference: :func:`embed_batch` (channels_last, inference_mode, bf16 on CUDA, float32 numpy).
+- ``clip``: :class:`ClipEmbedder` / :class:`ClipConfig` (transformers CLIPModel, a local
+  checkpoint or a small one from scratch; tokenizers in ``models.clip_text``); fine-tuning and
+  R@K in ``models.clip_train``.
+- ``attributes``: :class:`AttributeClassifier` / :class:`AttributeConfig` (resnet18, one head per
+  attribute, missing as its own class); training in ``models.attributes_train``.
 - ``umbert`` / ``wumbert``: :class:`UmBERT` / :class:`WumBERT` / :class:`OutfitConfig` (transformer
   over an outfit's item vectors, learned mask token and category embedding); training and
   inference in ``models.outfit_train`` (:func:`train_outfit_model`, :func:`predict_missing`).
 """
 
 from models.ae import AutoencoderConfig, ConvAutoencoder, resolve_loss
+from models.attributes import AttributeClassifier, AttributeConfig
+from models.clip import ClipConfig, ClipEmbedder, NotAClipCheckpoint
 from models.outfit import OutfitConfig, UmBERT, WumBERT
 from models.outfit_train import OutfitData, predict_missing, train_outfit_model
 from models.pretrained import (
@@ -39,6 +46,11 @@ from models.train import (
 )
 
 __all__ = [
+    "AttributeClassifier",
+    "AttributeConfig",
+    "ClipConfig",
+    "ClipEmbedder",
+    "NotAClipCheckpoint",
     "MODEL_TYPES",
     "OutfitConfig",
     "OutfitData",

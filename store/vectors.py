@@ -36,8 +36,9 @@ SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
 
 
-def vector_schema(dim: int) -> pa.Schema:
-    """The schema of every `vectors_<space>` table; ``dim`` is fixed per space."""
+def vector_schema(dim: int, text: bool = False) -> pa.Schema:
+    """The schema of every `vectors_<space>` table; ``dim`` is fixed per space. ``text``: the
+    space also keeps each item's text (title / caption), for full-text and hybrid search."""
     if not isinstance(dim, (int, np.integer)) or dim <= 0:
         raise ValueError(f"vector dim must be a positive integer, got {dim!r}")
     return pa.schema([
@@ -49,6 +50,7 @@ def vector_schema(dim: int) -> pa.Schema:
         pa.field("model_version", pa.string()),
         pa.field("image_sha1", pa.string()),
         pa.field("vector", pa.list_(pa.float32(), int(dim))),
+        *([pa.field("text", pa.string())] if text else []),
     ])  # fmt: skip
 
 
@@ -59,10 +61,12 @@ class UnknownSpaceError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def conform_vectors(space: str, rows: pa.Table, dim: int | None = None) -> pa.Table:
-    """Check ``rows`` against `vector_schema(dim)` and cast to it. ``dim`` None: taken from the
-    rows (a fixed-size list, or lists that all have the same length)."""
-    names = vector_schema(1).names
+def conform_vectors(space: str, rows: pa.Table, dim: int | None = None, text: bool | None = None) -> pa.Table:
+    """Check ``rows`` against `vector_schema(dim, text)` and cast to it. ``dim`` None: taken from
+    the rows (a fixed-size list, or lists that all have the same length); ``text`` None: whether
+    the rows have a text column."""
+    text = "text" in rows.column_names if text is None else text
+    names = vector_schema(1, text).names
     missing = [n for n in names if n not in rows.column_names]
     extra = [n for n in rows.column_names if n not in names]
     if missing or extra:
@@ -83,7 +87,7 @@ def conform_vectors(space: str, rows: pa.Table, dim: int | None = None) -> pa.Ta
     for column in ("item_id", "vector"):
         if rows[column].null_count:
             raise SchemaError(f"vectors_{space}: {rows[column].null_count} rows with a null {column}")
-    schema = vector_schema(dim)
+    schema = vector_schema(dim, text)
     try:
         return rows.select(names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
@@ -121,6 +125,10 @@ class VectorStore:
     def dim(self, space: str) -> int:
         return self.table(space).schema.field("vector").type.list_size
 
+    def has_text(self, space: str) -> bool:
+        """Whether the space keeps item texts (a ``text`` column, full-text searchable)."""
+        return "text" in self.table(space).schema.names
+
     def count(self, space: str) -> int:
         return self.table(space).count_rows()
 
@@ -133,7 +141,8 @@ class VectorStore:
         wins. Returns {"inserted", "updated", "batches"}."""
         _check_space(space)
         exists = space in self.spaces()
-        rows = _last_per_id(conform_vectors(space, rows, self.dim(space) if exists else None))
+        text = self.has_text(space) if exists else None
+        rows = _last_per_id(conform_vectors(space, rows, self.dim(space) if exists else None, text))
         if not exists:
             table = self.db.create_table(PREFIX + space, schema=rows.schema, exist_ok=True)
             dim = table.schema.field("vector").type.list_size
@@ -171,6 +180,10 @@ class VectorStore:
         """Build the ANN index (and the semantic_category scalar index) when the table has at
         least ``ann_threshold`` rows and no vector index yet. True when one was built."""
         table = self.table(space)
+        if "text" in table.schema.names:  # full-text index on the texts, rebuilt after every write
+            from lancedb.index import FTS
+
+            table.create_index("text", config=FTS(with_position=False), replace=True)
         if table.count_rows() < ann_threshold or has_vector_index(table):
             return False
         build_indexes(table, METRIC)
@@ -221,7 +234,7 @@ class VectorStore:
         if exclude is not None:
             clauses.append(f"item_id != {_literal(exclude)}")
         builder = table.search(query, vector_column_name="vector").distance_type(METRIC).limit(k)
-        builder = builder.select([*RESULT_COLUMNS, "_distance"])
+        builder = builder.select([*RESULT_COLUMNS, *(["text"] if "text" in table.schema.names else []), "_distance"])
         if clauses:
             if where and where.strip():
                 _validate_where(table, where, query)
@@ -237,6 +250,28 @@ class VectorStore:
         if found.num_rows == 0 and table.count_rows() == 0:  # checked only then: one call less per search
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
         return found
+
+
+    def search_hybrid(self, space: str, vector: Iterable[float], text: str, k: int = 10,
+                      where: str | None = None) -> pa.Table:  # fmt: skip
+        """The ``k`` best rows for a query given as a vector and a text: LanceDB's full-text
+        search over the ``text`` column (BM25) and the vector search (cosine), fused by
+        reciprocal rank (RRF, k=60). Result columns as `search` plus text and _relevance_score."""
+        from lancedb.rerankers import RRFReranker
+
+        table = self.table(space)
+        if "text" not in table.schema.names:
+            raise ValueError(f"vector space {space!r} keeps no item texts: hybrid search needs the clip space")
+        if not text or not text.strip():
+            raise ValueError("hybrid search needs a non-empty query text")
+        query = np.asarray(vector, dtype=np.float32)
+        builder = (table.search(query_type="hybrid", vector_column_name="vector").vector(query).text(text)
+                   .distance_type(METRIC).rerank(RRFReranker()).limit(k))  # fmt: skip
+        if where and where.strip():
+            _validate_where(table, where, query)
+            builder = builder.where(where, prefilter=True)
+        found = builder.to_arrow()
+        return found.select([c for c in [*RESULT_COLUMNS, "text", "_relevance_score"] if c in found.column_names])
 
 
 def _check_space(space: str) -> None:

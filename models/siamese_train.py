@@ -1,0 +1,185 @@
+"""Training ``siamese`` on positive pairs, and its held-out pair evaluation.
+
+- :class:`PairDataset`: one positive pair per item, augmented: a random horizontal flip of each
+  side, and (``colour_augment``) one side recoloured (a random channel permutation or hue
+  rotation), so that colour is no cue for which pictures belong together.
+- :func:`evaluate_pairs`: held-out recall@K of left -> right and right -> left (a hit: an
+  image of the query's group in the top K) with the random baseline, under ``torch.no_grad()``.
+- :func:`train_siamese_model`: nanoGPT-style loop on the schedule, optimizer, checkpoints and
+  resumable batches of ``models.train``; symmetric InfoNCE with same-group pairs masked.
+
+Evaluation runs at step 0 (the untrained model), every ``eval_every`` steps and at the end;
+``metrics["before"]`` / ``metrics["after"]`` are the first and last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from models.pretrained import autocast_for
+from models.siamese import PERMUTATIONS, PairSet, group_recall, hue_rotate, permute_channels, siamese_loss
+from models.train import (
+    CHECKPOINT_NAME,
+    TrainConfig,
+    _batches,
+    _loss_curve,
+    _rng_neutral,
+    _setup,
+    _step,
+    _to_device,
+    make_optimizer,
+    resolve_steps,
+    resume_from_checkpoint,
+    save_checkpoint,
+)
+
+K = 10
+
+
+def recolour(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One image (3, H, W) recoloured at random: half the time a non-identity channel permutation,
+    otherwise a hue rotation by 60-300 degrees (greys, and so white backgrounds, stay)."""
+    if torch.rand((), generator=generator) < 0.5:
+        perm = PERMUTATIONS[int(torch.randint(len(PERMUTATIONS), (), generator=generator))]
+        return permute_channels(x, perm)
+    angle = math.radians(60 + 240 * float(torch.rand((), generator=generator)))
+    return hue_rotate(x, angle)
+
+
+class PairDataset(Dataset):
+    """Item i = (left image, right image, group) of positive pair i, augmented with the global
+    torch RNG (seeded per epoch by the training loop, so runs are reproducible)."""
+
+    def __init__(self, pairs: PairSet, colour_augment: bool = True, flip: bool = True):
+        self.data, self.colour_augment, self.flip = pairs, colour_augment, flip
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        li, ri = (int(v) for v in self.data.pairs[i])
+        left, right = self.data.left[li], self.data.right[ri]
+        if self.flip:
+            left = left.flip(-1) if torch.rand(()) < 0.5 else left
+            right = right.flip(-1) if torch.rand(()) < 0.5 else right
+        if self.colour_augment:
+            if torch.rand(()) < 0.5:
+                left = recolour(left)
+            else:
+                right = recolour(right)
+        return left, right, self.data.left_group[li]
+
+
+@torch.no_grad()
+def embed_all(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
+              batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+    """``fn`` (an embed method) over ``images`` in batches -> float32 CPU (N, D)."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        with autocast_for(device):
+            out.append(fn(_to_device(images[i: i + batch_size], device)).float().cpu())
+    return torch.cat(out) if out else torch.zeros((0, 0))
+
+
+@_rng_neutral
+@torch.no_grad()
+def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, k: int = K) -> dict:
+    """Held-out retrieval between the two sides: ``r{k}`` (each left image's group among all right
+    images), ``r{k}_reverse`` (right -> left), their random baselines and sizes."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    a = embed_all(model.embed, data.left, device)
+    b = embed_all(model.embed_line, data.right, device)
+    model.train(was_training)
+    fwd = group_recall(a, b, data.left_group, data.right_group, k)
+    rev = group_recall(b, a, data.right_group, data.left_group, k)
+    return {f"r{k}": fwd[f"r{k}"], f"random_r{k}": fwd[f"random_r{k}"], f"r{k}_reverse": rev[f"r{k}"],
+            f"random_r{k}_reverse": rev[f"random_r{k}"], "n_left": len(data.left), "n_right": len(data.right),
+            "n_pairs": len(data)}  # fmt: skip
+
+
+def _summary(e: dict, k: int = K) -> str:
+    return (f"held-out R@{k} {e[f'r{k}']:.3f} (random {e[f'random_r{k}']:.3f}), reverse {e[f'r{k}_reverse']:.3f} "
+            f"(random {e[f'random_r{k}_reverse']:.3f})")  # fmt: skip
+
+
+def pair_loader(data: PairSet, batch_size: int, colour_augment: bool = True, flip: bool = True) -> DataLoader:
+    """Shuffled batches of augmented pairs (the last, smaller batch dropped when there are more pairs than a batch)."""
+    if len(data) == 0:
+        raise ValueError("no positive pair to train on")
+    return DataLoader(PairDataset(data, colour_augment, flip), batch_size=batch_size, shuffle=True,
+                      drop_last=len(data) > batch_size, num_workers=0)  # fmt: skip
+
+
+def train_siamese_model(model: nn.Module, train: PairSet, val: PairSet, cfg: TrainConfig, *,
+                        colour_augment: bool = True, flip: bool = True,
+                        checkpoint_dir: str | os.PathLike | None = None,
+                        log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
+    """Train ``model`` (a ``SiameseEncoder``) with :func:`models.siamese.siamese_loss` on the
+    ``train`` pairs; returns JSON-ready metrics: before / after (held-out R@10 at step 0 and at
+    the end, with the random baseline), best, evals, the train loss curve, steps, sizes."""
+    loader = pair_loader(train, cfg.batch_size, colour_augment, flip)
+    cfg = resolve_steps(cfg, loader)
+    device = _setup(model, cfg)
+    optimizer = make_optimizer(model, cfg)
+    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
+    history = history or {"losses": [], "evals": []}
+    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
+    t0 = time.perf_counter()
+
+    def evaluate(step: int) -> None:
+        result = {"step": step, **evaluate_pairs(model, val, device)}
+        history["evals"].append(result)
+        if log:
+            recent = history["losses"][-cfg.eval_every:]
+            train_loss = f" train_loss {sum(recent) / len(recent):.3f}" if recent else ""
+            log(f"step {step}/{cfg.steps}{train_loss} {_summary(result)}")
+        if checkpoint_dir is not None:
+            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
+
+    if start == 0:
+        evaluate(0)
+    batches = _batches(loader, cfg.seed, start, rng_state)
+    for step in range(start, end):
+        left, right, groups = next(batches)
+        left, right, groups = _to_device(left, device), _to_device(right, device), groups.to(device)
+        with autocast_for(device):
+            logits = model(left, right)
+        loss = siamese_loss(logits.float(), groups)
+        _step(model, optimizer, loss, cfg, step)
+        history["losses"].append(loss.item())
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
+            evaluate(step + 1)
+    if history["evals"][-1]["step"] != end:
+        evaluate(end)
+
+    losses = history["losses"]
+    return {
+        "kind": "siamese",
+        "steps": end,
+        "total_steps": cfg.steps,
+        "finished": end == cfg.steps,
+        "resumed_from_step": start,
+        "before": history["evals"][0],
+        "after": history["evals"][-1],
+        "best_r10": max(e[f"r{K}"] for e in history["evals"]),
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_curve": _loss_curve(losses, history["evals"]),
+        "evals": history["evals"],
+        "n_train_pairs": len(train),
+        "n_val_pairs": len(val),
+        "colour_augment": colour_augment,
+        "train_config": dataclasses.asdict(cfg),
+        "device": str(device),
+        "seconds": time.perf_counter() - t0,
+    }
