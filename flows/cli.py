@@ -14,10 +14,12 @@ from rich.table import Table
 
 import etl
 from etl.samples import sample_image_count, write_samples
+from flows.cli_attributes import attributes_app
 from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
 from flows.cli_demo import demo_app
 from flows.cli_models import models_app
 from flows.cli_outfits import eval_app, outfits_app
+from flows.cli_search import search_app
 from flows.cli_serve import serve_app
 from store import query
 
@@ -30,6 +32,8 @@ app.add_typer(outfits_app)  # complete
 app.add_typer(eval_app, name="eval")  # eval fitb
 app.add_typer(demo_app)  # demo
 app.add_typer(serve_app)  # serve
+app.add_typer(search_app)  # search
+app.add_typer(attributes_app)  # predict-attributes
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 

@@ -19,6 +19,8 @@ models_app = typer.Typer(rich_markup_mode="markdown")
 class Model(str, Enum):
     resnet = "resnet"
     ae = "ae"
+    clip = "clip"
+    siamese = "siamese"
 
 
 class TrainModel(str, Enum):
@@ -26,6 +28,9 @@ class TrainModel(str, Enum):
     ae = "ae"
     umbert = "umbert"
     wumbert = "wumbert"
+    clip = "clip"
+    attributes = "attributes"
+    siamese = "siamese"
 
 
 OUTFIT_STEPS = 1500  # default steps of umbert/wumbert (resnet/ae: 300)
@@ -34,16 +39,22 @@ OUTFIT_STEPS = 1500  # default steps of umbert/wumbert (resnet/ae: 300)
 @models_app.command()
 def train(
     model: Annotated[TrainModel, typer.Argument(help="Which model: resnet (category classifier + 128-d embedding), ae "
-                                                "(autoencoder), umbert / wumbert (outfit transformers over a space's vectors).")],
+                                                "(autoencoder), umbert / wumbert (outfit transformers over a space's vectors), "
+                                                "clip (image + text towers, fine-tuned on captions), attributes (DeepFashion "
+                                                "attribute classifier), siamese (structure embedding on DeepFashion2 pairs).")],
     steps: Annotated[int | None, typer.Option(min=1, help="Optimisation steps (default: 300; umbert/wumbert 1500).")] = None,
     image_size: Annotated[int, typer.Option(help="Side of the square input images, px.")] = 64,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default 32; clip 64).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, init and shuffles.")] = 0,
-    weights: Annotated[Path | None, typer.Option(help="Local pretrained ResNet18 weights (.safetensors/.pth); none: random init.", exists=True, dir_okay=False)] = None,
+    weights: Annotated[Path | None, typer.Option(help="Local pretrained weights: a ResNet18 state_dict file (.safetensors/.pth) "
+                                                 "for resnet/attributes, a Hugging Face CLIP checkpoint directory for clip; none: random init.", exists=True)] = None,
     space: Annotated[str, typer.Option(help="umbert/wumbert: the vector space the item vectors come from.")] = "ae",
     variant: Annotated[str, typer.Option(help="umbert/wumbert: Polyvore variant whose train outfits are used.")] = "nondisjoint",
     objective: Annotated[str, typer.Option(help="umbert/wumbert: masked-item loss, contrastive or mse.")] = "contrastive",
     pretrain_steps: Annotated[int, typer.Option(min=0, help="umbert/wumbert: first steps reconstruct every item (nothing masked).")] = 0,
+    mode: Annotated[str, typer.Option(help="siamese: color_mask_crop, color_crop, grayscale_mask, or sketch (dual-branch on Simplicity).")] = "grayscale_mask",
+    weighted_loss: Annotated[bool, typer.Option(help="attributes: class-weighted cross-entropy (inverse frequency).")] = False,
+    titles: Annotated[bool, typer.Option(help="clip: also fine-tune on Polyvore titles (besides the Synthesis captions).")] = True,
     home: Home = DEFAULT_HOME,
     no_prefect: NoPrefect = False,
 ) -> None:
@@ -52,16 +63,31 @@ def train(
     score with the baseline. Runs as the Prefect flow `train`.
 
     Example: `atelier train resnet --steps 300 --home ./home`;
-    `atelier train umbert --space ae --variant nondisjoint`
+    `atelier train umbert --space ae --variant nondisjoint`;
+    `atelier train clip --weights ./clip-vit-base-patch32`; `atelier train siamese --mode grayscale_mask`
     """
     from flows.demo import DemoSettings, train_or_reuse
     from flows.pipelines import train_flow
 
     if model in (TrainModel.umbert, TrainModel.wumbert):
         return _train_outfit(model.value, steps or OUTFIT_STEPS, space, variant, objective, pretrain_steps, seed, home, no_prefect)
-    steps = steps or 300
+    if model.value in ("clip", "attributes", "siamese"):
+        options = {"steps": steps, "image_size": image_size, "batch_size": batch_size,
+                   "seed": seed}  # fmt: skip
+        if weights is not None:
+            if model == TrainModel.siamese:
+                fail("--weights: the siamese encoders start from random init")
+            if (model == TrainModel.clip) != weights.is_dir():
+                fail(f"--weights {weights}: clip takes a checkpoint directory, attributes a state_dict file")
+            options["weights"] = str(weights)
+        options.update({"clip": {"titles": titles}, "attributes": {"weighted_loss": weighted_loss},
+                        "siamese": {"mode": mode}}[model.value])  # fmt: skip
+        return _train_research(model.value, options, home, no_prefect)
+    steps, batch_size = steps or 300, batch_size or 32
     if weights and model != TrainModel.resnet:
         fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
+    if weights and weights.is_dir():
+        fail(f"--weights {weights}: resnet takes a state_dict file (.safetensors/.pth)")
     name = model.value
     try:
         if no_prefect:
@@ -79,6 +105,21 @@ def train(
     else:
         out.print(f"ae {result['version']}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
     out.print(f"weights: {m.get('weights')}; saved to {result['path']}")
+
+
+def _train_research(name: str, options: dict, home: Path, no_prefect: bool) -> None:
+    from flows.pipelines import train_flow
+    from flows.train_jobs import run_training, summary
+
+    try:
+        if no_prefect:
+            result = run_training(name, home, log=console.print, **options)
+        else:
+            result = run_flow(train_flow, home=str(home), models=[name], job_options={name: options})[name]
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
+        fail(e)
+    out.print(f"{name} {result['version']}: {summary(name, result['metrics'])}")
+    out.print(f"weights: {result['metrics'].get('weights', 'random init')}; saved to {result['path']}")
 
 
 def _train_outfit(name, steps, space, variant, objective, pretrain_steps, seed, home, no_prefect) -> None:

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from etl.images import pool_start_method
 from flows.embed_sources import ALL_DATASETS, READERS, ROW_COLUMNS

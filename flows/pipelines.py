@@ -31,9 +31,11 @@ from flows.tasks import (
     outfit_train_task,
     pca_task,
     precision_task,
+    research_train_task,
     samples_task,
     train_task,
 )
+from flows.train_jobs import JOBS
 
 DEFAULT_STEPS = {"resnet": 40, "ae": 100}  # the demo's short runs (flows.demo.DemoSettings)
 
@@ -65,15 +67,19 @@ def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = No
 @flow(name="train", flow_run_name="train-{home}")
 def train_flow(home: str, models: list[str] | None = None, steps: dict[str, int] | None = None, image_size: int = 64,
                batch_size: int = 32, seed: int = 0, weights: str | None = None, reuse: bool = False,
-               outfit_options: dict | None = None) -> dict:  # fmt: skip
+               outfit_options: dict | None = None, job_options: dict | None = None) -> dict:  # fmt: skip
     """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other;
     ``umbert`` / ``wumbert`` on the lake's outfits (``outfit_options``: space, variant, objective,
-    pretrain_steps)."""
+    pretrain_steps); ``clip`` / ``attributes`` / ``siamese`` with ``job_options[name]`` (the
+    keyword arguments of `flows.train_jobs.run_training`)."""
     steps = {**DEFAULT_STEPS, **(steps or {})}
     out = {}
     for name in models or list(DEFAULT_STEPS):
         if name in ("umbert", "wumbert"):
             out[name] = outfit_train_task(name, str(home), steps.get(name, 1500), seed, outfit_options)
+            continue
+        if name in JOBS:
+            out[name] = research_train_task(name, str(home), (job_options or {}).get(name))
             continue
         out[name] = train_task(name, str(home), steps[name], image_size, batch_size, seed,
                                weights if name == "resnet" else None, reuse)  # fmt: skip

@@ -122,6 +122,16 @@ def outfit_train_task(name: str, home: str, steps: int, seed: int = 0, options: 
     return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
 
 
+@task(name="train-research", task_run_name="train-{name}", persist_result=False)
+def research_train_task(name: str, home: str, options: dict | None = None) -> dict:
+    """`flows.train_jobs.run_training`: clip, attributes or siamese; {name, version, path, metrics}."""
+    from prefect import get_run_logger
+
+    from flows.train_jobs import run_training
+
+    return run_training(name, home, log=get_run_logger().info, **(options or {}))
+
+
 @task(name="outfits", persist_result=False)
 def outfit_stage_task(home: str, settings: dict) -> dict:
     """`flows.demo.outfit_stage`: umBERT + WumBERT (trained or reused), FITB report, one completion."""

@@ -1,0 +1,53 @@
+"""`atelier search`: items ranked by a text, through the clip space (vector, hybrid or full-text)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from flows.cli_common import DEFAULT_HOME, Home, fail, out
+
+search_app = typer.Typer(rich_markup_mode="markdown")
+
+
+class Mode(str, Enum):
+    vector = "vector"
+    hybrid = "hybrid"
+    text = "text"
+
+
+@search_app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
+    where: Annotated[str | None, typer.Option(help="SQL filter inside the search, e.g. \"dataset = 'polyvore'\".")] = None,
+    mode: Annotated[Mode, typer.Option(help="vector: CLIP text embedding vs image vectors; hybrid: also LanceDB "
+                                            "full-text search over titles/captions (rank fusion); text: full-text only.")] = Mode.vector,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """Rank the store's items (vectors_clip: every dataset's images) by how well they match TEXT,
+    with the latest fine-tuned clip model (`atelier train clip`, then `atelier embed clip`).
+
+    Example: `atelier search "long sleeve red striped top" -k 5 --where "dataset = 'polyvore'" --mode hybrid`
+    """
+    from flows.search import search_text
+
+    try:
+        result = search_text(home, text, k=k, where=where, mode=mode.value)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(e)
+    score = "_distance" if "_distance" in result.rows.column_names else ("_relevance_score" if mode == Mode.hybrid else "_score")
+    t = Table("#", "item_id", "dataset", "category", "text", score.lstrip("_"), title=f"{mode.value} search: {escape(text)}",
+              title_justify="left")  # fmt: skip
+    for i, r in enumerate(result.rows.to_pylist(), 1):
+        t.add_row(str(i), escape(r["item_id"]), str(r.get("dataset")), str(r.get("semantic_category")),
+                  escape(str(r.get("text"))), f"{r[score]:.4f}")  # fmt: skip
+    out.print(t)
+    if result.truncated:
+        out.print("note: the query is longer than the text tower's limit and was truncated")
+    if result.model_dir:
+        out.print(f"model: {result.model_dir}")

@@ -1,0 +1,249 @@
+"""Siamese / dual-branch structure models: lake rows -> positive pairs -> training -> ``models/siamese/vN``.
+
+- :func:`siamese_pairs`: the positive pairs of one split as a :class:`models.siamese.PairSet`.
+  DeepFashion2 modes (``color_mask_crop``, ``color_crop``, ``grayscale_mask``): every shop item x
+  user item of a ``deepfashion2_pairs`` group (same pair_id and style > 0), cut out with
+  ``etl.deepfashion2_crops.item_crop``; the lake's ``train`` / ``validation`` splits. Mode
+  ``sketch``: each Simplicity photo x its pattern's line drawing; patterns split by
+  ``stable_split(pattern_id, split_seed, (0.7, 0.3))`` (train / val).
+- :func:`train_siamese`: builds both splits, trains (``models.siamese_train``) and saves the
+  model like ``flows.train`` does (``config.json``, ``model.safetensors``, ``metrics.json``).
+- :func:`evaluate_structure`: the research claim in numbers (below).
+
+A DeepFashion2 item whose crop is empty or invalid (a box that rounds to nothing or leaves the
+image, a segmentation covering no pixel of its box, an unreadable image) is skipped: the error
+names the item, it is logged, counted in ``PairSet.skipped`` and in ``metrics.json``, and the
+job goes on without the pairs it was in.
+
+Crops are padded to a square with white (the garment's proportions are structure) and
+resized to ``image_size``. In ``grayscale_mask`` mode the crop given to the model is the
+segmentation mask drawn black on white, so that the model's own mask derivation
+(:func:`models.siamese.garment_mask`) recovers it exactly; colour never reaches the encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from etl.common import stable_split
+from etl.deepfashion2_crops import crop_box, item_crop, segmentation_mask
+from flows.train import TrainResult, _finish, _train_config, next_version
+from store.sql import query
+
+DF2_MODES = ("color_mask_crop", "color_crop", "grayscale_mask")
+SKETCH_FRACTIONS = (0.7, 0.3)  # Simplicity patterns: train / val of the hash split
+DF2_SPLITS = {"train": "train", "val": "validation", "validation": "validation"}
+MAX_LOGGED = 20  # skipped items named one by one in the log; the rest counted
+
+
+def square_tensor(image: Image.Image, size: int):
+    """(3, size, size) float tensor in [0, 1]: the image centred on a white square, resized."""
+    import torch
+
+    image = image.convert("RGB")
+    w, h = image.size
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(image, ((side - w) // 2, (side - h) // 2))
+    pixels = np.asarray(canvas.resize((size, size), Image.BILINEAR), np.float32) / 255.0
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+def df2_crop(image: Image.Image, row: dict, mode: str) -> Image.Image:
+    """One item's crop for ``mode`` (``grayscale_mask``: the mask as black garment on white).
+    ValueError when it is empty: a box that rounds to nothing or leaves the image, or (modes
+    with a mask) a segmentation that covers no pixel of the box."""
+    bbox = [row["bbox_x1"], row["bbox_y1"], row["bbox_x2"], row["bbox_y2"]]
+    if any(v is None for v in bbox):
+        raise ValueError("no bounding box")
+    segmentation = row["segmentation"] or []
+    if mode != "color_crop" and not segmentation_mask(segmentation, crop_box(bbox, *image.size)).any():
+        raise ValueError(f"its segmentation covers no pixel of its box {bbox}: empty crop")
+    if mode == "grayscale_mask":
+        mask = np.asarray(item_crop(image, bbox, segmentation, "grayscale_mask"))
+        return Image.fromarray(255 - mask, "L").convert("RGB")
+    return item_crop(image, bbox, segmentation, mode)
+
+
+def df2_item_crops(rows: list[dict], mode: str, log: Callable[[str], None] = print) -> tuple[dict, list[dict]]:
+    """{item_id: crop (PIL)} of ``rows`` (lake items) and the skipped items [{"item_id", "error"}];
+    each image is decoded once. A bad item is logged by name and skipped, never raised."""
+    crops, skipped, images = {}, [], {}
+    for row in rows:
+        item_id = row["item_id"]
+        try:
+            if not row.get("image_ok", True):
+                raise ValueError(f"its image {row['image_path']} is not usable (image_ok false)")
+            path = row["image_path"]
+            if path not in images:
+                with Image.open(path) as im:
+                    images = {path: im.convert("RGB")}  # rows come ordered by image: keep one
+            crops[item_id] = df2_crop(images[path], row, mode)
+        except (ValueError, OSError) as e:
+            skipped.append({"item_id": item_id, "error": f"DeepFashion2 item {item_id}: {e}"})
+            if len(skipped) <= MAX_LOGGED:
+                log(f"skipped {skipped[-1]['error']}")
+    if len(skipped) > MAX_LOGGED:
+        log(f"... {len(skipped) - MAX_LOGGED} more DeepFashion2 items skipped ({len(skipped)} in all)")
+    return crops, skipped
+
+
+def df2_items(home: Path | str, split: str, where: str = "true") -> list[dict]:
+    """Rows of ``deepfashion2_items`` of a lake split (``train`` / ``validation``), ordered by image."""
+    return query(home, f"SELECT item_id, image_path, image_ok, pair_id, style, source, bbox_x1, bbox_y1, bbox_x2, "
+                       f"bbox_y2, segmentation FROM deepfashion2_items WHERE split = '{split}' AND ({where}) "
+                       "ORDER BY image_path, item_id").to_pylist()  # fmt: skip
+
+
+def _pairset(left: list, right: list, pairs: list[tuple[int, int]], left_ids, right_ids, skipped, size: int):
+    """Tensors of a PairSet from crops (PIL) and (left group, right group) lists."""
+    import torch
+
+    from models.siamese import PairSet
+
+    def stack(images):
+        return torch.stack([square_tensor(im, size) for im, _ in images]) if images else torch.zeros((0, 3, size, size))
+
+    return PairSet(stack(left), stack(right), torch.tensor([g for _, g in left], dtype=torch.long),
+                   torch.tensor([g for _, g in right], dtype=torch.long), torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
+                   list(left_ids), list(right_ids), skipped)  # fmt: skip
+
+
+def _df2_pairs(home, mode: str, split: str, size: int, log):
+    groups = query(home, f"SELECT pair_id, style, shop_item_ids, user_item_ids FROM deepfashion2_pairs "
+                         f"WHERE split = '{split}' ORDER BY pair_id, style").to_pylist()  # fmt: skip
+    wanted = {i for g in groups for i in (*g["shop_item_ids"], *g["user_item_ids"])}
+    rows = [r for r in df2_items(home, split) if r["item_id"] in wanted]
+    crops, skipped = df2_item_crops(rows, mode, log)
+    left, right, left_ids, right_ids, pairs = [], [], [], [], []
+    for g, group in enumerate(groups):
+        shop = [i for i in group["shop_item_ids"] if i in crops]
+        user = [i for i in group["user_item_ids"] if i in crops]
+        if not shop or not user:
+            continue
+        base_l, base_r = len(left), len(right)
+        left += [(crops[i], g) for i in shop]
+        right += [(crops[i], g) for i in user]
+        left_ids += shop
+        right_ids += user
+        pairs += [(base_l + a, base_r + b) for a in range(len(shop)) for b in range(len(user))]
+    return _pairset(left, right, pairs, left_ids, right_ids, skipped, size)
+
+
+def sketch_patterns(home: Path | str, split: str, split_seed: int = 0) -> list[dict]:
+    """Simplicity patterns of the hash split ``split`` (``train`` / ``val``), ordered by pattern_id."""
+    rows = query(home, "SELECT pattern_id, line_image, line_image_ok, other_images, other_images_ok "
+                       "FROM deepfashion2_sketches ORDER BY pattern_id").to_pylist()  # fmt: skip
+    return [r for r in rows if stable_split(str(r["pattern_id"]), split_seed, fractions=SKETCH_FRACTIONS) == split]
+
+
+def _open(path: str, ok: bool | None) -> Image.Image:
+    if ok is False:
+        raise ValueError(f"image {path} is not usable (ok false in the lake)")
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _sketch_pairs(home, split: str, size: int, split_seed: int, log):
+    left, right, left_ids, right_ids, pairs, skipped = [], [], [], [], [], []
+    for g, row in enumerate(sketch_patterns(home, split, split_seed)):
+        try:
+            line = _open(row["line_image"], row["line_image_ok"])
+        except (ValueError, OSError) as e:
+            skipped.append({"item_id": row["line_image"], "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
+            continue
+        photos = []
+        for path, ok in zip(row["other_images"] or [], row["other_images_ok"] or []):
+            try:
+                photos.append((path, _open(path, ok)))
+            except (ValueError, OSError) as e:
+                skipped.append({"item_id": path, "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
+        if not photos:
+            continue
+        right.append((line, g))
+        right_ids.append(row["line_image"])
+        for path, im in photos:
+            pairs.append((len(left), len(right) - 1))
+            left.append((im, g))
+            left_ids.append(path)
+    for s in skipped[:MAX_LOGGED]:
+        log(f"skipped {s['error']}")
+    return _pairset(left, right, pairs, left_ids, right_ids, skipped, size)
+
+
+def siamese_pairs(home: Path | str, mode: str, split: str, *, image_size: int = 64, split_seed: int = 0,
+                  log: Callable[[str], None] = print):  # fmt: skip
+    """Positive pairs of ``split`` (``train`` or ``val``/``validation``) for ``mode`` as a
+    :class:`models.siamese.PairSet` (images resized to ``image_size``); bad items are skipped,
+    logged by name and listed in ``.skipped``."""
+    if mode == "sketch":
+        split = "val" if split in ("val", "validation") else split
+        data = _sketch_pairs(home, split, image_size, split_seed, log)
+        what = "Simplicity photo x line drawing"
+    elif mode in DF2_MODES:
+        if split not in DF2_SPLITS:
+            raise ValueError(f"split must be one of {sorted(DF2_SPLITS)}, got {split!r}")
+        data = _df2_pairs(home, mode, DF2_SPLITS[split], image_size, log)
+        what = "DeepFashion2 shop x user"
+    else:
+        raise ValueError(f"unknown siamese mode {mode!r}; expected one of {(*DF2_MODES, 'sketch')}")
+    log(f"{mode} {split}: {len(data)} {what} pairs ({len(data.left)} + {len(data.right)} images, "
+        f"{len(set(data.left_group.tolist()))} groups), {len(data.skipped)} skipped")  # fmt: skip
+    return data
+
+
+def train_siamese(home: Path | str, *, mode: str = "grayscale_mask", steps: int = 300, image_size: int = 64,
+                  batch_size: int = 32, lr: float = 1e-3, seed: int = 0, branches: int | None = None,
+                  colour_augment: bool = True, weights: Path | str | None = None, version: str | None = None,
+                  split_seed: int = 0, eval_every: int | None = None, warmup_steps: int | None = None,
+                  device: str | None = None, keep_checkpoint: bool = False,
+                  log: Callable[[str], None] = print) -> TrainResult:  # fmt: skip
+    """Train a ``siamese`` model in ``mode`` and save it under ``home/models/siamese/<version>``
+    (default: the next free ``v<N>``). ``branches``: 2 (dual-branch) by default for ``sketch``,
+    else 1. ``weights``: local resnet18 weights for the trunks, else random init (logged)."""
+    import torch
+
+    from models.siamese import SiameseConfig, SiameseEncoder
+    from models.siamese_train import train_siamese_model
+
+    branches = branches or (2 if mode == "sketch" else 1)
+    config = SiameseConfig(mode=mode, branches=branches, image_size=image_size)  # validates mode/branches
+    version = version or next_version(home, "siamese")
+    out = Path(home) / "models" / "siamese" / version
+    if (out / "config.json").exists():
+        raise FileExistsError(f"{out} already holds a trained model: pick another --version")
+    train = siamese_pairs(home, mode, "train", image_size=image_size, split_seed=split_seed, log=log)
+    val = siamese_pairs(home, mode, "val", image_size=image_size, split_seed=split_seed, log=log)
+    if len(val) == 0:
+        raise ValueError(f"no held-out {mode} pair to evaluate on: ingest more data")
+    torch.manual_seed(seed)  # model init
+    model = SiameseEncoder(config)
+    if weights is not None:
+        info = model.load_backbone_weights(weights)
+        log(f"trunk weights: {info['n_loaded']} tensors from {weights}")
+    else:
+        log("no --weights: the resnet18 trunks start from random init")
+    log(f"siamese {version} ({mode}, {branches} branch{'es' if branches > 1 else ''}): {len(train)} train / "
+        f"{len(val)} held-out pairs -> {out}")  # fmt: skip
+    cfg = _train_config(steps, lr, batch_size, seed, eval_every, warmup_steps, device)
+    metrics = train_siamese_model(model, train, val, cfg, colour_augment=colour_augment and mode != "grayscale_mask",
+                                  checkpoint_dir=out / "ckpt", log=log)  # fmt: skip
+    skipped = train.skipped + val.skipped
+    split = ("deepfashion2 splits train / validation" if mode != "sketch"
+             else f"stable_split(pattern_id, {split_seed}, {SKETCH_FRACTIONS}); val = held out")  # fmt: skip
+    metrics.update(
+        mode=mode, branches=branches, weights=str(weights) if weights is not None else "random init",
+        n_skipped=len(skipped), skipped=skipped[:100],
+        trained_on={"dataset": "deepfashion2", "table": "deepfashion2_sketches" if mode == "sketch" else "deepfashion2_pairs",
+                    "n_train_pairs": len(train), "n_val_pairs": len(val), "split": split, "split_seed": split_seed,
+                    "image_size": image_size},
+    )  # fmt: skip
+    after = metrics["after"]
+    log(f"held-out R@10 {after['r10']:.3f} (untrained {metrics['before']['r10']:.3f}, random {after['random_r10']:.3f})")
+    return _finish("siamese", version, out, model, metrics, keep_checkpoint, log)
+
+
