@@ -210,9 +210,11 @@ def random_recall(gallery_size: int, n_targets: int, k: int) -> float:
 
 
 def group_recall(queries: torch.Tensor, gallery: torch.Tensor, query_group: torch.Tensor,
-                 gallery_group: torch.Tensor, k: int = 10, exclude: torch.Tensor | None = None) -> dict:  # fmt: skip
+                 gallery_group: torch.Tensor, k: int = 10, exclude: torch.Tensor | None = None,
+                 ks: tuple[int, ...] = (1,)) -> dict:  # fmt: skip
     """recall@k (a query is a hit when a gallery item of its group is in its top k) over the
-    queries that have a target, with the random baseline (mean of :func:`random_recall`)."""
+    queries that have a target, with the random baseline (mean of :func:`random_recall`); the
+    same for each of ``ks`` (``r1`` ...), and ``n_queries`` / ``gallery`` sizes."""
     same = query_group[:, None] == gallery_group[None, :]
     gallery_size = torch.full((len(queries),), gallery.shape[0])
     if exclude is not None:
@@ -221,10 +223,13 @@ def group_recall(queries: torch.Tensor, gallery: torch.Tensor, query_group: torc
         gallery_size[rows] -= 1
     n_targets = same.sum(1)
     has = n_targets > 0
-    if not bool(has.any()):
-        return {f"r{k}": None, f"random_r{k}": None, "n_queries": 0, "gallery": int(gallery.shape[0])}
-    top = retrieve(queries, gallery, k, exclude)
-    hits = same.gather(1, top).any(1)
-    rand = [random_recall(int(g), int(t), k) for g, t in zip(gallery_size[has], n_targets[has])]
-    return {f"r{k}": hits[has].float().mean().item(), f"random_r{k}": sum(rand) / len(rand),
-            "n_queries": int(has.sum()), "gallery": int(gallery.shape[0])}  # fmt: skip
+    out: dict = {"n_queries": int(has.sum()), "gallery": int(gallery.shape[0])}
+    top = retrieve(queries, gallery, max(k, *ks), exclude) if bool(has.any()) else None
+    for kk in sorted({k, *ks}):
+        if top is None:
+            out[f"r{kk}"] = out[f"random_r{kk}"] = None
+            continue
+        hits = same.gather(1, top[:, :kk]).any(1)
+        rand = [random_recall(int(g), int(t), kk) for g, t in zip(gallery_size[has], n_targets[has])]
+        out[f"r{kk}"], out[f"random_r{kk}"] = hits[has].float().mean().item(), sum(rand) / len(rand)
+    return out

@@ -103,14 +103,14 @@ def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, 
     model.train(was_training)
     fwd = group_recall(a, b, data.left_group, data.right_group, k)
     rev = group_recall(b, a, data.right_group, data.left_group, k)
-    return {f"r{k}": fwd[f"r{k}"], f"random_r{k}": fwd[f"random_r{k}"], f"r{k}_reverse": rev[f"r{k}"],
-            f"random_r{k}_reverse": rev[f"random_r{k}"], "n_left": len(data.left), "n_right": len(data.right),
-            "n_pairs": len(data)}  # fmt: skip
+    out = {key: fwd[key] for key in ("r1", "random_r1", f"r{k}", f"random_r{k}")}
+    out.update({f"{key}_reverse": rev[key] for key in ("r1", "random_r1", f"r{k}", f"random_r{k}")})
+    return {**out, "n_left": len(data.left), "n_right": len(data.right), "n_pairs": len(data)}
 
 
 def _summary(e: dict, k: int = K) -> str:
-    return (f"held-out R@{k} {e[f'r{k}']:.3f} (random {e[f'random_r{k}']:.3f}), reverse {e[f'r{k}_reverse']:.3f} "
-            f"(random {e[f'random_r{k}_reverse']:.3f})")  # fmt: skip
+    return (f"held-out R@1/{k} {e['r1']:.3f}/{e[f'r{k}']:.3f} (random {e['random_r1']:.3f}/{e[f'random_r{k}']:.3f}), "
+            f"reverse {e['r1_reverse']:.3f}/{e[f'r{k}_reverse']:.3f}")  # fmt: skip
 
 
 def pair_loader(data: PairSet, batch_size: int, colour_augment: bool = True, flip: bool = True) -> DataLoader:
@@ -172,6 +172,7 @@ def train_siamese_model(model: nn.Module, train: PairSet, val: PairSet, cfg: Tra
         "resumed_from_step": start,
         "before": history["evals"][0],
         "after": history["evals"][-1],
+        "best_r1": max(e["r1"] for e in history["evals"]),
         "best_r10": max(e[f"r{K}"] for e in history["evals"]),
         "train_loss_first": losses[0] if losses else None,
         "train_loss_curve": _loss_curve(losses, history["evals"]),
