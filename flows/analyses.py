@@ -119,15 +119,20 @@ class PCAResult:
     png_path: Path
 
 
-def pca(home: Path | str, space: str, components: int = 10) -> PCAResult:
+def pca(home: Path | str, space: str, components: int = 10, color_by: str | None = None) -> PCAResult:
     """PCA of every vector of ``space``: explained variance (JSON) and a 2-D scatter (PNG)
-    coloured by semantic category."""
+    coloured by ``color_by`` (semantic_category or dataset; default: dataset when the space holds
+    several datasets, as clip and siamese do, else semantic_category)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = VectorStore(home).read(space, ["vector", "semantic_category"])
+    if color_by not in (None, "semantic_category", "dataset"):
+        raise ValueError(f"color_by must be semantic_category or dataset, got {color_by!r}")
+    table = VectorStore(home).read(space, ["vector", "semantic_category", "dataset"])
+    if color_by is None:
+        color_by = "dataset" if len(set(table["dataset"].to_pylist())) > 1 else "semantic_category"
     if table.num_rows < 2:
         raise ValueError(f"space {space!r} has {table.num_rows} vectors: PCA needs at least 2")
     x = np.asarray(table["vector"].combine_chunks().flatten(), np.float64).reshape(table.num_rows, -1)
@@ -141,7 +146,7 @@ def pca(home: Path | str, space: str, components: int = 10) -> PCAResult:
     json_path = reports / f"pca_{space}.json"
     json_path.write_text(json.dumps({"space": space, "n": table.num_rows, "dim": x.shape[1],
                                      "explained_variance_ratio": ratio}, indent=2))  # fmt: skip
-    cats = np.array([c or "unknown" for c in table["semantic_category"].to_pylist()])
+    cats = np.array([c or "unknown" for c in table[color_by].to_pylist()])
     fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
     palette = plt.get_cmap("tab20")  # 20 distinct colours: the default cycle repeats after 10
     for i, cat in enumerate(sorted(set(cats))):
@@ -149,7 +154,7 @@ def pca(home: Path | str, space: str, components: int = 10) -> PCAResult:
         ax.scatter(xy[m, 0], xy[m, 1], s=10, alpha=0.7, label=cat, color=palette(i % 20))
     ax.set_xlabel(f"PC1 ({ratio[0]:.1%})")
     ax.set_ylabel(f"PC2 ({ratio[1]:.1%})" if len(ratio) > 1 else "PC2")
-    ax.set_title(f"PCA of {space} ({table.num_rows} vectors)")
+    ax.set_title(f"PCA of {space} ({table.num_rows} vectors, colour = {color_by})")
     ax.legend(fontsize=8, markerscale=2, loc="best")
     png_path = reports / f"pca_{space}.png"
     fig.tight_layout()

@@ -74,6 +74,8 @@ def print_demo(home: Path, result: dict) -> None:
     print_quality(analysis["quality"])
     if "outfits" in result:
         print_outfits(result["outfits"])
+    if "research" in result:
+        print_research(result["research"])
 
 
 def print_models(models: dict[str, dict]) -> None:
@@ -110,3 +112,27 @@ def print_outfits(stage: dict) -> None:
                   f"space {on.get('space')}, {on.get('variant')} train outfits)")  # fmt: skip
     print_fitb(stage["fitb"])
     print_completion(stage["completion"])
+
+
+def print_research(stage: dict) -> None:
+    """clip, attributes and siamese: each model's held-out score with its baseline and its query."""
+    from flows.train_jobs import summary
+
+    for name in ("clip", "attributes", "siamese"):
+        m = stage[name]["model"]
+        how = "reused" if m["reused"] else "trained"
+        out.print(f"{name} {m['version']} ({how}, weights: {m['metrics'].get('weights', 'random init')}): "
+                  f"{summary(name, m['metrics'])}")  # fmt: skip
+    clip = stage["clip"]
+    e = clip["embed"]
+    out.print(f"vectors_clip: {e['n_embedded']} embedded, {e['n_skipped_unchanged']} unchanged (every dataset's items)")
+    for mode, rows in clip["search"].items():
+        found = "; ".join(f"{r['item_id']} ({r['text']})" for r in rows)
+        out.print(f"search {clip['query']!r} ({mode}, Polyvore): {found}")
+    out.print(f"PCA of clip: {clip['pca']['png_path']}")
+    a = stage["attributes"]
+    out.print(f"predict-attributes on {a['predicted']} held-out images: {a['csv']}, {a['image']}")
+    structure = stage["siamese"]["structure"]
+    out.print(f"structure retrieval (same garment in another colour) and colour sensitivity: {structure.get('json_path', '')}")
+    for line in structure.get("lines", []):
+        out.print(f"  {line}")

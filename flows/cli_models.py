@@ -219,17 +219,19 @@ def print_neighbours(result: dict, space: str) -> None:
 @models_app.command()
 def pca(
     space: Annotated[str, typer.Option("--space", "-s", help="Embedding space (vectors_<space>).")] = "resnet",
+    color_by: Annotated[str | None, typer.Option(help="semantic_category or dataset (default: dataset when the space holds several).")] = None,
     home: Home = DEFAULT_HOME,
 ) -> None:
     """PCA of an embedding space: explained variance (printed and saved as JSON) and a 2-D scatter
-    PNG coloured by category, under HOME/reports/.
+    PNG coloured by category (or dataset), under HOME/reports/. Works for every space: resnet, ae,
+    clip, siamese, wumbert.
 
-    Example: `atelier pca --space ae --home ./home`
+    Example: `atelier pca --space clip --color-by dataset --home ./home`
     """
     from flows.analyses import pca as run_pca
 
     try:
-        result = run_pca(home, space)
+        result = run_pca(home, space, color_by=color_by)
     except (KeyError, ValueError) as e:
         fail(e)
     out.print(json.dumps({"space": space, "n": result.n, "explained_variance_ratio": [round(v, 4) for v in result.explained_variance_ratio]}))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
+from flows.demo_research import ResearchSettings, research_stage
 from flows.ingest import IngestResult, ingest
 
 DEMO_SPACES = ("resnet", "ae")
@@ -157,12 +158,14 @@ def held_out_items(home: Path | str, seed: int = 0) -> list[str]:
 
 def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSettings = DemoSettings(),
              on_item: Callable[[], None] | None = None, on_progress: Callable[[int, int], None] | None = None,
-             log: Callable[[str], None] = print, progress: bool = True) -> dict:  # fmt: skip
+             log: Callable[[str], None] = print, progress: bool = True,
+             research: ResearchSettings = ResearchSettings()) -> dict:  # fmt: skip
     """The whole demo called directly (`flows.pipelines.demo_flow` runs the same steps as a
     Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
     vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
-    neighbour-precision report -> umBERT / WumBERT, FITB report, one completion.
-    {"ingest", "models", "embed", "analyze", "outfits"}."""
+    neighbour-precision report -> umBERT / WumBERT, FITB report, one completion -> clip,
+    attributes, siamese (`flows.demo_research`).
+    {"ingest", "models", "embed", "analyze", "outfits", "research"}."""
     ingested = ingest_samples(home, seed, scale, on_item, on_progress)
     return {
         "ingest": {ds: r.to_dict() for ds, r in ingested.items()},
@@ -170,6 +173,7 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSett
         "embed": embed_spaces(home, DEMO_SPACES, progress),
         "analyze": analyse(home, DEMO_SPACES, settings.k, seed, scale),
         "outfits": outfit_stage(home, settings, log),
+        "research": research_stage(home, research, log),
     }
 
 

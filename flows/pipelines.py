@@ -31,6 +31,7 @@ from flows.tasks import (
     outfit_train_task,
     pca_task,
     precision_task,
+    research_stage_task,
     research_train_task,
     samples_task,
     train_task,
@@ -140,9 +141,11 @@ def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: in
 @flow(name="pipeline", flow_run_name="pipeline-{home}")
 def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = None, steps: dict[str, int] | None = None,
                   reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
-                  where: str | None = None, outfits: dict | None = None) -> dict:  # fmt: skip
+                  where: str | None = None, outfits: dict | None = None, research: dict | None = None) -> dict:  # fmt: skip
     """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze -> (with
-    ``outfits``: `flows.demo.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion.
+    ``outfits``: `flows.demo.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion
+    -> (with ``research``: `flows.demo_research.ResearchSettings` fields) clip, attributes and
+    siamese, trained or reused, with their evaluations and queries.
 
     The stages are the bodies of the ingest, train, embed and analyze flows (``.fn``): their
     tasks run in this flow run, not in nested flow runs (each flow run costs Prefect about a
@@ -154,12 +157,14 @@ def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = Non
     out["analyze"] = analyze_flow.fn(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
     if outfits is not None and lake_has(home, "polyvore"):
         out["outfits"] = outfit_stage_task(str(home), outfits)
+    if research is not None and all(lake_has(home, ds) for ds in ("synthesis", "deepfashion", "deepfashion2")):
+        out["research"] = research_stage_task(str(home), research)
     return out
 
 
 @flow(name="demo", flow_run_name="demo-{home}")
 def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | None = None,
-              outfits: dict | None = None) -> dict:
+              outfits: dict | None = None, research: dict | None = None) -> dict:
     """`atelier demo`: write (or reuse) the sample releases, then the pipeline on them."""
     from etl.samples import SAMPLE_DATASETS
     from flows.demo import DEMO_WHERE
@@ -167,7 +172,8 @@ def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | 
     folder = samples_task(str(home), seed, scale)
     raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
     return pipeline_flow.fn(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE,
-                            outfits=outfits if outfits is not None else {})
+                            outfits=outfits if outfits is not None else {},
+                            research=research if research is not None else {})
 
 
 @flow(name="ingest-and-embed", flow_run_name="ingest-and-embed-{dataset}")

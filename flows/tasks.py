@@ -142,6 +142,16 @@ def outfit_stage_task(home: str, settings: dict) -> dict:
     return outfit_stage(home, DemoSettings(**settings), log=get_run_logger().info)
 
 
+@task(name="research-models", persist_result=False)
+def research_stage_task(home: str, settings: dict) -> dict:
+    """`flows.demo_research.research_stage`: clip, attributes, siamese (trained or reused), queries."""
+    from prefect import get_run_logger
+
+    from flows.demo_research import ResearchSettings, research_stage
+
+    return research_stage(home, ResearchSettings(**settings), log=get_run_logger().info)
+
+
 def progress_logger(label: str, every: float = 0.1):
     """An ``on_progress(done, total)`` that logs to the run's log (the Prefect UI shows it) at
     every ``every`` of the total."""
