@@ -75,10 +75,8 @@ def train(
         options = {"steps": steps, "image_size": image_size, "batch_size": batch_size,
                    "seed": seed}  # fmt: skip
         if weights is not None:
-            if model == TrainModel.siamese:
-                fail("--weights: the siamese encoders start from random init")
             if (model == TrainModel.clip) != weights.is_dir():
-                fail(f"--weights {weights}: clip takes a checkpoint directory, attributes a state_dict file")
+                fail(f"--weights {weights}: clip takes a checkpoint directory, attributes and siamese a resnet18 state_dict file")
             options["weights"] = str(weights)
         options.update({"clip": {"titles": titles}, "attributes": {"weighted_loss": weighted_loss},
                         "siamese": {"mode": mode}}[model.value])  # fmt: skip

@@ -8,7 +8,7 @@
   ``stable_split(pattern_id, split_seed, (0.6, 0.4))`` (train / val).
 - :func:`train_siamese`: builds both splits, trains (``models.siamese_train``) and saves the
   model like ``flows.train`` does (``config.json``, ``model.safetensors``, ``metrics.json``).
-- :func:`evaluate_structure`: the research claim in numbers (below).
+- :func:`evaluate_structure`: the research claim in numbers (``flows.siamese_eval``).
 
 A DeepFashion2 item whose crop is empty or invalid (a box that rounds to nothing or leaves the
 image, a segmentation covering no pixel of its box, an unreadable image) is skipped: the error
@@ -105,8 +105,10 @@ def _pairset(left: list, right: list, pairs: list[tuple[int, int]], left_ids, ri
 
     from models.siamese import PairSet
 
-    def stack(images):
-        return torch.stack([square_tensor(im, size) for im, _ in images]) if images else torch.zeros((0, 3, size, size))
+    def stack(images):  # uint8: exact for the 8-bit pixels, a quarter of float32's memory
+        if not images:
+            return torch.zeros((0, 3, size, size), dtype=torch.uint8)
+        return torch.stack([square_tensor(im, size) for im, _ in images]).mul(255).round().to(torch.uint8)
 
     return PairSet(stack(left), stack(right), torch.tensor([g for _, g in left], dtype=torch.long),
                    torch.tensor([g for _, g in right], dtype=torch.long), torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
@@ -141,7 +143,8 @@ def sketch_patterns(home: Path | str, split: str, split_seed: int = 0) -> list[d
     return [r for r in rows if stable_split(str(r["pattern_id"]), split_seed, fractions=SKETCH_FRACTIONS) == split]
 
 
-def _open(path: str, ok: bool | None) -> Image.Image:
+def open_image(path: str, ok: bool | None) -> Image.Image:
+    """The image at ``path`` as RGB; ValueError when the lake marked it unusable (``ok`` false)."""
     if ok is False:
         raise ValueError(f"image {path} is not usable (ok false in the lake)")
     with Image.open(path) as im:
@@ -152,14 +155,14 @@ def _sketch_pairs(home, split: str, size: int, split_seed: int, log):
     left, right, left_ids, right_ids, pairs, skipped = [], [], [], [], [], []
     for g, row in enumerate(sketch_patterns(home, split, split_seed)):
         try:
-            line = _open(row["line_image"], row["line_image_ok"])
+            line = open_image(row["line_image"], row["line_image_ok"])
         except (ValueError, OSError) as e:
             skipped.append({"item_id": row["line_image"], "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
             continue
         photos = []
         for path, ok in zip(row["other_images"] or [], row["other_images_ok"] or []):
             try:
-                photos.append((path, _open(path, ok)))
+                photos.append((path, open_image(path, ok)))
             except (ValueError, OSError) as e:
                 skipped.append({"item_id": path, "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
         if not photos:
@@ -251,227 +254,12 @@ def train_siamese(home: Path | str, *, mode: str = "grayscale_mask", steps: int 
 
 
 
-# ----------------------------------------------------------------------------- evaluation
 
-STRUCTURE_SPACES = ("siamese", "resnet", "clip")
-EVAL_CROP = "color_mask_crop"  # garment on white: recolouring changes the garment only
-RECALLS = ("recolour_r10", "recolour_pair_r10", "photo_r10", "sketch_r10")
+def evaluate_structure(home: Path | str, spaces: dict | None = None, **options) -> dict:
+    """Same-garment-in-another-colour recall@10 and colour-sensitivity of each model on held-out
+    data -> ``home/reports/structure.json`` + ``structure.png``: see
+    :func:`flows.siamese_eval.evaluate_structure` (options: k, split_seed, max_items, examples,
+    device, log)."""
+    from flows.siamese_eval import evaluate_structure as run
 
-
-def recolour_permutation(item_id: str) -> tuple[int, int, int]:
-    """The item's fixed recolouring: a non-identity RGB permutation picked by a hash of its id."""
-    from models.siamese import PERMUTATIONS
-
-    return PERMUTATIONS[int(stable_hash(item_id), 16) % len(PERMUTATIONS)]
-
-
-def stable_hash(key: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(key.encode()).hexdigest()
-
-
-def _structure_data(home, split_seed: int, max_items: int | None, log) -> dict:
-    """Held-out crops (DeepFashion2 validation, ``EVAL_CROP``) with their garment groups, and the
-    held-out Simplicity photos and line drawings with their patterns."""
-    rows = df2_items(home, "validation", "image_ok")
-    if max_items and len(rows) > max_items:  # a stable sample: the smallest hashes of item_id
-        keep = set(sorted((r["item_id"] for r in rows), key=stable_hash)[:max_items])
-        rows = [r for r in rows if r["item_id"] in keep]
-    crops, skipped = df2_item_crops(rows, EVAL_CROP, log)
-    rows = [r for r in rows if r["item_id"] in crops]
-    keys: dict = {}
-    groups = [keys.setdefault((r["pair_id"], r["style"]), len(keys)) if (r["style"] or 0) > 0 else -1 - i
-              for i, r in enumerate(rows)]  # fmt: skip  (no group: a unique negative id)
-    photos, photo_group, photo_ids, lines, line_group, line_ids = [], [], [], [], [], []
-    for g, row in enumerate(sketch_patterns(home, "val", split_seed)):
-        for path, ok in zip(row["other_images"] or [], row["other_images_ok"] or []):
-            try:
-                photos.append(_open(path, ok))
-            except (ValueError, OSError) as e:
-                skipped.append({"item_id": path, "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
-                continue
-            photo_group.append(g)
-            photo_ids.append(path)
-        try:
-            lines.append(_open(row["line_image"], row["line_image_ok"]))
-            line_group.append(g)
-            line_ids.append(row["line_image"])
-        except (ValueError, OSError) as e:
-            skipped.append({"item_id": row["line_image"], "error": f"Simplicity pattern {row['pattern_id']}: {e}"})
-    ids = [r["item_id"] for r in rows]
-    return {"ids": ids, "crops": [crops[i] for i in ids], "groups": groups, "perms": [recolour_permutation(i) for i in ids],
-            "photos": photos, "photo_group": photo_group, "photo_ids": photo_ids, "lines": lines,
-            "line_group": line_group, "line_ids": line_ids, "skipped": skipped}  # fmt: skip
-
-
-def _embed(model, images: list, size: int, perms=None, line: bool = False, batch_size: int = 128):
-    """``embed_batch`` of the images (white-padded squares at ``size``), optionally recoloured;
-    ``line``: the model's line-drawing branch (``embed_line``) when it has one."""
-    import torch
-    from torch import nn
-
-    from models import embed_batch
-    from models.siamese import permute_channels
-
-    class _LineBranch(nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def embed(self, x):
-            return self.inner.embed_line(x)
-
-    runner = _LineBranch(model) if line and hasattr(model, "embed_line") else model
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.stack([square_tensor(im, size) for im in images[i: i + batch_size]])
-        if perms is not None:
-            x = torch.stack([permute_channels(t, p) for t, p in zip(x, perms[i: i + batch_size])])
-        out.append(torch.from_numpy(embed_batch(runner, x)))
-    return torch.cat(out) if out else torch.zeros((0, 1))
-
-
-def _examples(queries, gallery, ids_q, ids_g, q_group, g_group, k, exclude, n) -> list[dict]:
-    """Top-k gallery ids of the first ``n`` queries that have a target."""
-    from models.siamese import retrieve
-
-    has = [(q_group[i] == g_group).sum() - (1 if exclude is not None and exclude[i] >= 0 else 0) > 0 for i in range(len(ids_q))]
-    rows = [i for i, h in enumerate(has) if h][:n]
-    if not rows:
-        return []
-    top = retrieve(queries[rows], gallery, k, exclude[rows] if exclude is not None else None)
-    return [{"query": ids_q[i], "neighbours": [ids_g[j] for j in t]} for i, t in zip(rows, top.tolist())]
-
-
-def _score(model, data: dict, k: int, examples: int) -> tuple[dict, dict]:
-    """The metrics and neighbour examples of one model on ``_structure_data``."""
-    import torch
-
-    from models.siamese import group_recall
-
-    size = int(model.config.image_size)
-    orig = _embed(model, data["crops"], size)
-    rec = _embed(model, data["crops"], size, perms=data["perms"])
-    n = len(data["ids"])
-    idx, groups = torch.arange(n), torch.tensor(data["groups"], dtype=torch.long)
-    out = {"image_size": size}
-    r = group_recall(rec, orig, idx, idx, k)  # the target: the item's own original
-    out.update(recolour_r10=r[f"r{k}"], random_recolour_r10=r[f"random_r{k}"], recolour_r1=r["r1"], n_recolour=r["n_queries"])
-    r = group_recall(rec, orig, groups, groups, k, exclude=idx)  # the target: the other photos of the garment
-    out.update(recolour_pair_r10=r[f"r{k}"], random_recolour_pair_r10=r[f"random_r{k}"], recolour_pair_r1=r["r1"], n_recolour_pair=r["n_queries"])
-    d_self = (1 - (orig * rec).sum(1)).mean().item()
-    off = ~torch.eye(n, dtype=torch.bool)
-    d_other = (1 - orig @ orig.T)[off].mean().item() if n > 1 else float("nan")
-    out.update(d_self=d_self, d_other=d_other, colour_sensitivity=d_self / d_other if d_other > 0 else None)
-    neighbours = {"recolour_pair": _examples(rec, orig, data["ids"], data["ids"], groups, groups, k, idx, examples)}
-    if data["photos"]:
-        size_photos = _embed(model, data["photos"], size)
-        pg = torch.tensor(data["photo_group"], dtype=torch.long)
-        pidx = torch.arange(len(pg))
-        r = group_recall(size_photos, size_photos, pg, pg, k, exclude=pidx)
-        out.update(photo_r10=r[f"r{k}"], random_photo_r10=r[f"random_r{k}"], photo_r1=r["r1"], n_photo=r["n_queries"])
-        neighbours["photo"] = _examples(size_photos, size_photos, data["photo_ids"], data["photo_ids"], pg, pg, k, pidx, examples)
-        if data["lines"]:
-            lines = _embed(model, data["lines"], size, line=True)
-            lg = torch.tensor(data["line_group"], dtype=torch.long)
-            r = group_recall(lines, size_photos, lg, pg, k)
-            out.update(sketch_r10=r[f"r{k}"], random_sketch_r10=r[f"random_r{k}"], sketch_r1=r["r1"], n_sketch=r["n_queries"])
-    return out, neighbours
-
-
-def _chart(path: Path, models: dict, k: int) -> None:
-    """Grouped bars: each recall@k (and the random baseline) and the colour-sensitivity per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in (*RECALLS, "colour_sensitivity") if any(v.get(m) is not None for v in models.values())]
-    names = [*models, "random"]
-    fig, ax = plt.subplots(figsize=(max(7, 1.8 * len(metrics) * len(names) / 3), 4.5), dpi=100)
-    width = 0.8 / len(names)
-    for j, name in enumerate(names):
-        if name == "random":
-            first = next(iter(models.values()))
-            vals = [first.get(f"random_{m}") if m != "colour_sensitivity" else None for m in metrics]
-        else:
-            vals = [models[name].get(m) for m in metrics]
-        xs = [i + (j - (len(names) - 1) / 2) * width for i in range(len(metrics))]
-        ax.bar(xs, [v if v is not None else 0 for v in vals], width, label=name,
-               color="lightgrey" if name == "random" else None, edgecolor="grey" if name == "random" else None)  # fmt: skip
-    labels = {"recolour_r10": f"recoloured -> original\nR@{k}", "recolour_pair_r10": f"recoloured -> other photo\nR@{k}",
-              "photo_r10": f"Simplicity photo -> photo\nR@{k}", "sketch_r10": f"line drawing -> photo\nR@{k}",
-              "colour_sensitivity": "colour sensitivity\n(0 = colour-blind)"}  # fmt: skip
-    ax.set_xticks(range(len(metrics)), [labels[m] for m in metrics], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_title("Structure retrieval on held-out data")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int = 10, split_seed: int = 0,
-                       max_items: int | None = 2000, examples: int = 20, device: str = "cpu",
-                       log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """The research claim in numbers, for each model of ``spaces`` ({name: model directory, or
-    a loaded model}; default: the latest ``siamese``, ``resnet`` and ``clip`` that exist), on
-    held-out data (DeepFashion2 validation items, at most ``max_items``, as colour mask crops;
-    the held-out Simplicity patterns):
-
-    - ``recolour_r10``: query = an item's crop recoloured (a fixed non-identity RGB channel
-      permutation picked by a hash of the item id: the garment's hues change, the white
-      background stays), gallery = every held-out original crop; the target is its original.
-    - ``recolour_pair_r10``: the same queries, the target = the other photos of the same
-      garment (same pair_id and style > 0); the query's own original is not in its gallery.
-    - ``photo_r10``: a Simplicity photo -> the other photos of its pattern (the same structure
-      in other colours) among all held-out photos, itself excluded; ``sketch_r10``: a line
-      drawing -> its pattern's photos (``embed_line`` for a dual-branch model).
-    - ``colour_sensitivity``: mean cosine distance between an item and its recoloured self
-      divided by the mean distance between different items (0 = colour-blind, ~1 = colour
-      matters as much as identity).
-
-    Each ``random_*`` is the chance of a random ranking (k / gallery size for one target).
-    Nearest neighbours never include the query itself (``neighbours``: examples per task).
-    Writes ``home/reports/structure.json`` and ``structure.png``; returns the same dict.
-    """
-    import json
-
-    import models.clip  # noqa: F401  (registers model_type "clip" for load_pretrained)
-    import models.siamese  # noqa: F401  (registers "siamese")
-    from flows.train import latest_model
-    from models import load_pretrained
-
-    if spaces is None:
-        spaces = {}
-        for name in STRUCTURE_SPACES:
-            try:
-                spaces[name] = latest_model(home, name)
-            except FileNotFoundError:
-                log(f"no {name} model in {home}: left out")
-    if not spaces:
-        raise ValueError("no model to evaluate: train siamese / resnet / clip first")
-    data = _structure_data(home, split_seed, max_items, log)
-    if len(data["ids"]) < 2:
-        raise ValueError(f"{len(data['ids'])} usable held-out DeepFashion2 items: need at least 2")
-    result = {"k": k, "crop_mode": EVAL_CROP, "recolouring": "non-identity RGB channel permutation, fixed per item (sha1 of item_id)",
-              "n_items": len(data["ids"]), "n_photos": len(data["photos"]), "n_patterns": len(data["lines"]),
-              "n_skipped": len(data["skipped"]), "skipped": data["skipped"][:100], "models": {}, "neighbours": {}}  # fmt: skip
-    for name, source in spaces.items():
-        model = source if not isinstance(source, (str, Path)) else load_pretrained(source, device=device)
-        scores, neighbours = _score(model, data, k, examples)
-        scores["model_dir"] = str(source) if isinstance(source, (str, Path)) else None
-        result["models"][name] = scores
-        result["neighbours"][name] = neighbours
-        log(f"{name}: " + ", ".join(f"{m} {scores[m]:.3f} (random {scores[f'random_{m}']:.3f})" for m in RECALLS
-                                   if scores.get(m) is not None)
-            + f", colour sensitivity {scores['colour_sensitivity']:.3f}")  # fmt: skip
-    reports = Path(home) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    result["json"], result["png"] = str(reports / "structure.json"), str(reports / "structure.png")
-    _chart(reports / "structure.png", result["models"], k)
-    tmp = reports / "structure.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(reports / "structure.json")
-    return result
+    return run(home, spaces, **options)

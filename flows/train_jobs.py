@@ -48,11 +48,16 @@ def summary(name: str, metrics: dict) -> str:
         parts = []
         for head, splits in metrics["heads"].items():
             s = splits.get("test") or splits.get("val")
+            if head == "benchmark":
+                parts.append(f"benchmark attributes mean acc {s['mean_accuracy']:.3f} (all negative "
+                             f"{s['all_negative_accuracy']:.3f}), balanced {s['mean_balanced_accuracy']:.3f} "
+                             f"({s['all_negative_balanced_accuracy']:.3f})")  # fmt: skip
+                continue
             parts.append(f"{head} acc {s['accuracy']:.3f} (majority {s['majority_accuracy']:.3f}), balanced "
                          f"{s['balanced_accuracy']:.3f} ({s['majority_balanced_accuracy']:.3f})")  # fmt: skip
         return "test: " + "; ".join(parts)
     if name == "siamese":
-        ev = metrics.get("eval") or {}
-        keys = [k for k in ev if isinstance(ev[k], (int, float))]
-        return ", ".join(f"{k} {ev[k]:.3f}" for k in keys) or "trained"
+        b, a = metrics["before"], metrics["after"]
+        return (f"{metrics.get('mode')}: held-out pair retrieval R@1 {b['r1']:.3f} -> {a['r1']:.3f}, R@10 {b['r10']:.3f} "
+                f"-> {a['r10']:.3f} (random {a['random_r1']:.3f} / {a['random_r10']:.3f}; {a['n_pairs']} pairs)")  # fmt: skip
     raise ValueError(f"unknown training job {name!r}")

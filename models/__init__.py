@@ -14,6 +14,8 @@ datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/
   R@K in ``models.clip_train``.
 - ``attributes``: :class:`AttributeClassifier` / :class:`AttributeConfig` (resnet18, one head per
   attribute, missing as its own class); training in ``models.attributes_train``.
+- ``siamese``: :class:`SiameseEncoder` / :class:`SiameseConfig` (structure embedding: a twin or a
+  dual-branch photo / line-drawing pair of resnet18 encoders); training in ``models.siamese_train``.
 - ``umbert`` / ``wumbert``: :class:`UmBERT` / :class:`WumBERT` / :class:`OutfitConfig` (transformer
   over an outfit's item vectors, learned mask token and category embedding); training and
   inference in ``models.outfit_train`` (:func:`train_outfit_model`, :func:`predict_missing`).
@@ -33,6 +35,7 @@ from models.pretrained import (
     read_metrics,
 )
 from models.resnet import ResNetConfig, ResNetEmbedder
+from models.siamese import SiameseConfig, SiameseEncoder
 from models.train import (
     TrainConfig,
     evaluate_autoencoder,
@@ -51,6 +54,8 @@ __all__ = [
     "ClipConfig",
     "ClipEmbedder",
     "NotAClipCheckpoint",
+    "SiameseConfig",
+    "SiameseEncoder",
     "MODEL_TYPES",
     "OutfitConfig",
     "OutfitData",

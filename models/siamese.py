@@ -168,7 +168,8 @@ def siamese_loss(logits: torch.Tensor, groups: torch.Tensor | None = None) -> to
 class PairSet:
     """Images of both sides and the positive pairs between them (built by ``flows.siamese``).
 
-    ``left`` (N, 3, S, S) / ``right`` (M, 3, S, S) float in [0, 1]; ``left_group`` / ``right_group``
+    ``left`` (N, 3, S, S) / ``right`` (M, 3, S, S) uint8 (0-255, a quarter of float32's memory;
+    :func:`as_float` converts) or float in [0, 1]; ``left_group`` / ``right_group``
     (N,) / (M,) long: the structure each image shows (same group = same garment / pattern);
     ``pairs`` (P, 2) long: (left index, right index) of each positive pair. DeepFashion2: left =
     shop items, right = user items; Simplicity: left = photos, right = line drawings."""
@@ -184,6 +185,11 @@ class PairSet:
 
     def __len__(self) -> int:
         return int(self.pairs.shape[0])
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Images as float in [0, 1]: uint8 divided by 255, float as it is."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x
 
 
 def retrieve(queries: torch.Tensor, gallery: torch.Tensor, k: int,

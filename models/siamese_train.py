@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from models.pretrained import autocast_for
-from models.siamese import PERMUTATIONS, PairSet, group_recall, hue_rotate, permute_channels, siamese_loss
+from models.siamese import PERMUTATIONS, PairSet, as_float, group_recall, hue_rotate, permute_channels, siamese_loss
 from models.train import (
     CHECKPOINT_NAME,
     TrainConfig,
@@ -67,7 +67,7 @@ class PairDataset(Dataset):
 
     def __getitem__(self, i: int):
         li, ri = (int(v) for v in self.data.pairs[i])
-        left, right = self.data.left[li], self.data.right[ri]
+        left, right = as_float(self.data.left[li]), as_float(self.data.right[ri])
         if self.flip:
             left = left.flip(-1) if torch.rand(()) < 0.5 else left
             right = right.flip(-1) if torch.rand(()) < 0.5 else right
@@ -82,11 +82,11 @@ class PairDataset(Dataset):
 @torch.no_grad()
 def embed_all(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
               batch_size: int = 256) -> torch.Tensor:  # fmt: skip
-    """``fn`` (an embed method) over ``images`` in batches -> float32 CPU (N, D)."""
+    """``fn`` (an embed method) over ``images`` (uint8 or float) in batches -> float32 CPU (N, D)."""
     out = []
     for i in range(0, len(images), batch_size):
         with autocast_for(device):
-            out.append(fn(_to_device(images[i: i + batch_size], device)).float().cpu())
+            out.append(fn(_to_device(as_float(images[i: i + batch_size]), device)).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 

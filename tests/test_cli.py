@@ -31,7 +31,7 @@ def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home, pre
 
 def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     home = tmp_path / "home"
-    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3", "--outfit-steps", "10"]
+    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3", "--outfit-steps", "10", "--research-steps", "3"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     output = " ".join(res.output.split())  # rich wraps lines at the terminal width
@@ -39,7 +39,10 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
                  "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120)",
                  "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random",
                  "umbert v1 (trained, 10 steps, contrastive objective, space ae", "wumbert v1 (trained", "FITB accuracy",
-                 "Polyvore nondisjoint / test", "searched vectors_wumbert"):
+                 "Polyvore nondisjoint / test", "searched vectors_wumbert",
+                 "clip v1 (trained, weights: random init): held-out text->image R@1", "(random R@1",
+                 "attributes v1 (trained", "(majority", "siamese v1 (trained", "grayscale_mask: held-out pair retrieval",
+                 "search 'long sleeve red striped top' (hybrid, Polyvore)", "predict-attributes on 8 held-out images"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()
     for space in ("resnet", "ae"):
@@ -57,6 +60,9 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     assert res.exit_code == 0 and "images probed this run: 0" in output and "(cached result): nothing ran" in output
     assert "resnet v1 (reused" in output and not (home / "models" / "resnet" / "v2").exists()
     assert "umbert v1 (reused" in output and not (home / "models" / "umbert" / "v2").exists()
+    for name in ("clip", "attributes", "siamese"):
+        assert f"{name} v1 (reused" in output and not (home / "models" / name / "v2").exists()
+    assert (home / "reports" / "structure.json").exists() and (home / "reports" / "attributes_demo.csv").exists()
     assert output.count("0 embedded, 884 unchanged") == 2
 
 

@@ -17,6 +17,7 @@ from models.siamese import (
     PERMUTATIONS,
     SiameseConfig,
     SiameseEncoder,
+    as_float,
     garment_mask,
     group_recall,
     hue_rotate,
@@ -110,7 +111,7 @@ def test_grayscale_mask_embedding_ignores_colour():
     x = _garment_on_white((0.8, 0.1, 0.2), (0.1, 0.3, 0.9))
     others = [permute_channels(x, p) for p in PERMUTATIONS] + [hue_rotate(x, 2.0), _garment_on_white((0.2, 0.6, 0.1), (0.9, 0.8, 0.1))]
     masks = garment_mask(torch.cat([x, *others]))
-    assert masks[0].sum() == 22 * 12 + 6 * 12 * 2 and (masks == masks[0]).all()  # the same mask, whatever the colours
+    assert masks[0].sum() == 22 * 12 + 6 * 12 and (masks == masks[0]).all()  # the same mask, whatever the colours
     with torch.no_grad():
         z = model.embed(torch.cat([x, *others]))
         assert torch.allclose(z[1:], z[:1].expand_as(z[1:]), atol=1e-5)
@@ -178,16 +179,18 @@ def test_pairs_share_a_group_and_splits_do_not_overlap(df2_home):
     gray = siamese_pairs(df2_home, "grayscale_mask", "train", image_size=16, **QUIET)
     # a mask crop is drawn black on white, so the model's own mask derivation finds the garment in it
     assert gray.left.amin(dim=1).eq(gray.left.amax(dim=1)).all()  # grey levels only: no colour
-    assert 0 < garment_mask(gray.left).mean() < 1
+    assert gray.left.dtype == torch.uint8 and 0 < garment_mask(as_float(gray.left)).mean() < 1
 
 
 def test_training_beats_the_untrained_model_on_held_out_pairs(sketch_run, df2_home):
     m = sketch_run.metrics
     before, after = m["before"], m["after"]
-    # measured (40 steps, 32 px, seed 0): held-out photo -> line drawing R@1 0.05-0.1 before, ~0.45 after
-    # (random 1/18 = 0.056; the untrained branches live in unrelated spaces)
-    assert after["r1"] >= before["r1"] + 0.2 and after["r1"] >= after["random_r1"] + 0.2
-    assert after["r1_reverse"] >= before["r1_reverse"] + 0.15
+    # measured (40 steps, 32 px, seeds 0/1/2): held-out photo -> line drawing R@10 0.47/0.53/0.35 before,
+    # 0.97/0.94/1.00 after (random 10/18 = 0.556); R@1 0.03-0.09 -> 0.32-0.44 (random 0.056); drawing -> photo
+    # R@1 0.056 -> 0.50-0.56. The untrained branches live in unrelated spaces.
+    assert after["r10"] >= before["r10"] + 0.3 and after["r10"] >= after["random_r10"] + 0.25
+    assert after["r1"] >= after["random_r1"] + 0.15
+    assert after["r1_reverse"] >= before["r1_reverse"] + 0.3
     assert (sketch_run.path / "metrics.json").exists() and m["trained_on"]["n_val_pairs"] == after["n_pairs"]
     loaded = load_pretrained(sketch_run.path)
     val = siamese_pairs(df2_home, "sketch", "val", image_size=32, **QUIET)
@@ -202,6 +205,7 @@ def test_evaluate_structure_writes_json_and_png_and_never_returns_the_query(df2_
     report = json.loads((df2_home / "reports" / "structure.json").read_text())
     assert (df2_home / "reports" / "structure.png").read_bytes()[:4] == b"\x89PNG"
     assert report["models"].keys() == {"siamese", "resnet", "gray"} and report["n_items"] > 50
+    assert result["json_path"].endswith("structure.json") and len(result["lines"]) == 3
     for name, scores in report["models"].items():
         for metric in ("recolour_r10", "recolour_pair_r10", "photo_r10", "sketch_r10"):
             assert 0 <= scores[metric] <= 1 and 0 < scores[f"random_{metric}"] < 1
