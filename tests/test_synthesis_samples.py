@@ -13,11 +13,11 @@ import scipy.io
 
 from etl.samples.draw import PATTERNS
 from etl.samples.synthesis import (
-    N_PER_SCALE,
     BACKGROUND,
     CATEGORIES,
     COLOURS,
     LABELS,
+    N_PER_SCALE,
     PATTERN_WORDS,
     SLEEVE_WORDS,
     SUBJECTS,
