@@ -69,13 +69,16 @@ def test_embed_rows(lake_home):
     lake = query(lake_home, "select count(*) filter (where image_ok) from polyvore_items").column(0)[0].as_py()
     df = query(lake_home, "select count(*) filter (where image_ok) from deepfashion_attributes").column(0)[0].as_py()
     assert rows.num_rows == lake + df
-    assert rows.column_names == ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1"]
+    assert rows.column_names == ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1",
+                                 "h5_index", "crop", "text"]
     assert set(rows["dataset"].to_pylist()) == {"polyvore", "deepfashion"}
     poly = embed_rows(lake_home, dataset="polyvore")
     assert poly.num_rows == lake and poly["split"].null_count == lake and poly["semantic_category"].null_count == 0
     deep = embed_rows(lake_home, dataset="deepfashion")
     assert deep.num_rows == df and set(deep["split"].to_pylist()) <= {"train", "val", "test"} and deep["split"].null_count == 0
-    with pytest.raises(ValueError, match="cannot embed dataset 'viton'"):
+    with pytest.raises(ValueError, match="cannot embed dataset 'nope'"):
+        embed_rows(lake_home, dataset="nope")
+    with pytest.raises(ValueError, match="dataset 'viton' is not in the lake"):
         embed_rows(lake_home, dataset="viton")
 
 

@@ -30,3 +30,21 @@ def test_batches_of_good_and_broken_images(tmp_path):
 def test_labels_must_match_paths():
     with pytest.raises(ValueError, match="1 paths but 2 labels"):
         ImageFolderRows(["a.jpg"], size=8, labels=[1, 2])
+
+
+def test_crops_and_synthesis_h5_images(tmp_path, sample_root):
+    from etl.synthesis import synthesis_images
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[10:30, 20:50] = (0, 0, 255)  # a blue box on black
+    path = tmp_path / "scene.png"
+    Image.fromarray(image).save(path)
+    h5 = sample_root / "synthesis" / "Img" / "G2.h5"
+    rows = ImageFolderRows([str(path), str(path), str(h5)], size=16, h5_index=[None, None, 3],
+                           crops=[[20, 10, 50, 30], [5, 5, 5, 9], None])  # the box; an empty box; no crop
+    items = [rows[i] for i in range(3)]
+    assert items[0]["ok"] and torch.allclose(items[0]["image"][2], torch.ones(16, 16))  # all blue
+    assert items[0]["image"][:2].abs().max() == 0
+    assert not items[1]["ok"] and "empty bbox" in items[1]["error"]
+    want = np.array(Image.fromarray(synthesis_images(h5, [3])[0]).resize((16, 16), Image.BILINEAR))
+    assert items[2]["ok"] and np.array_equal((items[2]["image"] * 255).round().byte().permute(1, 2, 0).numpy(), want)
