@@ -267,6 +267,10 @@ class VectorStore:
         query = np.asarray(vector, dtype=np.float32)
         builder = (table.search(query_type="hybrid", vector_column_name="vector").vector(query).text(text)
                    .distance_type(METRIC).rerank(RRFReranker()).limit(k))  # fmt: skip
+        indices = table.list_indices()
+        if has_vector_index(table, indices):  # the same probes and re-ranking as `search`
+            params = search_params(table, None, None, indices)
+            builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
         if where and where.strip():
             _validate_where(table, where, query)
             builder = builder.where(where, prefilter=True)
