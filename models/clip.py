@@ -10,7 +10,9 @@ Two ways to get one:
   a word tokenizer made from the training captions (:class:`models.clip_text.WordTokenizer`).
 
 Inputs: images as float tensors in [0, 1], (B, 3, H, W), resized to ``config.image_size`` by
-the caller; the model applies CLIP's mean/std itself (as ``resnet`` does with ImageNet's).
+the caller (or here); the model applies the normalisation itself (as ``resnet`` does ImageNet's):
+CLIP's mean/std, or those of a checkpoint's ``preprocessor_config.json``, the processor's part
+that matters once images are tensors.
 Texts go through :meth:`ClipEmbedder.tokenize` (truncated to the text tower's position limit).
 ``save_pretrained`` writes config.json + model.safetensors (+ metrics.json) and the tokenizer
 files; ``from_pretrained`` reads them back.
@@ -51,6 +53,8 @@ class ClipConfig:
     max_length: int = 32  # text tower position limit, tokens; longer texts are truncated (the sample captions use <= 12)
     projection_dim: int = 128  # shared embedding width: the vector stored per item
     tokenizer: str = "words"  # "words" (own vocabulary, vocab.json) or "clip" (the checkpoint's BPE files)
+    image_mean: tuple[float, float, float] = CLIP_MEAN  # input normalisation (a checkpoint's preprocessor_config.json wins)
+    image_std: tuple[float, float, float] = CLIP_STD  # idem
     hf_config: dict | None = None  # the checkpoint's full CLIPConfig when loaded from one (then the sizes above are informational)
     base_weights: str | None = None  # checkpoint directory the weights started from; None = random init (provenance)
 
@@ -94,8 +98,8 @@ class ClipEmbedder(PretrainedMixin, nn.Module):
 
     def init_constants(self) -> None:
         """CLIP's input normalisation (non-persistent: not in model.safetensors)."""
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(self.config.image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(self.config.image_std).view(1, 3, 1, 1), persistent=False)
 
     @property
     def pretrained(self) -> bool:
@@ -182,6 +186,11 @@ class ClipEmbedder(PretrainedMixin, nn.Module):
         except ValueError as e:
             raise NotAClipCheckpoint(str(e)) from e
         hf = CLIPModel.from_pretrained(str(directory), local_files_only=True)
+        mean, std = CLIP_MEAN, CLIP_STD
+        processor = directory / "preprocessor_config.json"  # the checkpoint's image processor: its normalisation
+        if processor.is_file():
+            pre = json.loads(processor.read_text())
+            mean, std = tuple(pre.get("image_mean", mean)), tuple(pre.get("image_std", std))
         hf_config = hf.config.to_dict()
         config = ClipConfig(
             vocab_size=hf.config.text_config.vocab_size, image_size=hf.config.vision_config.image_size,
@@ -189,7 +198,8 @@ class ClipEmbedder(PretrainedMixin, nn.Module):
             vision_layers=hf.config.vision_config.num_hidden_layers, text_width=hf.config.text_config.hidden_size,
             text_layers=hf.config.text_config.num_hidden_layers, heads=hf.config.text_config.num_attention_heads,
             max_length=hf.config.text_config.max_position_embeddings, projection_dim=hf.config.projection_dim,
-            tokenizer="clip", hf_config=json.loads(json.dumps(hf_config, default=str)), base_weights=str(directory),
+            tokenizer="clip", image_mean=mean, image_std=std,
+            hf_config=json.loads(json.dumps(hf_config, default=str)), base_weights=str(directory),
         )  # fmt: skip
         with torch.device("meta"):
             model = cls(config, tokenizer)

@@ -92,12 +92,15 @@ def test_word_tokenizer_truncates_counts_and_refuses_empty_text():
 
 def test_local_checkpoint_is_loaded_saved_and_reloaded(tmp_path):
     ckpt = tiny_checkpoint(tmp_path / "hf")
+    (ckpt / "preprocessor_config.json").write_text(json.dumps({"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25]}))
     model = ClipEmbedder.from_checkpoint(ckpt)
+    assert model.config.image_mean == (0.5, 0.5, 0.5) and torch.allclose(model.std, torch.full((1, 3, 1, 1), 0.25))
     assert model.pretrained and model.config.tokenizer == "clip" and model.config.max_length == 24
     long = "a very long caption " * 10
     assert model.tokenize([long]).n_truncated == 1 and model.tokenize([long]).input_ids.shape[1] == 24
     model.save_pretrained(tmp_path / "saved")
     again = ClipEmbedder.from_pretrained(tmp_path / "saved")
+    assert again.config.image_std == (0.25, 0.25, 0.25)
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model.embed(images), again.embed(images), atol=1e-6)
