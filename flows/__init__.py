@@ -1,7 +1,13 @@
-"""flows: the jobs (ingest, demo) as plain functions, the Prefect flows that schedule them, and
-the `atelier` CLI. Imports point one way: flows -> etl, store, models."""
+"""flows: everything that composes ``etl``, ``store`` and ``models``, in layers.
 
-from flows.demo import run_demo
-from flows.ingest import CountMismatchError, IngestResult, ingest_deepfashion, ingest_polyvore
+Each layer is a subpackage and imports only the layers below it (``tests/test_layers.py``):
 
-__all__ = ["CountMismatchError", "IngestResult", "ingest_deepfashion", "ingest_polyvore", "run_demo"]
+    cli            typer commands and printing (`atelier ...`)
+    demo           `atelier demo`: sample data -> every stage, with a summary (imported by the CLI only)
+    orchestration  Prefect tasks, flows and schedules
+    evaluation     FITB / compatibility, neighbour precision, structure, retrieval reports
+    jobs           ingest, train (one runner for every registered model kind), embed, search,
+                   complete, analyses; the model-kind registry (`flows.jobs.kinds`)
+
+Nothing is imported here: `import flows` costs nothing.
+"""

@@ -3,10 +3,10 @@
 Plain functions, each callable alone (the CLI calls `embed_space`, a Prefect flow can wrap it):
 
 - `embed_rows(home, dataset, datasets)`: the lake rows to embed, one row per item, from the
-  readers of `flows.embed_sources` (Polyvore and DeepFashion by default; ``clip`` and
+  readers of `flows.jobs.embed_sources` (Polyvore and DeepFashion by default; ``clip`` and
   ``siamese`` embed all five datasets: `SPACE_DATASETS`);
 - `resolve_model(home, space, model_dir)` / `model_version(space, model_dir)`: which model
-  embeds a space (default: `flows.train.latest_model`, the highest `models/<space>/v<N>`) and
+  embeds a space (default: `flows.jobs.train.latest_model`, the highest `models/<space>/v<N>`) and
   the version string stored with every vector (`<space>/v<N>@<weights hash>`);
 - `rows_to_embed(rows, existing, version)`: the rows whose (image_sha1, model_version) are
   not stored yet (unchanged items are skipped);
@@ -34,10 +34,10 @@ import numpy as np
 import pyarrow as pa
 
 from etl.images import pool_start_method
-from flows.embed_sources import ALL_DATASETS, READERS, ROW_COLUMNS
+from flows.jobs.embed_sources import ALL_DATASETS, READERS, ROW_COLUMNS
 from store import Lake
 
-SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.embed_sources)
+SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
 
 DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what an image space embeds unless told otherwise
 SPACE_DATASETS = {"clip": ALL_DATASETS, "siamese": ALL_DATASETS}  # spaces that embed every dataset's items
@@ -78,7 +78,7 @@ class EmbedResult:
 
 
 def embed_rows(home: Path | str, dataset: str | None = None, datasets: tuple[str, ...] | None = None) -> pa.Table:
-    """The lake rows to embed (`flows.embed_sources`: one reader per dataset), of the datasets
+    """The lake rows to embed (`flows.jobs.embed_sources`: one reader per dataset), of the datasets
     present in the lake among ``datasets`` (default `DEFAULT_DATASETS`); ``dataset`` keeps one.
     Sorted by dataset, item_id. ValueError for an unknown dataset or one not ingested."""
     wanted = [dataset] if dataset else list(datasets or DEFAULT_DATASETS)
@@ -99,8 +99,8 @@ def embed_rows(home: Path | str, dataset: str | None = None, datasets: tuple[str
 
 
 def _latest_or_none(home: Path | str, name: str) -> Path | None:
-    """`flows.train.latest_model`, or None when the family has no finished version."""
-    from flows.train import latest_model
+    """`flows.jobs.train.latest_model`, or None when the family has no finished version."""
+    from flows.jobs.train import latest_model
 
     try:
         return latest_model(home, name)

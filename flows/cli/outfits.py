@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, fail, out
+from flows.cli.common import DEFAULT_HOME, Home, fail, out
 
 outfits_app = typer.Typer(rich_markup_mode="markdown")
 eval_app = typer.Typer(help="Evaluations of trained models.", no_args_is_help=True, rich_markup_mode="markdown")
@@ -39,7 +39,7 @@ def fitb(
 
     Example: `atelier eval fitb --variant nondisjoint --home ./home`
     """
-    from flows.outfit_eval import evaluate_fitb
+    from flows.evaluation.fitb import evaluate_fitb
 
     try:
         report = evaluate_fitb(home, variant.value, models=[m.value for m in model] if model else None, k=k, log=lambda _: None)
@@ -77,7 +77,7 @@ def complete(
 
     Example: `atelier complete --items 211990161,183214727,190198218 --missing shoes -k 10`
     """
-    from flows.complete import complete as run
+    from flows.jobs.complete import complete as run
 
     ids = [i.strip() for i in items.split(",") if i.strip()]
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from etl.common import stable_split
-from flows.train import SPLIT_FRACTIONS, TrainResult, _finish, _train_config, next_version
+from flows.jobs.train import SPLIT_FRACTIONS, TrainResult, _finish, _train_config, next_version
 from store import Lake
 from store.sql import query
 

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_flow
-from flows.demo import DemoSettings
-from flows.demo_research import ResearchSettings
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_flow
+from flows.demo.run.run import DemoSettings
+from flows.demo.run.research import ResearchSettings
 
 demo_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -43,13 +43,13 @@ def demo(
 
     Example: `atelier demo --home ./atelier-home`
     """
-    from flows.pipelines import demo_flow
+    from flows.orchestration.pipelines import demo_flow
 
     steps = {"resnet": resnet_steps, "ae": ae_steps}
     research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese")} if research_steps else {}
     if no_prefect:
         from etl.samples import sample_image_count
-        from flows.demo import run_demo
+        from flows.demo.run.run import run_demo
 
         with progress_bar() as p:
             task = p.add_task("drawing sample images", total=sample_image_count(scale))
@@ -64,8 +64,8 @@ def demo(
 
 def print_demo(home: Path, result: dict) -> None:
     """The demo's results: ingest counts, the lake summary, models, vectors, analyses."""
-    from flows.cli_models import print_neighbours
-    from flows.summary import print_summary
+    from flows.cli.models import print_neighbours
+    from flows.demo.run.summary import print_summary
 
     for ingested in result["ingest"].values():
         print_ingest(ingested)
@@ -112,7 +112,7 @@ def print_quality(report: dict) -> None:
 
 def print_outfits(stage: dict) -> None:
     """umBERT / WumBERT: how they were trained, the FITB report, one completion."""
-    from flows.cli_outfits import print_completion, print_fitb
+    from flows.cli.outfits import print_completion, print_fitb
 
     for name, m in stage["models"].items():
         metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
@@ -125,7 +125,7 @@ def print_outfits(stage: dict) -> None:
 
 def print_research(stage: dict) -> None:
     """clip, attributes and siamese: each model's held-out score with its baseline and its query."""
-    from flows.train_jobs import summary
+    from flows.jobs.train_jobs import summary
 
     for name in ("clip", "attributes", "siamese"):
         m = stage[name]["model"]

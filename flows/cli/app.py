@@ -14,13 +14,13 @@ from rich.table import Table
 
 import etl
 from etl.samples import sample_image_count, write_samples
-from flows.cli_attributes import attributes_app
-from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
-from flows.cli_demo import demo_app
-from flows.cli_models import models_app
-from flows.cli_outfits import eval_app, outfits_app
-from flows.cli_search import search_app
-from flows.cli_serve import serve_app
+from flows.cli.attributes import attributes_app
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
+from flows.cli.demo import demo_app
+from flows.cli.models import models_app
+from flows.cli.outfits import eval_app, outfits_app
+from flows.cli.search import search_app
+from flows.cli.serve import serve_app
 from store import query
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
@@ -72,9 +72,9 @@ def samples(
 
 
 def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool, **options) -> None:
-    """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.ingest.ingest`."""
-    from flows.ingest import ingest
-    from flows.pipelines import ingest_flow
+    """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.jobs.ingest.ingest`."""
+    from flows.jobs.ingest import ingest
+    from flows.orchestration.pipelines import ingest_flow
 
     try:
         if no_prefect:

@@ -34,7 +34,7 @@ class ResearchSettings:
 
 def _reusable(home: Path, name: str, wanted: dict) -> dict | None:
     """The latest ``name`` model when its metrics.json matches ``wanted`` (steps, trained_on...)."""
-    from flows.train import latest_model
+    from flows.jobs.train import latest_model
     from models import read_metrics
 
     try:
@@ -50,8 +50,8 @@ def _reusable(home: Path, name: str, wanted: dict) -> dict | None:
 
 def train_or_reuse_job(home: Path | str, name: str, options: dict, wanted: dict,
                        log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """`flows.train_jobs.run_training`, unless a model trained so is there (``wanted``)."""
-    from flows.train_jobs import run_training
+    """`flows.jobs.train_jobs.run_training`, unless a model trained so is there (``wanted``)."""
+    from flows.jobs.train_jobs import run_training
 
     found = _reusable(Path(home), name, wanted)
     if found is not None:
@@ -61,10 +61,10 @@ def train_or_reuse_job(home: Path | str, name: str, options: dict, wanted: dict,
 
 
 def clip_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
-    from flows.analyses import pca
-    from flows.clip import clip_pairs
-    from flows.embed import embed_space
-    from flows.search import search_text
+    from flows.jobs.analyses import pca
+    from flows.jobs.clip import clip_pairs
+    from flows.jobs.embed import embed_space
+    from flows.jobs.search import search_text
 
     pairs, _ = clip_pairs(home, seed=s.seed)
     n_train = sum(1 for src, sp in zip(pairs["source"].to_pylist(), pairs["split"].to_pylist())
@@ -82,7 +82,7 @@ def clip_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None])
 
 
 def attributes_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
-    from flows.attributes import attribute_rows, predict_attributes
+    from flows.jobs.attributes import attribute_rows, predict_attributes
 
     rows, _ = attribute_rows(home)
     n_train = sum(1 for sp in rows["split"].to_pylist() if sp == "train")
@@ -97,9 +97,9 @@ def attributes_part(home: Path | str, s: ResearchSettings, log: Callable[[str], 
 
 
 def siamese_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
-    from flows.embed import embed_space
-    from flows.siamese import evaluate_structure
-    from flows.train import latest_model
+    from flows.jobs.embed import embed_space
+    from flows.jobs.siamese import evaluate_structure
+    from flows.jobs.train import latest_model
 
     model = train_or_reuse_job(home, "siamese", {"steps": s.siamese_steps, "image_size": s.image_size, "seed": s.seed,
                                                  "mode": s.siamese_mode},

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
-from flows.demo_research import ResearchSettings, research_stage
-from flows.ingest import IngestResult, ingest
+from flows.demo.run.research import ResearchSettings, research_stage
+from flows.jobs.ingest import IngestResult, ingest
 
 DEMO_SPACES = ("resnet", "ae")
 DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
@@ -66,7 +66,7 @@ def ingest_samples(home: Path | str, seed: int = 0, scale: int = 1, on_item: Cal
 
 def reusable_model(home: Path, name: str, steps: int, settings: DemoSettings) -> dict | None:
     """The latest ``name`` model when it was trained with these settings on the current items."""
-    from flows.train import latest_model, training_items
+    from flows.jobs.train import latest_model, training_items
     from models import read_metrics
 
     try:
@@ -88,7 +88,7 @@ def train_or_reuse(home: Path | str, name: str, steps: int, settings: DemoSettin
     """Train ``resnet`` or ``ae`` (``steps``, the rest from ``settings``), or, with ``reuse``,
     reuse the latest version when it was trained so on the current items. Returns
     {name, version, path, metrics, reused}."""
-    from flows.train import train_ae, train_resnet
+    from flows.jobs.train import train_ae, train_resnet
 
     found = reusable_model(Path(home), name, steps, settings) if reuse and weights is None else None
     if found is None:
@@ -124,7 +124,7 @@ def demo_query_item(home: Path | str, space: str) -> str:
 
 def embed_spaces(home: Path | str, spaces=DEMO_SPACES, progress: bool = True) -> dict[str, dict]:
     """Embed the lake's images into every space (incremental): space -> `EmbedResult.to_dict()`."""
-    from flows.embed import embed_space
+    from flows.jobs.embed import embed_space
 
     return {space: embed_space(home, space, progress=progress).to_dict() for space in spaces}
 
@@ -136,8 +136,8 @@ def analyse(home: Path | str, spaces=DEMO_SPACES, k: int = 10, seed: int = 0, sc
     every stored item can answer): {"neighbours", "pca", "quality"}."""
     from dataclasses import asdict
 
-    from flows.analyses import neighbours, pca
-    from flows.evaluate import sample_precision_report
+    from flows.jobs.analyses import neighbours, pca
+    from flows.evaluation.precision import sample_precision_report
 
     query_item = demo_query_item(home, spaces[0])
     out: dict = {"neighbours": {}, "pca": {}}
@@ -150,7 +150,7 @@ def analyse(home: Path | str, spaces=DEMO_SPACES, k: int = 10, seed: int = 0, sc
 
 def held_out_items(home: Path | str, seed: int = 0) -> list[str]:
     """The Polyvore items the demo's models did not train on (the ``val`` split)."""
-    from flows.train import training_items
+    from flows.jobs.train import training_items
 
     items = training_items(home, seed=seed)
     return [i for i, s in zip(items["item_id"].to_pylist(), items["split"].to_pylist()) if s == "val"]
@@ -160,11 +160,11 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSett
              on_item: Callable[[], None] | None = None, on_progress: Callable[[int, int], None] | None = None,
              log: Callable[[str], None] = print, progress: bool = True,
              research: ResearchSettings = ResearchSettings()) -> dict:  # fmt: skip
-    """The whole demo called directly (`flows.pipelines.demo_flow` runs the same steps as a
+    """The whole demo called directly (`flows.orchestration.pipelines.demo_flow` runs the same steps as a
     Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
     vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
     neighbour-precision report -> umBERT / WumBERT, FITB report, one completion -> clip,
-    attributes, siamese (`flows.demo_research`).
+    attributes, siamese (`flows.demo.run.research`).
     {"ingest", "models", "embed", "analyze", "outfits", "research"}."""
     ingested = ingest_samples(home, seed, scale, on_item, on_progress)
     return {
@@ -181,8 +181,8 @@ def train_outfit_or_reuse(home: Path | str, name: str, settings: DemoSettings = 
                           log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Train ``umbert`` / ``wumbert`` with the demo's settings, or reuse the latest version when
     it was trained so on the current space vectors. {name, version, path, metrics, reused}."""
-    from flows.outfits import load_catalogue, train_outfit
-    from flows.train import latest_model
+    from flows.jobs.outfits import load_catalogue, train_outfit
+    from flows.jobs.train import latest_model
     from models import read_metrics
 
     if reuse:
@@ -205,7 +205,7 @@ def train_outfit_or_reuse(home: Path | str, name: str, settings: DemoSettings = 
 def demo_outfit(home: Path | str, variant: str = "nondisjoint") -> tuple[list[str], str, str]:
     """A held-out (test split) outfit for the demo's completion: (its items but the last, the
     last item's category, the last item's id)."""
-    from flows.outfits import load_outfits
+    from flows.jobs.outfits import load_outfits
     from store import query
 
     for _, items in load_outfits(home, variant, "test"):
@@ -223,7 +223,7 @@ def complete_demo_outfit(home: Path | str, model: str = "wumbert", variant: str 
     and its rank among the suggestions (None when not in the top k)."""
     from dataclasses import asdict
 
-    from flows.complete import complete
+    from flows.jobs.complete import complete
 
     items, missing, truth = demo_outfit(home, variant)
     result = asdict(complete(home, items, missing, k=k, model=model))
@@ -234,7 +234,7 @@ def complete_demo_outfit(home: Path | str, model: str = "wumbert", variant: str 
 def outfit_stage(home: Path | str, settings: DemoSettings = DemoSettings(), log: Callable[[str], None] = print) -> dict:
     """umBERT and WumBERT trained (or reused), scored on the FITB/compatibility questions with
     the baselines (report under reports/), and one completion: {"models", "fitb", "completion"}."""
-    from flows.outfit_eval import evaluate_fitb
+    from flows.evaluation.fitb import evaluate_fitb
 
     models = {name: train_outfit_or_reuse(home, name, settings, log=log) for name in ("umbert", "wumbert")}
     report = evaluate_fitb(home, settings.outfit_variant, models=list(models), log=log)

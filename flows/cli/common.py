@@ -33,8 +33,8 @@ def progress_bar() -> Progress:
 
 
 def run_flow(flow_fn, **parameters):
-    """Run a Prefect flow (`flows.pipelines.run`), say where the run can be seen, return its result."""
-    from flows.pipelines import run
+    """Run a Prefect flow (`flows.orchestration.pipelines.run`), say where the run can be seen, return its result."""
+    from flows.orchestration.pipelines import run
 
     result, where = run(flow_fn, **parameters)
     if where["url"]:

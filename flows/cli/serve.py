@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_common import DEFAULT_HOME, Home, console, fail, out
+from flows.cli.common import DEFAULT_HOME, Home, console, fail, out
 
 serve_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -28,7 +28,7 @@ def serve(
 
     Example: `atelier serve --config ./atelier.toml --home ./home --dry-run`
     """
-    from flows.schedule import ScheduleError, default_config_path, load_schedule, next_runs, serve_schedule
+    from flows.orchestration.schedule import ScheduleError, default_config_path, load_schedule, next_runs, serve_schedule
 
     path = config or default_config_path(home)
     try:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
 
 models_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -66,8 +66,8 @@ def train(
     `atelier train umbert --space ae --variant nondisjoint`;
     `atelier train clip --weights ./clip-vit-base-patch32`; `atelier train siamese --mode grayscale_mask`
     """
-    from flows.demo import DemoSettings, train_or_reuse
-    from flows.pipelines import train_flow
+    from flows.demo.run.run import DemoSettings, train_or_reuse
+    from flows.orchestration.pipelines import train_flow
 
     if model in (TrainModel.umbert, TrainModel.wumbert):
         return _train_outfit(model.value, steps or OUTFIT_STEPS, space, variant, objective, pretrain_steps, seed, home, no_prefect)
@@ -106,8 +106,8 @@ def train(
 
 
 def _train_research(name: str, options: dict, home: Path, no_prefect: bool) -> None:
-    from flows.pipelines import train_flow
-    from flows.train_jobs import run_training, summary
+    from flows.orchestration.pipelines import train_flow
+    from flows.jobs.train_jobs import run_training, summary
 
     try:
         if no_prefect:
@@ -121,8 +121,8 @@ def _train_research(name: str, options: dict, home: Path, no_prefect: bool) -> N
 
 
 def _train_outfit(name, steps, space, variant, objective, pretrain_steps, seed, home, no_prefect) -> None:
-    from flows.outfits import train_outfit
-    from flows.pipelines import train_flow
+    from flows.jobs.outfits import train_outfit
+    from flows.orchestration.pipelines import train_flow
 
     options = {"space": space, "variant": variant, "objective": objective, "pretrain_steps": pretrain_steps}
     try:
@@ -157,8 +157,8 @@ def embed(
 
     Example: `atelier embed resnet --dataset polyvore --workers 2 --home ./home`
     """
-    from flows.embed import embed_space
-    from flows.pipelines import DaskUnreachableError, ShardsFailedError, dask_runner, embed_flow
+    from flows.jobs.embed import embed_space
+    from flows.orchestration.pipelines import DaskUnreachableError, ShardsFailedError, dask_runner, embed_flow
 
     if no_prefect and (dask_address or workers or (shards or 1) > 1):
         fail("--no-prefect embeds in this process: drop --dask-address, --workers and --shards")
@@ -192,7 +192,7 @@ def neighbours(
 
     Example: `atelier neighbours 211990161 --space resnet -k 10 --where "semantic_category = 'shoes'"`
     """
-    from flows.analyses import neighbours as find
+    from flows.jobs.analyses import neighbours as find
 
     try:
         result = find(home, item, space, k=k, where=where)
@@ -202,7 +202,7 @@ def neighbours(
 
 
 def print_neighbours(result: dict, space: str) -> None:
-    """A `flows.analyses.Neighbours` (as a dict) as a table, then the gallery's path."""
+    """A `flows.jobs.analyses.Neighbours` (as a dict) as a table, then the gallery's path."""
     q = result["query"]
     t = Table("#", "item_id", "semantic_category", "title", "distance",
               title=f"neighbours of {q['item_id']} ({q['semantic_category']}: {q.get('title')}) in {space}", title_justify="left")  # fmt: skip
@@ -226,7 +226,7 @@ def pca(
 
     Example: `atelier pca --space clip --color-by dataset --home ./home`
     """
-    from flows.analyses import pca as run_pca
+    from flows.jobs.analyses import pca as run_pca
 
     try:
         result = run_pca(home, space, color_by=color_by)

@@ -7,8 +7,8 @@
   ``sketch``: each Simplicity photo x its pattern's line drawing; patterns split by
   ``stable_split(pattern_id, split_seed, (0.6, 0.4))`` (train / val).
 - :func:`train_siamese`: builds both splits, trains (``models.siamese_train``) and saves the
-  model like ``flows.train`` does (``config.json``, ``model.safetensors``, ``metrics.json``).
-- :func:`evaluate_structure`: the research claim in numbers (``flows.siamese_eval``).
+  model like ``flows.jobs.train`` does (``config.json``, ``model.safetensors``, ``metrics.json``).
+- :func:`evaluate_structure`: the research claim in numbers (``flows.evaluation.structure``).
 
 A DeepFashion2 item whose crop is empty or invalid (a box that rounds to nothing or leaves the
 image, a segmentation covering no pixel of its box, an unreadable image) is skipped: the error
@@ -31,7 +31,7 @@ from PIL import Image
 
 from etl.common import stable_split
 from etl.deepfashion2_crops import crop_box, item_crop, segmentation_mask
-from flows.train import TrainResult, _finish, _train_config, next_version
+from flows.jobs.train import TrainResult, _finish, _train_config, next_version
 from store.sql import query
 
 DF2_MODES = ("color_mask_crop", "color_crop", "grayscale_mask")
@@ -258,8 +258,8 @@ def train_siamese(home: Path | str, *, mode: str = "grayscale_mask", steps: int 
 def evaluate_structure(home: Path | str, spaces: dict | None = None, **options) -> dict:
     """Same-garment-in-another-colour recall@10 and colour-sensitivity of each model on held-out
     data -> ``home/reports/structure.json`` + ``structure.png``: see
-    :func:`flows.siamese_eval.evaluate_structure` (options: k, split_seed, max_items, examples,
+    :func:`flows.evaluation.structure.evaluate_structure` (options: k, split_seed, max_items, examples,
     device, log)."""
-    from flows.siamese_eval import evaluate_structure as run
+    from flows.evaluation.structure import evaluate_structure as run
 
     return run(home, spaces, **options)

@@ -110,7 +110,7 @@ def build_deployments(entries: list[ScheduleEntry], home: Path | str) -> list:
     """One Prefect deployment per entry: `ingest_and_embed_flow` on the entry's cron schedule."""
     from prefect.client.schemas.schedules import CronSchedule
 
-    from flows.pipelines import ingest_and_embed_flow
+    from flows.orchestration.pipelines import ingest_and_embed_flow
 
     return [
         ingest_and_embed_flow.to_deployment(

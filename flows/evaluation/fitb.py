@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flows.outfits import VARIANTS, _require_polyvore, load_catalogue, outfit_data
-from flows.train import latest_model
+from flows.jobs.outfits import VARIANTS, _require_polyvore, load_catalogue, outfit_data
+from flows.jobs.train import latest_model
 from store.sql import query
 
 SPLITS = ("valid", "test")

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl.deepfashion import ATTRIBUTE_CLASSES
-from flows.train import TrainResult, _finish, _train_config, latest_model, next_version
+from flows.jobs.train import TrainResult, _finish, _train_config, latest_model, next_version
 from store.lake import Lake
 from store.sql import query
 

@@ -39,7 +39,7 @@ def _load(model_dir: str, mtime_ns: int):
 
 def load_clip(home: Path | str, model_dir: Path | str | None = None):
     """(model, model_dir) of the clip space; a clear error when none is trained."""
-    from flows.embed import resolve_model
+    from flows.jobs.embed import resolve_model
 
     model_dir = resolve_model(home, "clip", model_dir)
     weights = Path(model_dir) / "model.safetensors"

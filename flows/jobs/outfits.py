@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.train import TrainResult, _finish, next_version
+from flows.jobs.train import TrainResult, _finish, next_version
 from store.lake import Lake
 from store.sql import query
 from store.vectors import UnknownSpaceError, VectorStore
@@ -140,7 +140,7 @@ def train_outfit(home: Path | str, name: str = "umbert", *, space: str = "resnet
     ``trained_on`` (space + its model version, variant, outfit counts, what was dropped)."""
     import torch
 
-    from flows.train import _train_config
+    from flows.jobs.train import _train_config
     from models.outfit import OutfitConfig, UmBERT, WumBERT
     from models.outfit_train import train_outfit_model
 

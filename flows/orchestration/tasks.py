@@ -82,16 +82,16 @@ INGEST_CACHE = INPUTS + TASK_SOURCE + CacheKeyFnPolicy(cache_key_fn=_ingest_key)
 @task(name="ingest", task_run_name="ingest-{dataset}", cache_policy=INGEST_CACHE, persist_result=True,
       result_serializer="json", **IO_RETRIES)  # fmt: skip
 def ingest_task(dataset: str, raw_dir: str, home: str, options: dict | None = None) -> dict:
-    """`flows.ingest.ingest` of one dataset; returns its counts."""
-    from flows.ingest import ingest
+    """`flows.jobs.ingest.ingest` of one dataset; returns its counts."""
+    from flows.jobs.ingest import ingest
 
     return ingest(dataset, raw_dir, home, **(options or {})).to_dict()
 
 
 @task(name="write-samples", persist_result=False, **IO_RETRIES)
 def samples_task(home: str, seed: int, scale: int) -> str:
-    """`flows.demo.ensure_samples` under ``home/samples``; returns that folder."""
-    from flows.demo import ensure_samples
+    """`flows.demo.run.run.ensure_samples` under ``home/samples``; returns that folder."""
+    from flows.demo.run.run import ensure_samples
 
     folder = Path(home) / "samples"
     ensure_samples(folder, seed, scale)
@@ -101,11 +101,11 @@ def samples_task(home: str, seed: int, scale: int) -> str:
 @task(name="train", task_run_name="train-{name}", persist_result=False)
 def train_task(name: str, home: str, steps: int, image_size: int = 64, batch_size: int = 32, seed: int = 0,
                weights: str | None = None, reuse: bool = False) -> dict:  # fmt: skip
-    """`flows.demo.train_or_reuse`: train ``resnet`` or ``ae`` (or, with ``reuse``, reuse a
+    """`flows.demo.run.run.train_or_reuse`: train ``resnet`` or ``ae`` (or, with ``reuse``, reuse a
     model trained with the same settings on the same items); {name, version, path, metrics, reused}."""
     from prefect import get_run_logger
 
-    from flows.demo import DemoSettings, train_or_reuse
+    from flows.demo.run.run import DemoSettings, train_or_reuse
 
     settings = DemoSettings(image_size=image_size, batch_size=batch_size, seed=seed)
     return train_or_reuse(home, name, steps, settings, reuse=reuse, weights=weights, log=get_run_logger().info)
@@ -113,10 +113,10 @@ def train_task(name: str, home: str, steps: int, image_size: int = 64, batch_siz
 
 @task(name="train-outfit", task_run_name="train-{name}", persist_result=False)
 def outfit_train_task(name: str, home: str, steps: int, seed: int = 0, options: dict | None = None) -> dict:
-    """`flows.outfits.train_outfit`: umbert or wumbert; {name, version, path, metrics}."""
+    """`flows.jobs.outfits.train_outfit`: umbert or wumbert; {name, version, path, metrics}."""
     from prefect import get_run_logger
 
-    from flows.outfits import train_outfit
+    from flows.jobs.outfits import train_outfit
 
     run = train_outfit(home, name, steps=steps, seed=seed, log=get_run_logger().info, **(options or {}))
     return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
@@ -124,30 +124,30 @@ def outfit_train_task(name: str, home: str, steps: int, seed: int = 0, options: 
 
 @task(name="train-research", task_run_name="train-{name}", persist_result=False)
 def research_train_task(name: str, home: str, options: dict | None = None) -> dict:
-    """`flows.train_jobs.run_training`: clip, attributes or siamese; {name, version, path, metrics}."""
+    """`flows.jobs.train_jobs.run_training`: clip, attributes or siamese; {name, version, path, metrics}."""
     from prefect import get_run_logger
 
-    from flows.train_jobs import run_training
+    from flows.jobs.train_jobs import run_training
 
     return run_training(name, home, log=get_run_logger().info, **(options or {}))
 
 
 @task(name="outfits", persist_result=False)
 def outfit_stage_task(home: str, settings: dict) -> dict:
-    """`flows.demo.outfit_stage`: umBERT + WumBERT (trained or reused), FITB report, one completion."""
+    """`flows.demo.run.run.outfit_stage`: umBERT + WumBERT (trained or reused), FITB report, one completion."""
     from prefect import get_run_logger
 
-    from flows.demo import DemoSettings, outfit_stage
+    from flows.demo.run.run import DemoSettings, outfit_stage
 
     return outfit_stage(home, DemoSettings(**settings), log=get_run_logger().info)
 
 
 @task(name="research-models", persist_result=False)
 def research_stage_task(home: str, settings: dict) -> dict:
-    """`flows.demo_research.research_stage`: clip, attributes, siamese (trained or reused), queries."""
+    """`flows.demo.run.research.research_stage`: clip, attributes, siamese (trained or reused), queries."""
     from prefect import get_run_logger
 
-    from flows.demo_research import ResearchSettings, research_stage
+    from flows.demo.run.research import ResearchSettings, research_stage
 
     return research_stage(home, ResearchSettings(**settings), log=get_run_logger().info)
 
@@ -171,8 +171,8 @@ def progress_logger(label: str, every: float = 0.1):
 @task(name="embed-shard", task_run_name="embed-{space}-shard{index}-of-{count}", persist_result=False, **IO_RETRIES)
 def embed_shard_task(home: str, space: str, index: int, count: int, dataset: str | None = None,
                      batch_size: int = 64, device: str | None = None) -> dict:  # fmt: skip
-    """`flows.embed.embed_space` of one shard (the whole space when count is 1, then finalised)."""
-    from flows.embed import embed_space
+    """`flows.jobs.embed.embed_space` of one shard (the whole space when count is 1, then finalised)."""
+    from flows.jobs.embed import embed_space
 
     shard = None if count == 1 else (index, count)
     result = embed_space(home, space, dataset=dataset, batch_size=batch_size, device=device, shard=shard,
@@ -184,16 +184,16 @@ def embed_shard_task(home: str, space: str, index: int, count: int, dataset: str
 
 @task(name="finalize-space", task_run_name="finalize-{space}", persist_result=False, **IO_RETRIES)
 def finalize_task(home: str, space: str) -> dict:
-    """`flows.embed.finalize_space`: indexes when big enough, compaction."""
-    from flows.embed import finalize_space
+    """`flows.jobs.embed.finalize_space`: indexes when big enough, compaction."""
+    from flows.jobs.embed import finalize_space
 
     return finalize_space(home, space)
 
 
 @task(name="neighbours", task_run_name="neighbours-{space}", persist_result=False)
 def neighbours_task(home: str, space: str, item_id: str, k: int = 10, where: str | None = None) -> dict:
-    """`flows.analyses.neighbours`: the table rows and the gallery's path."""
-    from flows.analyses import neighbours
+    """`flows.jobs.analyses.neighbours`: the table rows and the gallery's path."""
+    from flows.jobs.analyses import neighbours
 
     found = neighbours(home, item_id, space, k=k, where=where)
     return {"space": space, "query": found.query, "rows": found.rows, "gallery": str(found.gallery), "where": where}
@@ -201,8 +201,8 @@ def neighbours_task(home: str, space: str, item_id: str, k: int = 10, where: str
 
 @task(name="pca", task_run_name="pca-{space}", persist_result=False)
 def pca_task(home: str, space: str) -> dict:
-    """`flows.analyses.pca`: explained variance and the figure's path."""
-    from flows.analyses import pca
+    """`flows.jobs.analyses.pca`: explained variance and the figure's path."""
+    from flows.jobs.analyses import pca
 
     result = pca(home, space)
     return {"space": space, "n": result.n, "explained_variance_ratio": result.explained_variance_ratio,
@@ -211,7 +211,7 @@ def pca_task(home: str, space: str) -> dict:
 
 @task(name="neighbour-precision", persist_result=False)
 def precision_task(home: str, spaces: list[str], seed: int, scale: int, k: int = 10, queries: list[str] | None = None) -> dict:
-    """`flows.evaluate.sample_precision_report` (sample datasets only: it needs their ground truth)."""
-    from flows.evaluate import sample_precision_report
+    """`flows.evaluation.precision.sample_precision_report` (sample datasets only: it needs their ground truth)."""
+    from flows.evaluation.precision import sample_precision_report
 
     return sample_precision_report(home, spaces, seed=seed, scale=scale, k=k, queries=queries)

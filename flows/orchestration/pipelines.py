@@ -1,6 +1,6 @@
 """Prefect flows: ingest, embed (mapped over shards), train, analyze, and the pipeline of all four.
 
-Flows are thin: they order the tasks of `flows.tasks` (each wraps a plain function) and pass
+Flows are thin: they order the tasks of `flows.orchestration.tasks` (each wraps a plain function) and pass
 paths and small parameters. `run(flow, **parameters)` runs one and returns (result, where): the
 flow run's id and the address of its page when a Prefect server is configured.
 
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from prefect import flow
 from prefect.utilities.annotations import unmapped
 
-from flows.tasks import (
+from flows.orchestration.tasks import (
     embed_shard_task,
     finalize_task,
     ingest_task,
@@ -36,9 +36,9 @@ from flows.tasks import (
     samples_task,
     train_task,
 )
-from flows.train_jobs import JOBS
+from flows.jobs.train_jobs import JOBS
 
-DEFAULT_STEPS = {"resnet": 40, "ae": 100}  # the demo's short runs (flows.demo.DemoSettings)
+DEFAULT_STEPS = {"resnet": 40, "ae": 100}  # the demo's short runs (flows.demo.run.run.DemoSettings)
 
 
 class ShardsFailedError(RuntimeError):
@@ -72,7 +72,7 @@ def train_flow(home: str, models: list[str] | None = None, steps: dict[str, int]
     """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other;
     ``umbert`` / ``wumbert`` on the lake's outfits (``outfit_options``: space, variant, objective,
     pretrain_steps); ``clip`` / ``attributes`` / ``siamese`` with ``job_options[name]`` (the
-    keyword arguments of `flows.train_jobs.run_training`)."""
+    keyword arguments of `flows.jobs.train_jobs.run_training`)."""
     steps = {**DEFAULT_STEPS, **(steps or {})}
     out = {}
     for name in models or list(DEFAULT_STEPS):
@@ -126,7 +126,7 @@ def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: in
     """Neighbours of ``item_id`` (default: the demo's held-out query item) with a gallery, PCA of
     every space, and, when the lake holds the sample datasets (``sample_seed`` given), neighbour
     precision against their hidden ground truth."""
-    from flows.demo import demo_query_item, held_out_items
+    from flows.demo.run.run import demo_query_item, held_out_items
 
     item_id = item_id or demo_query_item(home, spaces[0])
     out: dict = {"neighbours": {}, "pca": {}}
@@ -143,8 +143,8 @@ def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = Non
                   reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
                   where: str | None = None, outfits: dict | None = None, research: dict | None = None) -> dict:  # fmt: skip
     """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze -> (with
-    ``outfits``: `flows.demo.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion
-    -> (with ``research``: `flows.demo_research.ResearchSettings` fields) clip, attributes and
+    ``outfits``: `flows.demo.run.run.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion
+    -> (with ``research``: `flows.demo.run.research.ResearchSettings` fields) clip, attributes and
     siamese, trained or reused, with their evaluations and queries.
 
     The stages are the bodies of the ingest, train, embed and analyze flows (``.fn``): their
@@ -167,7 +167,7 @@ def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | 
               outfits: dict | None = None, research: dict | None = None) -> dict:
     """`atelier demo`: write (or reuse) the sample releases, then the pipeline on them."""
     from etl.samples import SAMPLE_DATASETS
-    from flows.demo import DEMO_WHERE
+    from flows.demo.run.run import DEMO_WHERE
 
     folder = samples_task(str(home), seed, scale)
     raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
@@ -180,8 +180,8 @@ def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | 
 def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[str] | None = None) -> dict:
     """What a schedule runs: ingest one dataset (skipped when its files did not change), then
     embed it into each space that has a trained model (only new or changed images)."""
-    from flows.embed import SOURCES
-    from flows.train import latest_model
+    from flows.jobs.embed import SOURCES
+    from flows.jobs.train import latest_model
 
     out: dict = {"ingest": ingest_flow.fn(dataset, raw_dir, home), "embed": {}}
     if dataset in SOURCES:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, fail, out
+from flows.cli.common import DEFAULT_HOME, Home, fail, out
 
 search_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -34,7 +34,7 @@ def search(
 
     Example: `atelier search "long sleeve red striped top" -k 5 --where "dataset = 'polyvore'" --mode hybrid`
     """
-    from flows.search import search_text
+    from flows.jobs.search import search_text
 
     try:
         result = search_text(home, text, k=k, where=where, mode=mode.value)

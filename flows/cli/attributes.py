@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli_common import DEFAULT_HOME, Home, console, fail, out
+from flows.cli.common import DEFAULT_HOME, Home, console, fail, out
 
 attributes_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -29,7 +29,7 @@ def predict_attributes_command(
 
     Example: `atelier predict-attributes shirt.jpg dress.jpg --out-csv pred.csv --out-image pred.png`
     """
-    from flows.attributes import predict_attributes
+    from flows.jobs.attributes import predict_attributes
 
     try:
         result = predict_attributes(model if model is not None else home, images, out_csv=out_csv, out_image=out_image)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flows.analyses import _safe, item_details, write_gallery
-from flows.outfits import WUMBERT_SPACE
-from flows.train import latest_model
+from flows.jobs.analyses import _safe, item_details, write_gallery
+from flows.jobs.outfits import WUMBERT_SPACE
+from flows.jobs.train import latest_model
 from store.vectors import UnknownSpaceError, VectorStore, _literal
 
 

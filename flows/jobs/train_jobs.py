@@ -1,7 +1,7 @@
 """The research models' training jobs behind one call: ``clip``, ``attributes``, ``siamese``.
 
-`run_training(name, home, **options)` calls the job (`flows.clip.train_clip_job`,
-`flows.attributes.train_attributes`, `flows.siamese.train_siamese`) and returns the JSON-ready
+`run_training(name, home, **options)` calls the job (`flows.jobs.clip.train_clip_job`,
+`flows.jobs.attributes.train_attributes`, `flows.jobs.siamese.train_siamese`) and returns the JSON-ready
 {name, version, path, metrics, reused}; `summary(name, metrics)` is the one line the CLI and the
 demo print: the held-out score next to its baseline.
 """
@@ -16,15 +16,15 @@ JOBS = ("clip", "attributes", "siamese")
 
 def _job(name: str) -> Callable:
     if name == "clip":
-        from flows.clip import train_clip_job
+        from flows.jobs.clip import train_clip_job
 
         return train_clip_job
     if name == "attributes":
-        from flows.attributes import train_attributes
+        from flows.jobs.attributes import train_attributes
 
         return train_attributes
     if name == "siamese":
-        from flows.siamese import train_siamese
+        from flows.jobs.siamese import train_siamese
 
         return train_siamese
     raise ValueError(f"unknown training job {name!r}; expected one of {JOBS}")

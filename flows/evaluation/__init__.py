@@ -1,0 +1,2 @@
+"""evaluation: reports that score trained models against baselines (FITB / compatibility, neighbour
+precision, same-garment structure retrieval)."""
