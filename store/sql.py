@@ -3,7 +3,7 @@ and answers read-only queries over every lake table (`atelier sql`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -78,8 +78,16 @@ def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def query(home: Path | str, sql: str) -> pa.Table:
-    """Run one read-only statement against the lake; anything that writes is refused."""
+Params = Sequence[object] | Mapping[str, object] | None
+
+
+def query(home: Path | str, sql: str, params: Params = None) -> pa.Table:
+    """Run one read-only statement against the lake; anything that writes is refused.
+
+    Values reach the statement only as bound parameters: ``params`` is a list for `?`
+    placeholders or a dict for `$name` ones, handed to DuckDB as they are (never formatted
+    into the text).
+    """
     statements = duckdb.extract_statements(sql)
     if len(statements) != 1:
         raise ReadOnlyError(f"expected one SQL statement, got {len(statements)}")
@@ -88,7 +96,7 @@ def query(home: Path | str, sql: str) -> pa.Table:
         raise ReadOnlyError(f"atelier sql is read-only: {kind} statements are refused")
     con = connect_lake(home)
     try:
-        return con.sql(sql).to_arrow_table()
+        return con.sql(sql, params=params).to_arrow_table()
     finally:
         con.close()
 

@@ -8,8 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.samples import SAMPLE_DATASETS
-from flows.cli import app
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import TABLES, ReadOnlyError, load_sql, query
 from store.tables import STAGING
 
@@ -59,6 +58,8 @@ def test_every_relation_has_its_sql_file():
 
 
 def test_cli_formats(lake_home):
+    from flows.cli import app
+
     runner = CliRunner()
     sql = "select semantic_category, count(*) as n from polyvore_items group by 1 order by 1"
     res = runner.invoke(app, ["sql", sql, "--format", "json", "--home", str(lake_home)])
@@ -71,3 +72,16 @@ def test_cli_formats(lake_home):
     assert res.exit_code == 1 and "read-only" in res.output
     res = runner.invoke(app, ["sql", "select * from no_such_table", "--home", str(lake_home)])
     assert res.exit_code == 1 and "no_such_table" in res.output
+
+
+def test_values_are_bound_parameters(lake_home):
+    """A value reaches the statement only as a bound parameter: quotes in it are matched literally."""
+    sql = "select count(*) as n from polyvore_items where item_id = ?"
+    assert query(lake_home, sql, ["x' OR '1'='1"])["n"][0].as_py() == 0
+    item_id = query(lake_home, "select min(item_id) as i from polyvore_items")["i"][0].as_py()
+    assert query(lake_home, sql, [item_id])["n"][0].as_py() == 1
+    named = "select count(*) as n from polyvore_items where item_id = $item or list_contains($ids, item_id)"
+    assert query(lake_home, named, {"item": "x' OR '1'='1", "ids": ["' or 1=1 --"]})["n"][0].as_py() == 0
+    assert query(lake_home, named, {"item": "none", "ids": [item_id, "x'"]})["n"][0].as_py() == 1
+    with pytest.raises(ReadOnlyError):
+        query(lake_home, "delete from polyvore_items where item_id = ?", [item_id])
