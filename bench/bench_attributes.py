@@ -1,4 +1,4 @@
-"""Benchmark of attribute prediction (`flows.attributes.predict_attributes`) on sample DeepFashion images.
+"""Benchmark of attribute prediction (`flows.jobs.attributes.predict_attributes`) on sample DeepFashion images.
 
 (a) the whole call on a list of image files, in images/s: model load, JPEG decode + resize,
     forward with the three attribute heads, result rows (no CSV / PNG written);
@@ -31,7 +31,7 @@ from torchvision.models import resnet18
 
 from etl.loader import ImageFolderRows
 from etl.samples import write_samples
-from flows.attributes import predict_attributes
+from flows.jobs.attributes import predict_attributes
 from models.attributes import AttributeClassifier, AttributeConfig
 
 IMAGES_PER_SCALE = 400  # DeepFashion images the sample generator writes per unit of scale

@@ -30,7 +30,7 @@ import torch
 from benchutil import write_results
 
 from etl.samples import reference_release
-from flows.ingest import ingest_polyvore
+from flows.jobs.ingest import ingest_polyvore
 from models import ClipConfig, ClipEmbedder, ResNetConfig, ResNetEmbedder, embed_batch
 from models.clip_text import WordTokenizer
 from store import VectorStore, query
@@ -68,7 +68,7 @@ def image_throughput(n: int) -> dict:
 
 
 def text_search(n_queries: int) -> dict:
-    from flows.search import encode_text
+    from flows.jobs.search import encode_text
 
     with tempfile.TemporaryDirectory() as tmp:
         root, home = Path(tmp) / "release", Path(tmp) / "home"

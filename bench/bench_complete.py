@@ -26,9 +26,9 @@ import pyarrow as pa
 from benchutil import write_results
 
 from etl.samples import reference_release
-from flows.complete import CompletionModel
-from flows.ingest import ingest_polyvore
-from flows.outfits import load_outfits, train_outfit
+from flows.jobs.complete import CompletionModel
+from flows.jobs.ingest import ingest_polyvore
+from flows.jobs.outfits import load_outfits, train_outfit
 from store import VectorStore, query
 from store.vectors import vector_schema
 

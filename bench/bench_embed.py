@@ -1,4 +1,4 @@
-"""Benchmark of the embed job (`flows.embed.embed_space`) on a sample Polyvore lake.
+"""Benchmark of the embed job (`flows.jobs.embed.embed_space`) on a sample Polyvore lake.
 
 (a) the whole pipeline, decode -> model -> stored row, in images/s (each DataLoader worker
     setting, fresh vector table each run; the time includes reading the lake rows, loading the
@@ -33,8 +33,8 @@ from benchutil import best_of, write_results
 
 from etl.loader import ImageFolderRows
 from etl.samples import write_samples
-from flows.embed import embed_rows, embed_space
-from flows.ingest import ingest
+from flows.jobs.embed import embed_rows, embed_space
+from flows.jobs.ingest import ingest
 from models import (
     ResNetConfig,
     ResNetEmbedder,

@@ -30,7 +30,7 @@ from PIL import Image
 from etl import probe_images
 from etl.samples import reference_release
 from etl.samples.draw import PATTERNS, SEMANTIC_CATEGORIES, Garment, render
-from flows.ingest import ingest_polyvore
+from flows.jobs.ingest import ingest_polyvore
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "polyvore"
 

@@ -4,7 +4,7 @@
 
 (a) overhead: the demo pipeline as the Prefect flow `demo` (against a server that is already
     running: `prefect_test_harness` starts one before the clock starts) vs the same functions
-    called directly (`flows.demo.run_demo`), each from an empty home, alternately, best of
+    called directly (`flows.demo.run.run_demo`), each from an empty home, alternately, best of
     --repeat; short training runs (--steps) so the fixed costs show. Also one trivial flow with
     one trivial task (Prefect's floor per flow run).
 (b) embed throughput of the `embed` flow on a local Dask cluster of 2 worker processes vs 1
@@ -49,8 +49,8 @@ def main() -> None:
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.demo import DemoSettings, run_demo
-    from flows.pipelines import demo_flow, run
+    from flows.demo.run import DemoSettings, run_demo
+    from flows.orchestration.pipelines import demo_flow, run
 
     @task
     def nothing() -> int:
@@ -106,8 +106,8 @@ def dask_embed(tmp: Path, images: int) -> dict:
     from distributed import LocalCluster
 
     from etl.samples import write_samples
-    from flows.ingest import ingest
-    from flows.pipelines import dask_runner, embed_flow
+    from flows.jobs.ingest import ingest
+    from flows.orchestration.pipelines import dask_runner, embed_flow
     from models import ResNetConfig, ResNetEmbedder
 
     scale = max(1, math.ceil(images / ITEMS_PER_SCALE))

@@ -7,7 +7,7 @@ The release: the real pair lists (11,492 train + 2,003 test lines, tests/data/vi
 seven files for ``--with-files`` real persons per split (small drawings); every other file is
 missing, as in the real-data test.
 
-- ours: the whole ``flows.ingest.ingest("viton", ...)`` into a fresh home (reader, one listing per
+- ours: the whole ``flows.jobs.ingest.ingest("viton", ...)`` into a fresh home (reader, one listing per
   folder, probing the images that exist, the SQL for pairs / samples / folders / quarantine /
   sources, atomic Parquet writes, the count check).
 - baseline: what a research script does: read the pair lines, ``os.path.exists`` for each of the 7
@@ -28,7 +28,7 @@ import pandas as pd
 from benchutil import best_of, write_results
 
 from etl.samples.viton import FOLDERS, random_garment, random_look, write_person
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "viton-hd"
 SUFFIX = {"image": ".jpg", "cloth": ".jpg", "cloth-mask": ".jpg", "image-parse-v3": ".png",

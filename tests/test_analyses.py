@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from flows.analyses import neighbours, pca
-from flows.ingest import ingest
+from flows.jobs.analyses import neighbours, pca
+from flows.jobs.ingest import ingest
 from store import VectorStore, query
 from store.vectors import vector_schema
 

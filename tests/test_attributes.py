@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from etl.common import Quarantine
 from etl.deepfashion import read_attributes_csv
-from flows.attributes import attribute_rows, predict_attributes, train_attributes
-from flows.cli_attributes import attributes_app
-from flows.ingest import ingest
+from flows.jobs.attributes import attribute_rows, predict_attributes, train_attributes
+from flows.cli.attributes import attributes_app
+from flows.jobs.ingest import ingest
 from models import load_pretrained
 from models.attributes import AttributeClassifier, AttributeConfig
 from models.attributes_train import (

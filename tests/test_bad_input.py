@@ -12,7 +12,7 @@ import pytest
 from helpers import lake_bytes
 
 from etl import RawFormatError
-from flows.ingest import ingest_deepfashion, ingest_polyvore
+from flows.jobs.ingest import ingest_deepfashion, ingest_polyvore
 from store import Lake, query
 
 

@@ -12,11 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.clip import clip_pairs, train_clip_job
-from flows.embed import embed_rows, embed_space
-from flows.embed_sources import ALL_DATASETS
-from flows.ingest import ingest
-from flows.search import search_text
+from flows.jobs.clip import clip_pairs, train_clip_job
+from flows.jobs.embed import embed_rows, embed_space
+from flows.jobs.embed_sources import ALL_DATASETS
+from flows.jobs.ingest import ingest
+from flows.jobs.search import search_text
 from models import ClipConfig, ClipEmbedder, NotAClipCheckpoint, load_pretrained
 from models.clip_text import WordTokenizer
 from models.clip_train import retrieval_recall

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from flows.ingest import ingest
-from flows.pipelines import DaskUnreachableError, check_dask_address, dask_runner, embed_flow
+from flows.jobs.ingest import ingest
+from flows.orchestration.pipelines import DaskUnreachableError, check_dask_address, dask_runner, embed_flow
 from models import AutoencoderConfig, ConvAutoencoder
 from store import VectorStore
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import lake_bytes
 
 from etl import RawFormatError
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import Lake, query
 
 SPLITS = ("train", "validation")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from etl.loader import ImageFolderRows
-from flows.embed import (
+from flows.jobs.embed import (
     NoModelError,
     embed_rows,
     embed_space,
@@ -20,7 +20,7 @@ from flows.embed import (
     resolve_model,
     rows_to_embed,
 )
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from models import (
     AutoencoderConfig,
     ConvAutoencoder,
@@ -232,7 +232,7 @@ def test_dataloader_workers_give_the_same_vectors(lake_home, tmp_path):
 
 
 def test_shards_together_equal_one_run(lake_home, tmp_path):
-    from flows.embed import finalize_space, in_shard
+    from flows.jobs.embed import finalize_space, in_shard
 
     home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
     save_ae(home)

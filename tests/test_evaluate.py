@@ -1,4 +1,4 @@
-"""Neighbour precision@k vs the exact random baseline (`flows.evaluate`) on hand-made vector
+"""Neighbour precision@k vs the exact random baseline (`flows.evaluation.precision`) on hand-made vector
 spaces whose answers are known, and the sample release's hidden truth (`sample_truth`)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from etl.samples.draw import NECKS, PATTERNS, SEMANTIC_CATEGORIES, SLEEVES
 from etl.samples.polyvore import sample_truth
-from flows.evaluate import neighbour_precision, sample_precision_report
+from flows.evaluation.precision import neighbour_precision, sample_precision_report
 from store import VectorStore
 
 

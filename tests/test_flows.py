@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import flows.embed
-import flows.ingest
-from flows.pipelines import ShardsFailedError, embed_flow, ingest_flow, run
+import flows.jobs.embed
+import flows.jobs.ingest
+from flows.orchestration.pipelines import ShardsFailedError, embed_flow, ingest_flow, run
 from models import AutoencoderConfig, ConvAutoencoder
 from store import VectorStore
 
@@ -35,7 +35,7 @@ def counting(monkeypatch, module, name: str, fail_first: BaseException | None = 
 
 
 def test_ingest_is_cached_on_an_unchanged_release_and_redone_when_it_changes(polyvore_release, home, monkeypatch):
-    calls = counting(monkeypatch, flows.ingest, "ingest")
+    calls = counting(monkeypatch, flows.jobs.ingest, "ingest")
     first = ingest_flow("polyvore", str(polyvore_release), str(home))
     assert not first["cached"] and first["rows"]["items"] == 484 and len(calls) == 1
     again = ingest_flow("polyvore", str(polyvore_release), str(home))
@@ -52,7 +52,7 @@ def test_ingest_is_cached_on_an_unchanged_release_and_redone_when_it_changes(pol
 
 
 def test_transient_error_is_retried_and_the_flow_completes(polyvore_release, home, monkeypatch):
-    calls = counting(monkeypatch, flows.ingest, "ingest", fail_first=ConnectionResetError("share went away"))
+    calls = counting(monkeypatch, flows.jobs.ingest, "ingest", fail_first=ConnectionResetError("share went away"))
     result, where = run(ingest_flow, dataset="polyvore", raw_dir=str(polyvore_release), home=str(home))
     assert len(calls) == 2 and result["rows"]["items"] == 484
     assert where["flow_run_id"] and where["url"].endswith(f"/runs/flow-run/{where['flow_run_id']}")
@@ -61,7 +61,7 @@ def test_transient_error_is_retried_and_the_flow_completes(polyvore_release, hom
 def test_bad_input_is_not_retried_and_the_lake_is_untouched(polyvore_release, home, monkeypatch):
     ingest_flow("polyvore", str(polyvore_release), str(home))
     before = {p: p.stat().st_mtime_ns for p in (home / "lake").rglob("*")}
-    calls = counting(monkeypatch, flows.ingest, "ingest")
+    calls = counting(monkeypatch, flows.jobs.ingest, "ingest")
     (polyvore_release / "polyvore_item_metadata.json").write_text("{not json")
     with pytest.raises(Exception, match="polyvore_item_metadata.json, line 1"):
         ingest_flow("polyvore", str(polyvore_release), str(home))
@@ -76,27 +76,27 @@ def test_bad_input_is_not_retried_and_the_lake_is_untouched(polyvore_release, ho
 def embed_home(sample_root, tmp_path) -> Path:
     """A lake with the sample Polyvore items and a tiny random-init ae model."""
     home = tmp_path / "home"
-    flows.ingest.ingest("polyvore", sample_root / "polyvore", home)
+    flows.jobs.ingest.ingest("polyvore", sample_root / "polyvore", home)
     torch.manual_seed(0)
     ConvAutoencoder(AutoencoderConfig(image_size=32, channels=(8, 16))).save_pretrained(home / "models" / "ae" / "v1")
     return home
 
 
 def test_a_failed_shard_fails_only_itself_and_a_rerun_redoes_only_it(embed_home, monkeypatch):
-    real = flows.embed.embed_space
+    real = flows.jobs.embed.embed_space
 
     def broken_shard_1(*args, shard=None, **kwargs):
         if shard == (1, 2):
             raise RuntimeError("GPU fell off the bus")
         return real(*args, shard=shard, **kwargs)
 
-    monkeypatch.setattr(flows.embed, "embed_space", broken_shard_1)
+    monkeypatch.setattr(flows.jobs.embed, "embed_space", broken_shard_1)
     with pytest.raises(ShardsFailedError, match="1 of 2 shards of 'ae' failed.*shard 1: RuntimeError: GPU fell off"):
         embed_flow("ae", str(embed_home), shards=2)
     stored = VectorStore(embed_home).count("ae")
     assert 0 < stored < 484  # shard 0's rows are kept
-    monkeypatch.setattr(flows.embed, "embed_space", real)
-    calls = counting(monkeypatch, flows.embed, "embed_space")
+    monkeypatch.setattr(flows.jobs.embed, "embed_space", real)
+    calls = counting(monkeypatch, flows.jobs.embed, "embed_space")
     result = embed_flow("ae", str(embed_home), shards=2)
     assert len(calls) == 2 and result["n_embedded"] == 484 - stored and result["n_skipped_unchanged"] == stored
     assert VectorStore(embed_home).count("ae") == 484 and result["finalize"]["rows"] == 484

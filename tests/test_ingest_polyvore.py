@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flows.ingest import ingest_polyvore
+from flows.jobs.ingest import ingest_polyvore
 from store import Lake, query
 
 

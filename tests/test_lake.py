@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from flows.ingest import CountMismatchError, check_counts
+from flows.jobs.ingest import CountMismatchError, check_counts
 from store import Lake, SchemaError
 from store.tables import TABLES
 

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from etl.samples.polyvore import sample_truth
 from flows.cli import app
-from flows.complete import CompletionModel, complete
-from flows.ingest import ingest
-from flows.outfit_eval import auc, evaluate_fitb
-from flows.outfits import check_disjoint_outfits, load_catalogue, load_outfits, train_outfit
+from flows.jobs.complete import CompletionModel, complete
+from flows.jobs.ingest import ingest
+from flows.evaluation.fitb import auc, evaluate_fitb
+from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits, train_outfit
 from store import VectorStore, query
 from store.vectors import UnknownSpaceError, vector_schema
 
@@ -68,7 +68,7 @@ def test_outfits_never_cross_splits(trained_home):
 
 
 def test_an_outfit_in_two_splits_is_refused(trained_home, monkeypatch):
-    import flows.outfits as outfits
+    import flows.jobs.outfits as outfits
 
     real = outfits.load_outfits
     monkeypatch.setattr(outfits, "load_outfits", lambda home, variant, split: real(home, variant, split)

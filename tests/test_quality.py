@@ -8,8 +8,8 @@ The resnet and the ae are trained once per module (fixtures) and reused by the n
   0.980 (step 50), 1.000 (steps 100, 150) vs majority class 0.120; 47-180 s (machine load).
 - ae, 64 px, batch 32, lr 1e-3, 300 steps: val SSIM 0.396 (step 0), 0.405, 0.445, 0.477
   (step 300) vs mean-image SSIM 0.353; 43-103 s.
-- neighbours (`flows.evaluate.sample_precision_report`; both spaces embedded with
-  `flows.embed.embed_space`, 2 s; 2 x 1100 searches, 28 s), precision@10 vs the exact random
+- neighbours (`flows.evaluation.precision.sample_precision_report`; both spaces embedded with
+  `flows.jobs.embed.embed_space`, 2 s; 2 x 1100 searches, 28 s), precision@10 vs the exact random
   baseline (same candidate pool), every item asking:
 
   ======  =====================  ===================================  =====================
@@ -40,10 +40,10 @@ import time
 
 import pytest
 
-from flows.embed import embed_space
-from flows.evaluate import sample_precision_report
-from flows.ingest import ingest
-from flows.train import TrainResult, train_ae, train_resnet
+from flows.jobs.embed import embed_space
+from flows.evaluation.precision import sample_precision_report
+from flows.jobs.ingest import ingest
+from flows.jobs.train import TrainResult, train_ae, train_resnet
 
 pytestmark = pytest.mark.slow
 # neighbour precision@10: category, an absolute floor; sleeve and pattern, a margin over random

@@ -23,11 +23,11 @@ from __future__ import annotations
 import pytest
 
 from etl.samples.polyvore import write_polyvore
-from flows.embed import embed_space
-from flows.ingest import ingest
-from flows.outfit_eval import evaluate_fitb
-from flows.outfits import train_outfit
-from flows.train import train_ae
+from flows.jobs.embed import embed_space
+from flows.jobs.ingest import ingest
+from flows.evaluation.fitb import evaluate_fitb
+from flows.jobs.outfits import train_outfit
+from flows.jobs.train import train_ae
 
 pytestmark = pytest.mark.slow
 

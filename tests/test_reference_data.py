@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from etl.samples import reference_release
-from flows.ingest import ingest_polyvore
+from flows.jobs.ingest import ingest_polyvore
 from store import query
 
 DATA = Path(__file__).parent / "data"

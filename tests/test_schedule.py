@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.pipelines import ingest_and_embed_flow
-from flows.schedule import ScheduleError, build_deployments, load_schedule, next_runs
+from flows.orchestration.pipelines import ingest_and_embed_flow
+from flows.orchestration.schedule import ScheduleError, build_deployments, load_schedule, next_runs
 
 GOOD = """
 [ingest.polyvore]

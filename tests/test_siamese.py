@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from flows.ingest import ingest
-from flows.siamese import evaluate_structure, siamese_pairs, train_siamese
-from flows.train import train_resnet
+from flows.jobs.ingest import ingest
+from flows.jobs.siamese import evaluate_structure, siamese_pairs, train_siamese
+from flows.jobs.train import train_resnet
 from models import load_pretrained
 from models.siamese import (
     PERMUTATIONS,

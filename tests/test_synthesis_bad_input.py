@@ -14,7 +14,7 @@ import scipy.io
 from helpers import lake_bytes
 
 from etl import RawFormatError
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import query
 
 MAT, IND, H5 = "Anno/language_original.mat", "Eval/ind.mat", "Img/G2.h5"

@@ -14,7 +14,7 @@ import scipy.io
 
 from etl.samples.synthesis import caption_words, sample_records
 from etl.synthesis import synthesis_images, synthesis_segmentations
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import Lake, query
 
 

@@ -1,4 +1,4 @@
-"""flows.train: lake -> training job -> home/models/<name>/<version> (tiny runs, CPU)."""
+"""flows.jobs.train: lake -> training job -> home/models/<name>/<version> (tiny runs, CPU)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from flows.ingest import ingest
-from flows.train import (
+from flows.jobs.ingest import ingest
+from flows.jobs.train import (
     latest_model,
     next_version,
     train_ae,

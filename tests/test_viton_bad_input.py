@@ -22,7 +22,7 @@ from etl.viton_crops import (
     upper_clothes_crops,
     upper_clothes_mask,
 )
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import query
 
 SIZE = (48, 64)

@@ -12,7 +12,7 @@ import pytest
 
 from etl.samples.viton import FOLDERS, write_viton
 from etl.viton_crops import upper_clothes_crops
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import Lake, query
 
 SIZE = (48, 64)

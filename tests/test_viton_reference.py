@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from etl.samples.viton import FOLDERS, random_garment, random_look, write_person
-from flows.ingest import ingest
+from flows.jobs.ingest import ingest
 from store import query
 
 DATA = Path(__file__).parent / "data" / "viton-hd"
