@@ -210,9 +210,8 @@ def demo_outfit(home: Path | str, variant: str = "nondisjoint") -> tuple[list[st
 
     for _, items in load_outfits(home, variant, "test"):
         if len(items) >= 3:
-            cats = dict(zip(*[query(home, "SELECT item_id, semantic_category FROM polyvore_items WHERE item_id IN ("
-                                    + ", ".join(f"'{i}'" for i in items) + ")")[c].to_pylist()
-                              for c in ("item_id", "semantic_category")]))  # fmt: skip
+            rows = query(home, "SELECT item_id, semantic_category FROM polyvore_items WHERE list_contains(?, item_id)", [items])
+            cats = dict(zip(rows["item_id"].to_pylist(), rows["semantic_category"].to_pylist()))
             if cats.get(items[-1]) not in {cats.get(i) for i in items[:-1]}:
                 return items[:-1], cats[items[-1]], items[-1]
     raise ValueError(f"no {variant} test outfit of 3+ items to complete")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from flows.jobs.outfits import VARIANTS, _require_polyvore, load_catalogue, outfit_data
-from flows.jobs.train import latest_model
+from store.models import latest_model
 from store.sql import query
 
 SPLITS = ("valid", "test")
@@ -46,9 +46,10 @@ class Questions:
 def load_questions(home: Path | str, variant: str, split: str, index: dict[str, int]) -> Questions:
     """The FITB and compatibility questions of ``variant``/``split`` as catalogue rows."""
     _require_polyvore(home, "fitb")
-    where = f"WHERE variant = '{variant}' AND split = '{split}' ORDER BY question_id"
-    fitb = query(home, f"SELECT question_item_ids, candidate_item_ids, answer_position FROM polyvore_fitb {where}")
-    compat = query(home, f"SELECT label, item_ids FROM polyvore_compatibility {where}")
+    where = "WHERE variant = $variant AND split = $split ORDER BY question_id"
+    params = {"variant": variant, "split": split}
+    fitb = query(home, f"SELECT question_item_ids, candidate_item_ids, answer_position FROM polyvore_fitb {where}", params)
+    compat = query(home, f"SELECT label, item_ids FROM polyvore_compatibility {where}", params)
     q = Questions([], [], [], [], [], {"fitb": 0, "compatibility": 0})
     for ctx, cands, answer in zip(fitb["question_item_ids"].to_pylist(), fitb["candidate_item_ids"].to_pylist(),
                                   fitb["answer_position"].to_pylist()):  # fmt: skip

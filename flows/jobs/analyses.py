@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from store import VectorStore, query
+from store import Lake, UnknownSpaceError, VectorStore, query
 
 # where each dataset's item details live in the lake: (view, id column, title expression)
 ITEM_DETAILS = {
@@ -30,12 +30,12 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if not item_ids:
         return out
-    wanted = ", ".join("'" + i.replace("'", "''") + "'" for i in item_ids)
-    for view, id_col, title in ITEM_DETAILS.values():
-        try:
-            rows = query(home, f"select {id_col} as item_id, {title} as title, image_path from {view} where {id_col} in ({wanted})")
-        except Exception:  # that dataset is not in the lake
+    present = Lake(home).tables()
+    for view, id_col, title in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
+        if view not in present:  # that dataset is not in the lake
             continue
+        rows = query(home, f"select {id_col} as item_id, {title} as title, image_path from {view} "
+                           f"where list_contains(?, {id_col})", [list(item_ids)])  # fmt: skip
         out.update({r["item_id"]: r for r in rows.to_pylist()})
     return out
 
@@ -54,14 +54,22 @@ def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: s
     store = VectorStore(home)
     vector = store.get_vector(space, item_id)
     hits = store.search(space, vector, k=k, where=where, exclude=item_id).to_pylist()
-    q_row = store.search(space, vector, k=1, where=f"item_id = '{item_id.replace(chr(39), chr(39) * 2)}'").to_pylist()
     details = item_details(home, [item_id, *(h["item_id"] for h in hits)])
-    query_item = {"item_id": item_id, "semantic_category": q_row[0]["semantic_category"] if q_row else None,
+    query_item = {"item_id": item_id, "semantic_category": stored_category(home, space, item_id),
                   **{k_: details.get(item_id, {}).get(k_) for k_ in ("title", "image_path")}}  # fmt: skip
     rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
              **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip
     gallery = write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
     return Neighbours(query_item, rows, gallery, where)
+
+
+def stored_category(home: Path | str, space: str, item_id: str) -> str | None:
+    """The semantic_category ``space`` stores for ``item_id`` (None when it has none), read
+    through the `vectors_<space>` view with the id as a bound parameter."""
+    if space not in VectorStore(home).spaces():  # the view name is an identifier: known spaces only
+        raise UnknownSpaceError(f"no vector space {space!r}")
+    rows = query(home, f'select semantic_category from "vectors_{space}" where item_id = ? limit 1', [item_id])
+    return rows["semantic_category"][0].as_py() if rows.num_rows else None
 
 
 def _safe(text: str) -> str:

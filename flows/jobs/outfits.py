@@ -79,7 +79,8 @@ def load_outfits(home: Path | str, variant: str, split: str) -> list[tuple[str, 
         raise ValueError(f"unknown variant {variant!r}: one of {VARIANTS}")
     _require_polyvore(home, "outfit_items")
     rows = query(home, "SELECT set_id, list(item_id ORDER BY \"index\") AS items FROM polyvore_outfit_items "
-                       f"WHERE variant = '{variant}' AND split = '{split}' GROUP BY set_id ORDER BY set_id")  # fmt: skip
+                       "WHERE variant = $variant AND split = $split GROUP BY set_id ORDER BY set_id",
+                 {"variant": variant, "split": split})  # fmt: skip
     return list(zip(rows["set_id"].to_pylist(), rows["items"].to_pylist()))
 
 

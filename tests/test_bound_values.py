@@ -1,0 +1,50 @@
+"""Values reach DuckDB only as bound parameters: ids with quotes are data, never SQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flows.jobs.analyses import item_details, stored_category
+from flows.jobs.ingest import ingest
+from store import UnknownSpaceError, VectorStore, query
+from store.vectors import vector_schema
+
+TRICKY = ["x' OR '1'='1", "it's", "a'); drop view polyvore_items; --"]
+
+
+@pytest.fixture(scope="module")
+def home(sample_root, tmp_path_factory):
+    """The sample Polyvore lake and a 4-d space holding two real items and the tricky ids."""
+    home = tmp_path_factory.mktemp("home")
+    ingest("polyvore", sample_root / "polyvore", home)
+    real = query(home, "select item_id, semantic_category from polyvore_items order by item_id limit 2").to_pylist()
+    ids = [r["item_id"] for r in real] + TRICKY
+    cats = [r["semantic_category"] for r in real] + ["hats"] * len(TRICKY)
+    n = len(ids)
+    rows = pa.table({
+        "item_id": ids, "dataset": ["polyvore"] * n, "semantic_category": cats, "split": ["train"] * n,
+        "model": ["test"] * n, "model_version": ["test/v1"] * n, "image_sha1": [None] * n,
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.eye(n, 4, dtype=np.float32).ravel()), 4),
+    }, schema=vector_schema(4))  # fmt: skip
+    VectorStore(home).upsert("toy", rows)
+    return home, real
+
+
+def test_item_details_match_ids_literally(home):
+    home, real = home
+    found = item_details(home, [real[0]["item_id"], *TRICKY])
+    assert list(found) == [real[0]["item_id"]] and found[real[0]["item_id"]]["title"]
+    assert item_details(home, TRICKY) == {}
+    assert query(home, "select count(*) as n from polyvore_items")["n"][0].as_py() > 2  # nothing was dropped
+
+
+def test_stored_category_binds_the_id_and_checks_the_space(home):
+    home, real = home
+    assert stored_category(home, "toy", real[1]["item_id"]) == real[1]["semantic_category"]
+    for tricky in TRICKY:
+        assert stored_category(home, "toy", tricky) == "hats"
+    assert stored_category(home, "toy", "no such item") is None
+    with pytest.raises(UnknownSpaceError):
+        stored_category(home, 'toy" as t; select 1 --', real[0]["item_id"])
