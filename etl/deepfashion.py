@@ -24,8 +24,19 @@ import pyarrow as pa
 
 from etl.common import Quarantine, RawFormatError, files_table, relative, stable_split
 
-# number of real classes per attribute; a missing value is its own class with index = this number
-ATTRIBUTE_CLASSES: dict[str, int] = {"neck": 7, "sleeve_length": 4, "pattern": 10}
+# The release's meaning of each attribute's codes 0..n-1 (the sample generator draws garments
+# from these same vocabularies: etl.samples imports them from here).
+NECKS: tuple[str, ...] = ("round", "v-neck", "square", "boat", "turtleneck", "collar", "scoop")
+SLEEVES: tuple[str, ...] = ("sleeveless", "short", "three-quarter", "long")
+PATTERNS: tuple[str, ...] = (
+    "solid", "horizontal-stripes", "vertical-stripes", "dots", "check",
+    "floral", "zigzag", "diagonal", "gradient", "graphic",
+)  # fmt: skip
+ATTRIBUTE_VOCABULARIES: dict[str, tuple[str, ...]] = {"neck": NECKS, "sleeve_length": SLEEVES, "pattern": PATTERNS}
+MISSING_CLASS_NAME = "n/a"
+# number of real classes per attribute (neck 7, sleeve_length 4, pattern 10); a missing value is
+# its own class with index = this number
+ATTRIBUTE_CLASSES: dict[str, int] = {head: len(names) for head, names in ATTRIBUTE_VOCABULARIES.items()}
 ATTRIBUTES_FILE = "attributes.csv"
 BENCHMARK_FILES = {
     "attribute_names": "Anno/list_attr_cloth.txt",
@@ -42,6 +53,16 @@ BENCHMARK_SCHEMAS = {
     "image_categories": pa.schema([("image_name", pa.string()), ("category_id", pa.int32()), ("raw", pa.string()), ("source_file", pa.string())]),
     "partition": pa.schema([("image_name", pa.string()), ("split", pa.string())]),
 }
+
+
+def class_names(head: str, n_classes: int, missing_class: bool = True) -> list[str]:
+    """Display names of a head's ``n_classes`` classes: the release's vocabulary of ``head``
+    (`ATTRIBUTE_VOCABULARIES`) when its size matches the real classes, else the codes as text;
+    with ``missing_class``, the last class is the missing label (``n/a``)."""
+    known = ATTRIBUTE_VOCABULARIES.get(head)
+    real = n_classes - 1 if missing_class else n_classes
+    names = list(known) if known is not None and len(known) == real else [str(c) for c in range(real)]
+    return names + ([MISSING_CLASS_NAME] if missing_class else [])
 
 
 def _text(path: Path, root: Path) -> str:

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from etl.samples.shapes import N_SHAPES, NECKS, PATTERNS, SEMANTIC_CATEGORIES, SHAPES, SLEEVES, Pen, Recorder
+from etl.deepfashion import NECKS, PATTERNS, SLEEVES  # the release's vocabularies: what the codes mean
+from etl.samples.shapes import N_SHAPES, SEMANTIC_CATEGORIES, SHAPES, Pen, Recorder
 
 SUPERSAMPLE = 2
 WHITE = (255, 255, 255)

@@ -1,6 +1,7 @@
-"""Silhouettes of the sample garments, drawn in unit coordinates: the vocabularies of
-attributes, a small pen over ImageDraw, and one drawing function per semantic category
-(``SHAPES``). ``draw.py`` fills them with colour and pattern; see its docstring for what each
+"""Silhouettes of the sample garments, drawn in unit coordinates: the semantic categories, a
+small pen over ImageDraw, and one drawing function per semantic category (``SHAPES``). The
+attribute vocabularies (NECKS, SLEEVES, PATTERNS) are the DeepFashion release's, from
+``etl.deepfashion``. ``draw.py`` fills them with colour and pattern; see its docstring for what each
 category, shape, sleeve and neck looks like.
 """
 
@@ -10,15 +11,11 @@ import math
 
 from PIL import Image, ImageDraw
 
+from etl.deepfashion import NECKS  # the release's vocabulary: what the neck codes mean
+
 SEMANTIC_CATEGORIES: tuple[str, ...] = (
     "tops", "bottoms", "shoes", "bags", "jewellery", "accessories",
     "hats", "sunglasses", "scarves", "outerwear", "all-body",
-)
-NECKS: tuple[str, ...] = ("round", "v-neck", "square", "boat", "turtleneck", "collar", "scoop")
-SLEEVES: tuple[str, ...] = ("sleeveless", "short", "three-quarter", "long")
-PATTERNS: tuple[str, ...] = (
-    "solid", "horizontal-stripes", "vertical-stripes", "dots", "check",
-    "floral", "zigzag", "diagonal", "gradient", "graphic",
 )
 N_SHAPES = 3
 
