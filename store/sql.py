@@ -56,10 +56,10 @@ def build_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> dict[str, pa.
     return dict(iter_dataset(dataset, inputs))
 
 
-def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
+def connect_lake(home: Path | str, vectors: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per lake table (`<dataset>_<table>`), the views
-    `quarantine` and `sources` across datasets, and a view per vector space (`vectors_<space>`,
-    the Lance dataset read through Arrow)."""
+    `quarantine` and `sources` across datasets, and (``vectors``) a view per vector space
+    (`vectors_<space>`, the Lance dataset read through Arrow)."""
     con = duckdb.connect()
     tables = Lake(home).tables()
     for view, path in tables.items():
@@ -68,7 +68,7 @@ def connect_lake(home: Path | str) -> duckdb.DuckDBPyConnection:
         parts = [v for v in tables if v.endswith(f"_{shared}")]
         if parts:
             con.execute(f"create view {shared} as " + " union all by name ".join(f"select * from {v}" for v in parts))
-    if (Path(home) / "vectors").exists():
+    if vectors and (Path(home) / "vectors").exists():
         # lancedb takes a second to import: only when needed
         from store.vectors import VectorStore
 
@@ -88,17 +88,34 @@ def query(home: Path | str, sql: str, params: Params = None) -> pa.Table:
     placeholders or a dict for `$name` ones, handed to DuckDB as they are (never formatted
     into the text).
     """
+    _check_read_only(sql)
+    con = connect_lake(home)
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def run_relation(home: Path | str, relation: str, params: Params = None) -> pa.Table:
+    """The rows of the read-only relation `sql/<relation>.sql` over the lake's tables (views
+    `<dataset>_<table>`, no vector tables), its values bound from ``params`` (`$name` in the
+    file, a dict here). A lake table it reads that is missing is DuckDB's CatalogException."""
+    sql = load_sql(relation)
+    _check_read_only(sql)
+    con = connect_lake(home, vectors=False)
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _check_read_only(sql: str) -> None:
     statements = duckdb.extract_statements(sql)
     if len(statements) != 1:
         raise ReadOnlyError(f"expected one SQL statement, got {len(statements)}")
     kind = statements[0].type.name
     if kind not in READ_ONLY_STATEMENTS:
         raise ReadOnlyError(f"atelier sql is read-only: {kind} statements are refused")
-    con = connect_lake(home)
-    try:
-        return con.sql(sql, params=params).to_arrow_table()
-    finally:
-        con.close()
 
 
 def _quote(path: Path) -> str:
