@@ -28,7 +28,8 @@ from benchutil import write_results
 from etl.samples import reference_release
 from flows.jobs.complete import CompletionModel
 from flows.jobs.ingest import ingest_polyvore
-from flows.jobs.outfits import load_outfits, train_outfit
+from flows.jobs.outfits import load_outfits
+from flows.jobs.train import train_model
 from store import VectorStore, query
 from store.vectors import vector_schema
 
@@ -85,7 +86,7 @@ def main() -> None:
         space = random_space(home)
         training = {}
         for name in ("umbert", "wumbert"):
-            run = train_outfit(home, name, space="bench", steps=args.steps, eval_every=args.steps, log=lambda _: None)
+            run = train_model(name, home, space="bench", steps=args.steps, eval_every=args.steps, log=lambda _: None)
             training[name] = {"steps": args.steps, "batch_size": 64, "outfits_per_second": run.metrics["outfits_per_second"],
                               "train_outfits": run.metrics["trained_on"]["train"]["outfits"]}  # fmt: skip
         cats = {r["item_id"]: r["semantic_category"] for r in query(home, "SELECT item_id, semantic_category FROM polyvore_items").to_pylist()}

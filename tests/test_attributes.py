@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 
 from etl.common import Quarantine
 from etl.deepfashion import read_attributes_csv
-from flows.jobs.attributes import attribute_rows, predict_attributes, train_attributes
+from flows.jobs.attributes import predict_attributes
+from flows.jobs.kinds.attributes import attribute_rows
+from flows.jobs.train import train_model
 from flows.cli.attributes import attributes_app
 from flows.jobs.ingest import ingest
 from models import load_pretrained
@@ -49,7 +51,7 @@ def attr_home(sample_root, tmp_path_factory) -> Path:
 def trained(attr_home):
     """One short training run (40 steps, 32 px, with the benchmark head; ~10 s on 2 idle cores) and its log lines."""
     lines: list[str] = []
-    result = train_attributes(attr_home, **TRAIN, log=lines.append)
+    result = train_model("attributes", attr_home, **TRAIN, log=lines.append)
     return result, lines
 
 

@@ -12,7 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.jobs.clip import clip_pairs, train_clip_job
+from flows.jobs.kinds.clip import clip_pairs
+from flows.jobs.train import train_model
 from flows.jobs.embed import embed_rows, embed_space
 from flows.jobs.embed_sources import ALL_DATASETS
 from flows.jobs.ingest import ingest
@@ -54,7 +55,7 @@ def clip_home(sample_root, tmp_path_factory) -> Path:
     for dataset in ALL_DATASETS:
         ingest(dataset, sample_root / dataset, home)
     lines: list[str] = []
-    run = train_clip_job(home, **TRAIN, log=lines.append)
+    run = train_model("clip", home, **TRAIN, log=lines.append)
     embed_space(home, "clip", progress=False)
     return home, run, lines
 
@@ -162,7 +163,7 @@ def test_fine_tuning_from_a_local_checkpoint_says_so(clip_home, tmp_path):
     home, _, _ = clip_home
     ckpt = tiny_checkpoint(tmp_path / "hf")
     lines: list[str] = []
-    run = train_clip_job(home, steps=2, batch_size=16, version="from-ckpt", weights=ckpt, log=lines.append)
+    run = train_model("clip", home, steps=2, batch_size=16, version="from-ckpt", weights=ckpt, log=lines.append)
     assert run.metrics["weights"] == str(ckpt) and any(str(ckpt) in line for line in lines)
     assert ClipEmbedder.from_pretrained(run.path).config.base_weights == str(ckpt)
 

@@ -20,7 +20,8 @@ from flows.cli import app
 from flows.jobs.complete import CompletionModel, complete
 from flows.jobs.ingest import ingest
 from flows.evaluation.fitb import auc, evaluate_fitb
-from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits, train_outfit
+from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits
+from flows.jobs.train import train_model
 from store import VectorStore, query
 from store.vectors import UnknownSpaceError, vector_schema
 
@@ -51,7 +52,7 @@ def trained_home(sample_root, tmp_path_factory):
     ingest("polyvore", sample_root / "polyvore", home)
     _toy_space(home)
     for name in ("umbert", "wumbert"):
-        train_outfit(home, name, space="toy", steps=150, eval_every=50, log=lambda _: None)
+        train_model(name, home, space="toy", steps=150, eval_every=50, log=lambda _: None)
     return home
 
 
@@ -174,4 +175,4 @@ def test_train_without_vectors_says_what_to_run(sample_root, tmp_path):
     home = tmp_path / "home"
     ingest("polyvore", sample_root / "polyvore", home)
     with pytest.raises(UnknownSpaceError, match="atelier embed ae"):
-        train_outfit(home, "umbert", space="ae", steps=5)
+        train_model("umbert", home, space="ae", steps=5)

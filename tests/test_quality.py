@@ -43,7 +43,7 @@ import pytest
 from flows.jobs.embed import embed_space
 from flows.evaluation.precision import sample_precision_report
 from flows.jobs.ingest import ingest
-from flows.jobs.train import TrainResult, train_ae, train_resnet
+from flows.jobs.train import TrainResult, train_model
 
 pytestmark = pytest.mark.slow
 # neighbour precision@10: category, an absolute floor; sleeve and pattern, a margin over random
@@ -62,7 +62,7 @@ def lake_home(sample_root, tmp_path_factory):
 def resnet_run(lake_home) -> TrainResult:
     """The resnet trained once for the module (its accuracy test and the neighbour test)."""
     t0 = time.perf_counter()
-    run = train_resnet(lake_home, steps=150, image_size=64, batch_size=32, lr=1e-3, seed=0, eval_every=50)
+    run = train_model("resnet", lake_home, steps=150, image_size=64, batch_size=32, lr=1e-3, seed=0, eval_every=50)
     run.metrics["seconds"] = time.perf_counter() - t0
     return run
 
@@ -70,7 +70,7 @@ def resnet_run(lake_home) -> TrainResult:
 @pytest.fixture(scope="module")
 def ae_run(lake_home) -> TrainResult:
     t0 = time.perf_counter()
-    run = train_ae(lake_home, steps=300, image_size=64, batch_size=32, lr=1e-3, seed=0, eval_every=100)
+    run = train_model("ae", lake_home, steps=300, image_size=64, batch_size=32, lr=1e-3, seed=0, eval_every=100)
     run.metrics["seconds"] = time.perf_counter() - t0
     return run
 

@@ -26,8 +26,7 @@ from etl.samples.polyvore import write_polyvore
 from flows.jobs.embed import embed_space
 from flows.jobs.ingest import ingest
 from flows.evaluation.fitb import evaluate_fitb
-from flows.jobs.outfits import train_outfit
-from flows.jobs.train import train_ae
+from flows.jobs.train import train_model
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +35,10 @@ def test_fitb_on_held_out_outfits_beats_baselines(tmp_path):
     home = tmp_path / "home"
     write_polyvore(tmp_path / "polyvore", seed=0, scale=1)  # 128 px images, as the demo (the session samples are 64 px)
     ingest("polyvore", tmp_path / "polyvore", home)
-    train_ae(home, steps=100, log=lambda _: None)
+    train_model("ae", home, steps=100, log=lambda _: None)
     embed_space(home, "ae", progress=False)
     for name in ("umbert", "wumbert"):
-        train_outfit(home, name, space="ae", steps=1000, log=lambda _: None)
+        train_model(name, home, space="ae", steps=1000, log=lambda _: None)
     report = evaluate_fitb(home, "nondisjoint", splits=("test",), log=print)
     methods = report["splits"]["test"]["methods"]
     baseline = methods["mean of context (ae)"]["fitb_accuracy"]

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from flows.jobs.ingest import ingest
-from flows.jobs.siamese import evaluate_structure, siamese_pairs, train_siamese
-from flows.jobs.train import train_resnet
+from flows.evaluation.structure import evaluate_structure
+from flows.jobs.pairs import siamese_pairs
+from flows.jobs.train import train_model
 from models import load_pretrained
 from models.siamese import (
     PERMUTATIONS,
@@ -49,7 +50,7 @@ def df2_home(sample_root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sketch_run(df2_home):
     """A short dual-branch run on the Simplicity pairs (photo encoder + line-drawing encoder)."""
-    return train_siamese(df2_home, mode="sketch", steps=40, image_size=32, batch_size=16, lr=1e-3, **QUIET)
+    return train_model("siamese", df2_home, mode="sketch", steps=40, image_size=32, batch_size=16, lr=1e-3, **QUIET)
 
 
 @pytest.mark.parametrize("mode, branches", [("grayscale_mask", 1), ("color_crop", 1), ("sketch", 2)])
@@ -164,7 +165,7 @@ def test_empty_crop_is_skipped_counted_and_named(sample_root, tmp_path):
     # colour crops need no segmentation: only the empty box is skipped
     assert [s["item_id"] for s in siamese_pairs(home, "color_crop", "train", image_size=16, **QUIET).skipped] == [empty_box]
     # the training job goes on and records them
-    run = train_siamese(home, mode="color_mask_crop", steps=1, image_size=16, batch_size=8, **QUIET)
+    run = train_model("siamese", home, mode="color_mask_crop", steps=1, image_size=16, batch_size=8, **QUIET)
     assert run.metrics["n_skipped"] == 2 and {s["item_id"] for s in run.metrics["skipped"]} == {empty_box, no_mask}
 
 
@@ -198,7 +199,7 @@ def test_training_beats_the_untrained_model_on_held_out_pairs(sketch_run, df2_ho
 
 
 def test_evaluate_structure_writes_json_and_png_and_never_returns_the_query(df2_home, sketch_run):
-    resnet = train_resnet(df2_home, steps=5, image_size=32, batch_size=16, **QUIET)
+    resnet = train_model("resnet", df2_home, steps=5, image_size=32, batch_size=16, **QUIET)
     torch.manual_seed(0)
     untrained = SiameseEncoder(SiameseConfig(mode="grayscale_mask", image_size=32))
     result = evaluate_structure(df2_home, {"siamese": sketch_run.path, "resnet": resnet.path, "gray": untrained}, **QUIET)

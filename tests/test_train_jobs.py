@@ -8,13 +8,9 @@ import pytest
 import torch
 
 from flows.jobs.ingest import ingest
-from flows.jobs.train import (
-    latest_model,
-    next_version,
-    train_ae,
-    train_resnet,
-    training_items,
-)
+from flows.jobs.items import training_items
+from flows.jobs.train import train_model
+from store.models import latest_model, next_version
 from models import ConvAutoencoder, ResNetEmbedder, load_pretrained
 
 TINY = {"steps": 2, "image_size": 32, "batch_size": 8, "log": lambda _: None}
@@ -30,9 +26,9 @@ def lake_home(sample_root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def resnet_runs(lake_home):
     lines = []
-    first = train_resnet(lake_home, **{**TINY, "log": lines.append})
+    first = train_model("resnet", lake_home, **{**TINY, "log": lines.append})
     assert any("random init" in line for line in lines)
-    second = train_resnet(lake_home, **TINY)
+    second = train_model("resnet", lake_home, **TINY)
     return first, second, latest_model(lake_home, "resnet"), next_version(lake_home, "resnet")
 
 
@@ -95,7 +91,7 @@ def test_resnet_with_local_weights(lake_home, tmp_path):
     path = tmp_path / "resnet18.safetensors"
     save_file({k: v.contiguous() for k, v in resnet18(weights=None).state_dict().items()}, str(path))
     lines = []
-    run = train_resnet(lake_home, **{**TINY, "steps": 1, "log": lines.append}, weights=path, version="v90")
+    run = train_model("resnet", lake_home, **{**TINY, "steps": 1, "log": lines.append}, weights=path, version="v90")
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert metrics["weights"] == str(path)
     assert json.loads((run.path / "config.json").read_text())["backbone_weights"] == str(path)
@@ -105,11 +101,11 @@ def test_resnet_with_local_weights(lake_home, tmp_path):
 
 def test_existing_version_is_refused(lake_home, resnet_runs):
     with pytest.raises(FileExistsError, match="v1"):
-        train_resnet(lake_home, **TINY, version="v1")
+        train_model("resnet", lake_home, **TINY, version="v1")
 
 
 def test_ae_job(lake_home):
-    first = train_ae(lake_home, **TINY)
+    first = train_model("ae", lake_home, **TINY)
     assert first.version == "v1"
     assert {"config.json", "model.safetensors", "metrics.json"} <= _files(first.path)
     metrics = json.loads((first.path / "metrics.json").read_text())
@@ -120,15 +116,15 @@ def test_ae_job(lake_home):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(loaded(x), first.model.cpu().eval()(x), atol=1e-6)
-    second = train_ae(lake_home, **{**TINY, "steps": 1})
+    second = train_model("ae", lake_home, **{**TINY, "steps": 1})
     assert second.version == "v2" and latest_model(lake_home, "ae") == second.path
 
 
 def test_no_lake_and_no_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="atelier ingest polyvore"):
-        train_resnet(tmp_path / "empty", **TINY)
+        train_model("resnet", tmp_path / "empty", **TINY)
     with pytest.raises(FileNotFoundError, match="atelier ingest polyvore"):
-        train_ae(tmp_path / "empty", **TINY)
+        train_model("ae", tmp_path / "empty", **TINY)
     with pytest.raises(FileNotFoundError, match=r"atelier train resnet") as err:
         latest_model(tmp_path / "empty", "resnet")
     assert str(tmp_path / "empty" / "models" / "resnet") in str(err.value)

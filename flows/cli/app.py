@@ -12,24 +12,22 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-import etl
-from etl.samples import sample_image_count, write_samples
 from flows.cli.attributes import attributes_app
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
 from flows.cli.demo import demo_app
-from flows.cli.models import models_app
-from flows.cli.outfits import eval_app, outfits_app
+from flows.cli.models import eval_app, models_app, train_app
+from flows.cli.outfits import outfits_app
 from flows.cli.search import search_app
 from flows.cli.serve import serve_app
-from store import query
 
 app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
                   no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False)  # fmt: skip
 ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(ingest_app, name="ingest")
-app.add_typer(models_app)  # train, embed, neighbours, pca: top-level commands
+app.add_typer(train_app, name="train")  # train KIND: one sub-command per registered model kind
+app.add_typer(eval_app, name="eval")  # eval KIND, eval fitb
+app.add_typer(models_app)  # embed, neighbours, pca: top-level commands
 app.add_typer(outfits_app)  # complete
-app.add_typer(eval_app, name="eval")  # eval fitb
 app.add_typer(demo_app)  # demo
 app.add_typer(serve_app)  # serve
 app.add_typer(search_app)  # search
@@ -64,6 +62,8 @@ def samples(
 
     Example: `atelier samples ./samples --seed 0 --scale 2`
     """
+    from etl.samples import sample_image_count, write_samples
+
     with progress_bar() as p:
         task = p.add_task("drawing sample images", total=sample_image_count(scale))
         counts = write_samples(folder, seed=seed, scale=scale, on_item=lambda: p.advance(task))
@@ -73,6 +73,7 @@ def samples(
 
 def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool, **options) -> None:
     """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.jobs.ingest.ingest`."""
+    from etl import RawFormatError
     from flows.jobs.ingest import ingest
     from flows.orchestration.pipelines import ingest_flow
 
@@ -82,7 +83,7 @@ def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool, **option
                 result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
         else:
             result = run_flow(ingest_flow, dataset=dataset, raw_dir=str(path), home=str(home), options=options or None)
-    except (etl.RawFormatError, FileNotFoundError, ValueError) as e:
+    except (RawFormatError, FileNotFoundError, ValueError) as e:
         fail(e)
     print_ingest(result)
 
@@ -98,7 +99,7 @@ def ingest_polyvore_cmd(
 
     Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
     """
-    variants = list(etl.VARIANTS) if variant == Variant.all else [variant.value]
+    variants = [v.value for v in Variant if v != Variant.all] if variant == Variant.all else [variant.value]
     _run_ingest("polyvore", path, home, no_prefect, **({} if variant == Variant.all else {"variants": variants}))
 
 
@@ -137,7 +138,7 @@ def sql(
 
     Example: `atelier sql "SELECT semantic_category, count(*) FROM polyvore_items GROUP BY 1"`
     """
-    from store.sql import ReadOnlyError
+    from store.sql import ReadOnlyError, query
 
     try:
         result = query(home, statement)

@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_flow
-from flows.demo.run.run import DemoSettings
-from flows.demo.run.research import ResearchSettings
+from flows.demo.settings import DemoSettings, ResearchSettings
 
 demo_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -43,29 +42,27 @@ def demo(
 
     Example: `atelier demo --home ./atelier-home`
     """
-    from flows.orchestration.pipelines import demo_flow
-
-    steps = {"resnet": resnet_steps, "ae": ae_steps}
+    settings = {"resnet_steps": resnet_steps, "ae_steps": ae_steps, "outfit_steps": outfit_steps}
     research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese")} if research_steps else {}
     if no_prefect:
         from etl.samples import sample_image_count
-        from flows.demo.run.run import run_demo
+        from flows.demo.run import run_demo
 
         with progress_bar() as p:
             task = p.add_task("drawing sample images", total=sample_image_count(scale))
-            result = run_demo(home, seed, scale, DemoSettings(resnet_steps=resnet_steps, ae_steps=ae_steps, outfit_steps=outfit_steps),
-                              on_item=lambda: p.advance(task), log=console.print, progress=False,
-                              research=ResearchSettings(**research))  # fmt: skip
+            result = run_demo(home, seed, scale, DemoSettings(**settings), on_item=lambda: p.advance(task),
+                              log=console.print, progress=False, research=ResearchSettings(**research))  # fmt: skip
     else:
-        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, steps=steps, outfits={"outfit_steps": outfit_steps},
-                          research=research)  # fmt: skip
+        from flows.demo.flow import demo_flow
+
+        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, settings=settings, research=research)
     print_demo(Path(home), result)
 
 
 def print_demo(home: Path, result: dict) -> None:
     """The demo's results: ingest counts, the lake summary, models, vectors, analyses."""
     from flows.cli.models import print_neighbours
-    from flows.demo.run.summary import print_summary
+    from flows.demo.summary import print_summary
 
     for ingested in result["ingest"].values():
         print_ingest(ingested)
@@ -88,13 +85,13 @@ def print_demo(home: Path, result: dict) -> None:
 
 
 def print_models(models: dict[str, dict]) -> None:
+    """One line per model: how it came to be and its held-out score next to its baseline."""
+    from flows.jobs import kinds
+
     for name, m in models.items():
         metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
-        if name == "resnet":
-            score = f"val accuracy {metrics['val_accuracy']:.3f} (majority class {metrics['val_majority_baseline']:.3f})"
-        else:
-            score = f"val SSIM {metrics['val_ssim']:.3f} (mean-image baseline {metrics['baseline_ssim']:.3f})"
-        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics.get('weights')}): {score}")
+        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics.get('weights', 'random init')}): "
+                  f"{kinds.get(name).summary(metrics)}")  # fmt: skip
 
 
 def print_quality(report: dict) -> None:
@@ -114,24 +111,14 @@ def print_outfits(stage: dict) -> None:
     """umBERT / WumBERT: how they were trained, the FITB report, one completion."""
     from flows.cli.outfits import print_completion, print_fitb
 
-    for name, m in stage["models"].items():
-        metrics, how = m["metrics"], "reused" if m["reused"] else "trained"
-        on = metrics.get("trained_on", {})
-        out.print(f"{name} {m['version']} ({how}, {metrics['steps']} steps, {metrics['objective']} objective, "
-                  f"space {on.get('space')}, {on.get('variant')} train outfits)")  # fmt: skip
+    print_models(stage["models"])
     print_fitb(stage["fitb"])
     print_completion(stage["completion"])
 
 
 def print_research(stage: dict) -> None:
     """clip, attributes and siamese: each model's held-out score with its baseline and its query."""
-    from flows.jobs.train_jobs import summary
-
-    for name in ("clip", "attributes", "siamese"):
-        m = stage[name]["model"]
-        how = "reused" if m["reused"] else "trained"
-        out.print(f"{name} {m['version']} ({how}, weights: {m['metrics'].get('weights', 'random init')}): "
-                  f"{summary(name, m['metrics'])}")  # fmt: skip
+    print_models({name: part["model"] for name, part in stage.items()})
     clip = stage["clip"]
     e = clip["embed"]
     out.print(f"vectors_clip: {e['n_embedded']} embedded, {e['n_skipped_unchanged']} unchanged (every dataset's items)")

@@ -1,10 +1,16 @@
-"""`atelier train | embed | neighbours | pca`: models, vectors and the analyses on them."""
+"""`atelier train KIND | eval KIND | embed KIND`, built from the model-kind registry, and the
+analyses on the vectors (`neighbours`, `pca`).
+
+`train` and `eval` have one sub-command per registered kind (`flows.jobs.kinds`); a kind's
+`train` flags are the fields of its options dataclass (the comment after each default is the
+flag's help). Nothing here lists the kinds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,138 +18,122 @@ import typer
 from rich.table import Table
 
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
+from flows.jobs import kinds
+from flows.jobs.options import base_type, field_comment, option_fields
 
 models_app = typer.Typer(rich_markup_mode="markdown")
+train_app = typer.Typer(help="Train a model kind on the lake; saves HOME/models/KIND/vN/ (config.json, model.safetensors, "
+                             "metrics.json) and prints its held-out score next to its baseline.\n\n"
+                             "Example: `atelier train resnet --steps 300 --home ./home`",
+                        no_args_is_help=True, rich_markup_mode="markdown")  # fmt: skip
+eval_app = typer.Typer(help="Evaluate a trained model kind on held-out data, with its baselines; writes HOME/reports/eval_KIND.json.\n\n"
+                            "Example: `atelier eval umbert --home ./home`",
+                       no_args_is_help=True, rich_markup_mode="markdown")  # fmt: skip
+
+SIMPLE = (int, float, str, bool)
 
 
-class Model(str, Enum):
-    resnet = "resnet"
-    ae = "ae"
-    clip = "clip"
-    siamese = "siamese"
+def _option_parameters(cls: type) -> list[inspect.Parameter]:
+    """One keyword parameter (default None = the kind's default) per simple options field."""
+    params = []
+    for name, f in option_fields(cls).items():
+        kind = base_type(f.type)
+        if kind not in SIMPLE:
+            continue  # e.g. model_overrides: from code only
+        flag = name.replace("_", "-")
+        decl = (f"--{flag}/--no-{flag}",) if kind is bool else (f"--{flag}",)
+        help_text = f"{field_comment(cls, name)} [default: {f.default}]"
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[kind | None, typer.Option(*decl, help=help_text)]))  # fmt: skip
+    return params
 
 
-class TrainModel(str, Enum):
-    resnet = "resnet"
-    ae = "ae"
-    umbert = "umbert"
-    wumbert = "wumbert"
-    clip = "clip"
-    attributes = "attributes"
-    siamese = "siamese"
+def _common_parameters() -> list[inspect.Parameter]:
+    return [inspect.Parameter("home", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_HOME, annotation=Home),
+            inspect.Parameter("no_prefect", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=NoPrefect)]  # fmt: skip
 
 
-OUTFIT_STEPS = 1500  # default steps of umbert/wumbert (resnet/ae: 300)
+def _train_command(recipe: kinds.Recipe):
+    def command(home: Path, no_prefect: bool, **options) -> None:
+        train_kind(recipe.name, options, home, no_prefect)
+
+    command.__signature__ = inspect.Signature(_option_parameters(recipe.options) + _common_parameters())
+    example = f"atelier train {recipe.name} {recipe.example} --home ./home"
+    command.__doc__ = (f"Train {recipe.name}: {recipe.help}. Kept weights: {recipe.selection or 'the last'}.\n\n"
+                       f"Example: `{example}`")  # fmt: skip
+    return command
 
 
-@models_app.command()
-def train(
-    model: Annotated[TrainModel, typer.Argument(help="Which model: resnet (category classifier + 128-d embedding), ae "
-                                                "(autoencoder), umbert / wumbert (outfit transformers over a space's vectors), "
-                                                "clip (image + text towers, fine-tuned on captions), attributes (DeepFashion "
-                                                "attribute classifier), siamese (structure embedding on DeepFashion2 pairs).")],
-    steps: Annotated[int | None, typer.Option(min=1, help="Optimisation steps (default: 300; umbert/wumbert 1500).")] = None,
-    image_size: Annotated[int, typer.Option(help="Side of the square input images, px.")] = 64,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default 32; clip 64).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split, init and shuffles.")] = 0,
-    weights: Annotated[Path | None, typer.Option(help="Local pretrained weights: a ResNet18 state_dict file (.safetensors/.pth) "
-                                                 "for resnet/attributes, a Hugging Face CLIP checkpoint directory for clip; none: random init.", exists=True)] = None,
-    space: Annotated[str, typer.Option(help="umbert/wumbert: the vector space the item vectors come from.")] = "ae",
-    variant: Annotated[str, typer.Option(help="umbert/wumbert: Polyvore variant whose train outfits are used.")] = "nondisjoint",
-    objective: Annotated[str, typer.Option(help="umbert/wumbert: masked-item loss, contrastive or mse.")] = "contrastive",
-    pretrain_steps: Annotated[int, typer.Option(min=0, help="umbert/wumbert: first steps reconstruct every item (nothing masked).")] = 0,
-    mode: Annotated[str, typer.Option(help="siamese: color_mask_crop, color_crop, grayscale_mask, or sketch (dual-branch on Simplicity).")] = "grayscale_mask",
-    weighted_loss: Annotated[bool, typer.Option(help="attributes: class-weighted cross-entropy (inverse frequency).")] = False,
-    titles: Annotated[bool, typer.Option(help="clip: also fine-tune on Polyvore titles (besides the Synthesis captions).")] = True,
-    home: Home = DEFAULT_HOME,
-    no_prefect: NoPrefect = False,
-) -> None:
-    """Train a model on the lake's Polyvore items (resnet, ae) or outfits (umbert, wumbert); saves
-    HOME/models/MODEL/vN/ (config.json, model.safetensors, metrics.json) and prints its held-out
-    score with the baseline. Runs as the Prefect flow `train`.
-
-    Example: `atelier train resnet --steps 300 --home ./home`;
-    `atelier train umbert --space ae --variant nondisjoint`;
-    `atelier train clip --weights ./clip-vit-base-patch32`; `atelier train siamese --mode grayscale_mask`
-    """
-    from flows.demo.run.run import DemoSettings, train_or_reuse
+def train_kind(kind: str, options: dict, home: Path, no_prefect: bool) -> dict:
+    """Train ``kind`` (through the Prefect `train` flow unless ``no_prefect``) and print its summary."""
+    from flows.jobs.train import train_model
     from flows.orchestration.pipelines import train_flow
 
-    if model in (TrainModel.umbert, TrainModel.wumbert):
-        return _train_outfit(model.value, steps or OUTFIT_STEPS, space, variant, objective, pretrain_steps, seed, home, no_prefect)
-    if model.value in ("clip", "attributes", "siamese"):
-        options = {"steps": steps, "image_size": image_size, "batch_size": batch_size,
-                   "seed": seed}  # fmt: skip
-        if weights is not None:
-            if (model == TrainModel.clip) != weights.is_dir():
-                fail(f"--weights {weights}: clip takes a checkpoint directory, attributes and siamese a resnet18 state_dict file")
-            options["weights"] = str(weights)
-        options.update({"clip": {"titles": titles}, "attributes": {"weighted_loss": weighted_loss},
-                        "siamese": {"mode": mode}}[model.value])  # fmt: skip
-        return _train_research(model.value, options, home, no_prefect)
-    steps, batch_size = steps or 300, batch_size or 32
-    if weights and model != TrainModel.resnet:
-        fail("--weights is for the resnet backbone; the autoencoder always starts from random init")
-    if weights and weights.is_dir():
-        fail(f"--weights {weights}: resnet takes a state_dict file (.safetensors/.pth)")
-    name = model.value
+    options = {k: v for k, v in options.items() if v is not None}
+    weights = options.get("weights")
+    if weights is not None and not Path(weights).exists():
+        fail(f"--weights {weights} does not exist")
     try:
         if no_prefect:
-            settings = DemoSettings(image_size=image_size, batch_size=batch_size, seed=seed)
-            result = train_or_reuse(home, name, steps, settings, reuse=False, weights=str(weights) if weights else None,
-                                    log=console.print)  # fmt: skip
+            result = train_model(kind, home, log=console.print, **options).to_dict()
         else:
-            result = run_flow(train_flow, home=str(home), models=[name], steps={name: steps}, image_size=image_size,
-                              batch_size=batch_size, seed=seed, weights=str(weights) if weights else None)[name]  # fmt: skip
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        fail(e)
-    m = result["metrics"]
-    if model == TrainModel.resnet:
-        out.print(f"resnet {result['version']}: val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})")
-    else:
-        out.print(f"ae {result['version']}: val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})")
-    out.print(f"weights: {m.get('weights')}; saved to {result['path']}")
-
-
-def _train_research(name: str, options: dict, home: Path, no_prefect: bool) -> None:
-    from flows.orchestration.pipelines import train_flow
-    from flows.jobs.train_jobs import run_training, summary
-
-    try:
-        if no_prefect:
-            result = run_training(name, home, log=console.print, **options)
-        else:
-            result = run_flow(train_flow, home=str(home), models=[name], job_options={name: options})[name]
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
-        fail(e)
-    out.print(f"{name} {result['version']}: {summary(name, result['metrics'])}")
-    out.print(f"weights: {result['metrics'].get('weights', 'random init')}; saved to {result['path']}")
-
-
-def _train_outfit(name, steps, space, variant, objective, pretrain_steps, seed, home, no_prefect) -> None:
-    from flows.jobs.outfits import train_outfit
-    from flows.orchestration.pipelines import train_flow
-
-    options = {"space": space, "variant": variant, "objective": objective, "pretrain_steps": pretrain_steps}
-    try:
-        if no_prefect:
-            run = train_outfit(home, name, steps=steps, seed=seed, log=console.print, **options)
-            result = {"version": run.version, "path": str(run.path), "metrics": run.metrics}
-        else:
-            result = run_flow(train_flow, home=str(home), models=[name], steps={name: steps}, seed=seed,
-                              outfit_options=options)[name]  # fmt: skip
+            result = run_flow(train_flow, home=str(home), models=[kind], options={kind: options})[kind]
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         fail(e)
     m = result["metrics"]
-    out.print(f"{name} {result['version']}: valid rank percentile of the masked item {m['val_rank_percentile']:.3f} "
-              f"(random 0.5), hit@10 {m['val_hit_at_10']:.3f}; {m['outfits_per_second']:.0f} outfits/s")  # fmt: skip
-    out.print(f"saved to {result['path']}; score it with `atelier eval fitb --variant {variant}`")
+    out.print(f"{kind} {result['version']}: {kinds.get(kind).summary(m)}")
+    out.print(f"weights: {m.get('weights', 'random init')}; saved to {result['path']}")
+    return result
+
+
+def _eval_command(recipe: kinds.Recipe):
+    def command(
+        version: Annotated[str | None, typer.Option(help="Which version (v<N>); default the latest finished one.")] = None,
+        report: Annotated[bool, typer.Option(help="Also run the kind's report (FITB, neighbour precision, structure).")] = True,
+        home: Home = DEFAULT_HOME,
+        no_prefect: NoPrefect = False,
+    ) -> None:
+        eval_kind(recipe.name, home, version, report, no_prefect)
+
+    what = f" and the {recipe.report} report" if recipe.report else ""
+    command.__doc__ = (f"Evaluate the latest {recipe.name} on held-out data{what}, next to the baselines; "
+                       f"writes HOME/reports/eval_{recipe.name}.json.\n\nExample: `atelier eval {recipe.name} --home ./home`")  # fmt: skip
+    return command
+
+
+def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool) -> dict:
+    from flows.evaluation import evaluate_kind
+    from flows.orchestration.pipelines import eval_flow
+
+    try:
+        if no_prefect:
+            result = evaluate_kind(kind, home, version=version, report=report, log=console.print)
+        else:
+            result = run_flow(eval_flow, home=str(home), models=[kind], version=version, report=report)[kind]
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        fail(e)
+    out.print_json(json.dumps(result.get("held_out"), default=str))
+    if result.get("report_name"):
+        out.print(f"{result['report_name']} report: {json.dumps(_short(result['report']), default=str)}")
+    out.print(f"saved to {result['json_path']}")
+    return result
+
+
+def _short(report: dict) -> dict:
+    """A report without its bulky parts (examples, per-query lists) for the terminal."""
+    return {k: v for k, v in report.items() if k not in ("neighbours", "examples", "lines")} if isinstance(report, dict) else report
+
+
+for _recipe in kinds.recipes():
+    train_app.command(_recipe.name, help=None)(_train_command(_recipe))
+    eval_app.command(_recipe.name)(_eval_command(_recipe))
 
 
 @models_app.command()
 def embed(
-    space: Annotated[Model, typer.Argument(help="Embedding space = the model that makes it.")],
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: all with images).")] = None,
+    space: Annotated[str, typer.Argument(help="Embedding space = the model kind that makes it: "
+                                              + ", ".join(kinds.embedding_kinds()) + ".")],
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: every dataset the kind embeds).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     shards: Annotated[int | None, typer.Option(min=1, help="Parallel embed tasks (default: 1; 2 per Dask worker).")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler, e.g. tcp://10.0.0.5:8786.")] = None,
@@ -160,20 +150,22 @@ def embed(
     from flows.jobs.embed import embed_space
     from flows.orchestration.pipelines import DaskUnreachableError, ShardsFailedError, dask_runner, embed_flow
 
+    if space not in kinds.embedding_kinds():
+        fail(f"{space!r} is not an embedding kind; embedding kinds: {', '.join(kinds.embedding_kinds())}")
     if no_prefect and (dask_address or workers or (shards or 1) > 1):
         fail("--no-prefect embeds in this process: drop --dask-address, --workers and --shards")
     try:
         if no_prefect:
-            result = embed_space(home, space.value, dataset=dataset, batch_size=batch_size).to_dict()
+            result = embed_space(home, space, dataset=dataset, batch_size=batch_size).to_dict()
         else:
             flow_fn = embed_flow
             if dask_address or workers:
                 flow_fn = embed_flow.with_options(task_runner=dask_runner(address=dask_address, workers=workers))
             n = shards or (2 * (workers or 2) if (dask_address or workers) else 1)
-            result = run_flow(flow_fn, space=space.value, home=str(home), dataset=dataset, shards=n, batch_size=batch_size)
+            result = run_flow(flow_fn, space=space, home=str(home), dataset=dataset, shards=n, batch_size=batch_size)
     except (FileNotFoundError, KeyError, ValueError, DaskUnreachableError, ShardsFailedError) as e:
         fail(e)
-    out.print(f"vectors_{space.value} ({result['model_version']}): {result['n_embedded']} embedded, "
+    out.print(f"vectors_{space} ({result['model_version']}): {result['n_embedded']} embedded, "
               f"{result['n_skipped_unchanged']} unchanged, {result['n_failed']} failed")  # fmt: skip
     for f in result["failures"][:10]:
         out.print(f"  skipped {f['item_id']}: {f['error']}")

@@ -1,4 +1,5 @@
-"""`atelier eval fitb` and `atelier complete`: outfit models as queries (umBERT / WumBERT)."""
+"""`atelier eval fitb` (every outfit model on one variant's questions) and `atelier complete`:
+outfit models as queries (umBERT / WumBERT)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import typer
 from rich.table import Table
 
 from flows.cli.common import DEFAULT_HOME, Home, fail, out
+from flows.cli.models import eval_app
 
 outfits_app = typer.Typer(rich_markup_mode="markdown")
-eval_app = typer.Typer(help="Evaluations of trained models.", no_args_is_help=True, rich_markup_mode="markdown")
 
 
 class OutfitModel(str, Enum):

@@ -1,46 +1,27 @@
 """`atelier demo`: sample datasets -> lake -> trained models -> vectors -> analyses.
 
-Every stage is the library function the matching CLI command calls (`ingest`, `train_resnet` /
-`train_ae`, `embed_space`, `neighbours`, `pca`); the demo only picks small settings and reuses
-what an earlier demo in the same home already did:
+Every stage is the library function the matching CLI command calls (`ingest`, `train_model`,
+`embed_space`, `neighbours`, `pca`, `evaluate_fitb`, `complete`); the demo only picks small
+settings (`flows.demo.settings`) and reuses what an earlier demo in the same home already did:
 
 - samples are rewritten only when seed or scale differ (``samples/manifest.json``);
 - ingest probes only new or changed images;
-- a model is retrained only when the latest version was not trained with the demo's settings
-  on the lake's current items (same steps, image size, seed and split sizes);
-- embedding skips every item whose image and model version are already stored;
-- umBERT / WumBERT are retrained only when the latest was not trained with the same steps,
-  space (and its model version) and variant.
+- a model is retrained only when the latest version was not trained with the same options on
+  the same data (`flows.jobs.train.train_or_reuse`: its recorded options and data fingerprint);
+- embedding skips every item whose image and model version are already stored.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
-from flows.demo.run.research import ResearchSettings, research_stage
+from flows.demo.research import research_stage
+from flows.demo.settings import DEMO_SPACES, DEMO_WHERE, OUTFIT_KINDS, DemoSettings, ResearchSettings
 from flows.jobs.ingest import IngestResult, ingest
-
-DEMO_SPACES = ("resnet", "ae")
-DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
-
-
-@dataclass(frozen=True)
-class DemoSettings:
-    """How big the demo's training runs are (small: the demo is a tour, not a benchmark)."""
-
-    resnet_steps: int = 40  # reaches ~0.9 held-out category accuracy on the samples (majority class 0.12)
-    ae_steps: int = 100  # val SSIM ~0.04 above the mean-image baseline (0.38) on the samples
-    image_size: int = 64  # model input side, px (the sample images are 128 px)
-    batch_size: int = 32  # images per training step
-    seed: int = 0  # split, init and shuffle seed
-    k: int = 10  # neighbours shown per space
-    outfit_space: str = "ae"  # space umBERT/WumBERT read item vectors from (ae measured better than resnet for style, README)
-    outfit_steps: int = 1000  # umBERT/WumBERT steps (~15 s each on 2 CPU cores)
-    outfit_variant: str = "nondisjoint"  # Polyvore variant the outfit models train and are scored on
+from flows.jobs.train import train_or_reuse
 
 
 def ensure_samples(folder: Path, seed: int, scale: int, on_item: Callable[[], None] | None = None) -> bool:
@@ -64,62 +45,10 @@ def ingest_samples(home: Path | str, seed: int = 0, scale: int = 1, on_item: Cal
     return {dataset: ingest(dataset, samples / dataset, home, on_progress=on_progress) for dataset in SAMPLE_DATASETS}
 
 
-def reusable_model(home: Path, name: str, steps: int, settings: DemoSettings) -> dict | None:
-    """The latest ``name`` model when it was trained with these settings on the current items."""
-    from flows.jobs.train import latest_model, training_items
-    from models import read_metrics
-
-    try:
-        path = latest_model(home, name)
-    except FileNotFoundError:
-        return None
-    metrics = read_metrics(path) or {}
-    trained_on = metrics.get("trained_on", {})
-    splits = training_items(home, seed=settings.seed).column("split").to_pylist()
-    wanted = {"n_train": splits.count("train"), "n_val": splits.count("val"), "split_seed": settings.seed,
-              "image_size": settings.image_size}  # fmt: skip
-    if metrics.get("steps") != steps or any(trained_on.get(k) != v for k, v in wanted.items()):
-        return None
-    return {"version": path.name, "path": path, "metrics": metrics, "reused": True}
-
-
-def train_or_reuse(home: Path | str, name: str, steps: int, settings: DemoSettings = DemoSettings(),
-                   reuse: bool = True, weights: str | None = None, log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Train ``resnet`` or ``ae`` (``steps``, the rest from ``settings``), or, with ``reuse``,
-    reuse the latest version when it was trained so on the current items. Returns
-    {name, version, path, metrics, reused}."""
-    from flows.jobs.train import train_ae, train_resnet
-
-    found = reusable_model(Path(home), name, steps, settings) if reuse and weights is None else None
-    if found is None:
-        train = {"resnet": train_resnet, "ae": train_ae}[name]
-        extra = {"weights": weights} if name == "resnet" else {}
-        run = train(home, steps=steps, image_size=settings.image_size, batch_size=settings.batch_size,
-                    seed=settings.seed, log=log, **extra)  # fmt: skip
-        found = {"version": run.version, "path": run.path, "metrics": run.metrics, "reused": False}
-    else:
-        log(f"{name}: reusing {found['path']} (trained with these settings on these items)")
-    return {"name": name, **found, "path": str(found["path"])}
-
-
 def train_models(home: Path | str, settings: DemoSettings = DemoSettings(),
                  log: Callable[[str], None] = print) -> dict[str, dict]:  # fmt: skip
-    """Train (or reuse) the demo's resnet and ae models: space -> `train_or_reuse`'s dict."""
-    steps = {"resnet": settings.resnet_steps, "ae": settings.ae_steps}
-    return {name: train_or_reuse(home, name, steps[name], settings, log=log) for name in DEMO_SPACES}
-
-
-def demo_query_item(home: Path | str, space: str) -> str:
-    """The demo's query item: the first held-out Polyvore top (by item_id) in the space."""
-    from store import VectorStore
-
-    table = VectorStore(home).read(space, ["item_id", "dataset", "semantic_category"])
-    held_out = set(held_out_items(home))
-    rows = sorted(r["item_id"] for r in table.to_pylist()
-                  if r["dataset"] == "polyvore" and r["semantic_category"] == "tops" and r["item_id"] in held_out)  # fmt: skip
-    if not rows:
-        raise ValueError(f"no Polyvore top in vectors_{space}")
-    return rows[0]
+    """Train (or reuse) the demo's image-space models: kind -> {name, version, path, metrics, reused}."""
+    return {kind: train_or_reuse(kind, home, log=log, **settings.options(kind)).to_dict() for kind in DEMO_SPACES}
 
 
 def embed_spaces(home: Path | str, spaces=DEMO_SPACES, progress: bool = True) -> dict[str, dict]:
@@ -136,35 +65,28 @@ def analyse(home: Path | str, spaces=DEMO_SPACES, k: int = 10, seed: int = 0, sc
     every stored item can answer): {"neighbours", "pca", "quality"}."""
     from dataclasses import asdict
 
-    from flows.jobs.analyses import neighbours, pca
     from flows.evaluation.precision import sample_precision_report
+    from flows.jobs.analyses import neighbours, pca
+    from flows.jobs.items import held_out_items, query_item
 
-    query_item = demo_query_item(home, spaces[0])
+    item = query_item(home, spaces[0], seed=seed)
     out: dict = {"neighbours": {}, "pca": {}}
     for space in spaces:
-        out["neighbours"][space] = asdict(neighbours(home, query_item, space, k=k, where=where))
+        out["neighbours"][space] = asdict(neighbours(home, item, space, k=k, where=where))
         out["pca"][space] = asdict(pca(home, space))
     out["quality"] = sample_precision_report(home, spaces, seed=seed, scale=scale, k=k, queries=held_out_items(home, seed))
     return out
-
-
-def held_out_items(home: Path | str, seed: int = 0) -> list[str]:
-    """The Polyvore items the demo's models did not train on (the ``val`` split)."""
-    from flows.jobs.train import training_items
-
-    items = training_items(home, seed=seed)
-    return [i for i, s in zip(items["item_id"].to_pylist(), items["split"].to_pylist()) if s == "val"]
 
 
 def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSettings = DemoSettings(),
              on_item: Callable[[], None] | None = None, on_progress: Callable[[int, int], None] | None = None,
              log: Callable[[str], None] = print, progress: bool = True,
              research: ResearchSettings = ResearchSettings()) -> dict:  # fmt: skip
-    """The whole demo called directly (`flows.orchestration.pipelines.demo_flow` runs the same steps as a
+    """The whole demo called directly (`flows.demo.flow.demo_flow` runs the same steps as a
     Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
     vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
     neighbour-precision report -> umBERT / WumBERT, FITB report, one completion -> clip,
-    attributes, siamese (`flows.demo.run.research`).
+    attributes, siamese (`flows.demo.research`).
     {"ingest", "models", "embed", "analyze", "outfits", "research"}."""
     ingested = ingest_samples(home, seed, scale, on_item, on_progress)
     return {
@@ -175,31 +97,6 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSett
         "outfits": outfit_stage(home, settings, log),
         "research": research_stage(home, research, log),
     }
-
-
-def train_outfit_or_reuse(home: Path | str, name: str, settings: DemoSettings = DemoSettings(), reuse: bool = True,
-                          log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Train ``umbert`` / ``wumbert`` with the demo's settings, or reuse the latest version when
-    it was trained so on the current space vectors. {name, version, path, metrics, reused}."""
-    from flows.jobs.outfits import load_catalogue, train_outfit
-    from flows.jobs.train import latest_model
-    from models import read_metrics
-
-    if reuse:
-        try:
-            path = latest_model(home, name)
-            metrics = read_metrics(path) or {}
-            on = metrics.get("trained_on", {})
-            current = load_catalogue(home, settings.outfit_space).model_version
-            if (metrics.get("steps") == settings.outfit_steps and on.get("space") == settings.outfit_space
-                    and on.get("variant") == settings.outfit_variant and on.get("space_model_version") == current):
-                log(f"{name}: reusing {path} (trained with these settings on these vectors)")
-                return {"name": name, "version": path.name, "path": str(path), "metrics": metrics, "reused": True}
-        except FileNotFoundError:
-            pass
-    run = train_outfit(home, name, space=settings.outfit_space, variant=settings.outfit_variant,
-                       steps=settings.outfit_steps, seed=settings.seed, log=log)  # fmt: skip
-    return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
 
 
 def demo_outfit(home: Path | str, variant: str = "nondisjoint") -> tuple[list[str], str, str]:
@@ -235,6 +132,6 @@ def outfit_stage(home: Path | str, settings: DemoSettings = DemoSettings(), log:
     the baselines (report under reports/), and one completion: {"models", "fitb", "completion"}."""
     from flows.evaluation.fitb import evaluate_fitb
 
-    models = {name: train_outfit_or_reuse(home, name, settings, log=log) for name in ("umbert", "wumbert")}
+    models = {kind: train_or_reuse(kind, home, log=log, **settings.options(kind)).to_dict() for kind in OUTFIT_KINDS}
     report = evaluate_fitb(home, settings.outfit_variant, models=list(models), log=log)
     return {"models": models, "fitb": report, "completion": complete_demo_outfit(home, "wumbert", settings.outfit_variant)}

@@ -1,8 +1,8 @@
-"""The structure evaluation of ``flows.jobs.siamese``: the research claim in numbers.
+"""The structure evaluation of the ``siamese`` kind (`flows.jobs.kinds.siamese`): the research claim in numbers.
 
 For each model (``siamese``, ``resnet``, ``clip``, or any loaded model with ``embed``), on held-out
 data only (DeepFashion2 ``validation`` items as colour mask crops; the held-out Simplicity
-patterns of ``flows.jobs.siamese.sketch_patterns``): recall@10 of the same garment in another colour,
+patterns of ``flows.jobs.pairs.sketch_patterns``): recall@10 of the same garment in another colour,
 Simplicity photo -> photo and line drawing -> photo recall@10, and colour-sensitivity, each
 with its random baseline; nearest neighbours never include the query itself. Embeddings come
 from ``load_pretrained(dir)`` + ``embed_batch`` on the same crops, resized (white-padded
@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from flows.jobs.siamese import df2_item_crops, df2_items, open_image, sketch_patterns, square_tensor
+from flows.jobs.pairs import df2_item_crops, df2_items, open_image, sketch_patterns, square_tensor
 
 STRUCTURE_SPACES = ("siamese", "resnet", "clip")
 EVAL_CROP = "color_mask_crop"  # garment on white: recolouring changes the garment only
@@ -207,7 +207,7 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
 
     import models.clip  # noqa: F401  (registers model_type "clip" for load_pretrained)
     import models.siamese  # noqa: F401  (registers "siamese")
-    from flows.jobs.train import latest_model
+    from store.models import latest_model
     from models import load_pretrained
 
     if spaces is None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from flows.jobs.analyses import _safe, item_details, write_gallery
 from flows.jobs.outfits import WUMBERT_SPACE
-from flows.jobs.train import latest_model
+from store.models import latest_model
 from store.vectors import UnknownSpaceError, VectorStore, _literal
 
 

@@ -3,11 +3,11 @@
 Plain functions, each callable alone (the CLI calls `embed_space`, a Prefect flow can wrap it):
 
 - `embed_rows(home, dataset, datasets)`: the lake rows to embed, one row per item, from the
-  readers of `flows.jobs.embed_sources` (Polyvore and DeepFashion by default; ``clip`` and
-  ``siamese`` embed all five datasets: `SPACE_DATASETS`);
-- `resolve_model(home, space, model_dir)` / `model_version(space, model_dir)`: which model
-  embeds a space (default: `flows.jobs.train.latest_model`, the highest `models/<space>/v<N>`) and
-  the version string stored with every vector (`<space>/v<N>@<weights hash>`);
+  readers of `flows.jobs.embed_sources`: the datasets the space's kind embeds (`Recipe.embeds`:
+  Polyvore and DeepFashion for resnet / ae, all five for clip and siamese);
+- `resolve_model(home, space, model_dir)`: which model embeds a space (default:
+  `store.models.latest_model`, the highest finished `models/<space>/v<N>`); every vector stores
+  `store.models.model_version` (`<space>/v<N>@<weights hash>`);
 - `rows_to_embed(rows, existing, version)`: the rows whose (image_sha1, model_version) are
   not stored yet (unchanged items are skipped);
 - `vector_rows(rows, vectors, ...)`: one `vector_schema` table per batch;
@@ -34,20 +34,17 @@ import numpy as np
 import pyarrow as pa
 
 from etl.images import pool_start_method
-from flows.jobs.embed_sources import ALL_DATASETS, READERS, ROW_COLUMNS
+from flows.jobs.embed_sources import READERS, ROW_COLUMNS
+from flows.jobs.kinds import embedding_kinds
 from store import Lake
+from store.models import NoModelError, model_version
 
 SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
 
-DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what an image space embeds unless told otherwise
-SPACE_DATASETS = {"clip": ALL_DATASETS, "siamese": ALL_DATASETS}  # spaces that embed every dataset's items
-TEXT_SPACES = ("clip",)  # model types whose vectors keep the item's text (full-text / hybrid search)
+DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what embed_rows reads unless told otherwise (a kind says what it embeds: Recipe.embeds)
 WRITER_ROWS = 4096  # rows per upsert: one LanceDB commit (version + fragment) each
 SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
-
-class NoModelError(FileNotFoundError):
-    """No model to embed a space with (none trained, or a model_dir without config.json)."""
 
 
 @dataclasses.dataclass
@@ -98,19 +95,10 @@ def embed_rows(home: Path | str, dataset: str | None = None, datasets: tuple[str
 # -- model -------------------------------------------------------------------------------------
 
 
-def _latest_or_none(home: Path | str, name: str) -> Path | None:
-    """`flows.jobs.train.latest_model`, or None when the family has no finished version."""
-    from flows.jobs.train import latest_model
-
-    try:
-        return latest_model(home, name)
-    except FileNotFoundError:
-        return None
-
-
 def resolve_model(home: Path | str, space: str, model_dir: Path | str | None = None) -> Path:
     """``model_dir`` (checked), else the latest ``home/models/<space>/v<N>``; clear errors otherwise."""
-    from models import MODEL_TYPES
+    from flows.jobs import kinds
+    from store.models import latest_model, models_root, trained_models
 
     if not isinstance(space, str) or not SPACE_RE.match(space):
         raise ValueError(f"bad embedding space {space!r}: use lower-case letters, digits and _")
@@ -119,29 +107,26 @@ def resolve_model(home: Path | str, space: str, model_dir: Path | str | None = N
         if not (model_dir / "config.json").is_file():
             raise NoModelError(f"{model_dir} is not a model directory (no config.json)")
         return model_dir
-    found = _latest_or_none(home, space)
-    if found is not None:
-        return found
-    models_root = Path(home) / "models"
-    trained = sorted(p.name for p in models_root.iterdir() if p.is_dir() and _latest_or_none(home, p.name)) if models_root.is_dir() else []
-    if space not in MODEL_TYPES and not (models_root / space).is_dir():
-        raise ValueError(f"unknown embedding space {space!r}: no model family {models_root / space}; "
-                         f"image spaces: {sorted(MODEL_TYPES)}; trained models: {trained}")  # fmt: skip
-    raise NoModelError(f"no model for space {space!r}: no {models_root / space}/v<N> with a config.json "
+    try:
+        return latest_model(home, space)
+    except FileNotFoundError:
+        pass
+    root, trained = models_root(home), trained_models(home)
+    if space not in kinds.embedding_kinds() and not (root / space).is_dir():
+        raise ValueError(f"unknown embedding space {space!r}: no model family {root / space}; "
+                         f"embedding kinds: {kinds.embedding_kinds()}; trained models: {trained}")  # fmt: skip
+    raise NoModelError(f"no model for space {space!r}: no {root / space}/v<N> with a config.json "
                        f"(train one first: atelier train {space}; trained models: {trained})")  # fmt: skip
 
 
-def model_version(space: str, model_dir: Path | str) -> str:
-    """``<space>/<version dir>@<8 hex of the weights' hash>``: a retrained model saved over the
-    same directory still counts as a new version."""
-    model_dir = Path(model_dir)
-    digest = hashlib.sha1()  # OpenSSL's sha1: ~0.03 s for resnet18's 45 MB here
-    for name in ("config.json", "model.safetensors"):
-        path = model_dir / name
-        if path.is_file():
-            with open(path, "rb") as f:
-                digest.update(hashlib.file_digest(f, "sha1").digest())
-    return f"{space}/{model_dir.name}@{digest.hexdigest()[:8]}"
+def space_recipe(model_type: str, space: str):
+    """The registered kind that made a model (by its config's model_type, else the space's name)."""
+    from flows.jobs import kinds
+
+    for name in (model_type, space):
+        if name in kinds.names():
+            return kinds.get(name)
+    raise ValueError(f"model type {model_type!r} of space {space!r} is not a registered model kind ({', '.join(kinds.names())})")
 
 
 def _read_config(model_dir: Path) -> dict:
@@ -271,8 +256,10 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     model_dir = resolve_model(home, space, model_dir)
     version = model_version(space, model_dir)
     config = _read_config(model_dir)
-    model_type = str(config.get("model_type", space))
-    rows = embed_rows(home, dataset, datasets or SPACE_DATASETS.get(model_type, SPACE_DATASETS.get(space)))
+    recipe = space_recipe(str(config.get("model_type", space)), space)
+    if not recipe.embeds:
+        raise ValueError(f"model kind {recipe.name!r} does not embed items (embedding kinds: {embedding_kinds()})")
+    rows = embed_rows(home, dataset, datasets or recipe.embeds)
     if shard is not None:
         rows = rows.filter(in_shard(rows["item_id"], *shard))
     store = VectorStore(home)
@@ -357,7 +344,7 @@ def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, versi
                 images = batch["image"] if ok.all() else batch["image"][torch.from_numpy(ok)]
                 vectors = embed_batch(model, images)
                 writer.add(vector_rows(todo.take(pa.array(index[ok])), vectors, model_name, version,
-                                       text=model_name in TEXT_SPACES))
+                                       text=space_recipe(model_name, space).text))
             done += len(index)
             if bar:
                 bar.update(task, completed=done)

@@ -4,10 +4,9 @@
 - :func:`load_outfits`: ``polyvore_outfit_items`` of one variant and split, as item-id lists.
 - :func:`outfit_data`: outfits as catalogue rows (:class:`models.outfit_train.OutfitData`);
   items without a vector are dropped and counted, outfits left with under 2 items too.
-- :func:`train_outfit`: train ``umbert`` or ``wumbert`` on a variant's ``train`` outfits (its
-  ``valid`` outfits for the evaluations during training), save ``<home>/models/<name>/vN``;
-  WumBERT's learned item vectors are also written to the vector space ``wumbert`` so that
-  ``atelier complete --model wumbert`` and ``atelier neighbours --space wumbert`` search them.
+- :func:`write_learned_vectors`: WumBERT's learned item vectors as the vector space ``wumbert``, so
+  that ``atelier complete --model wumbert`` and ``atelier neighbours --space wumbert`` search them.
+  Training is the ``umbert`` / ``wumbert`` kinds (`flows.jobs.kinds.outfit`).
 
 Splits are the release's own: an outfit (set_id) is in exactly one of train/valid/test (checked
 here: :func:`check_disjoint_outfits`), and only train outfits ever reach the optimizer.
@@ -15,7 +14,6 @@ here: :func:`check_disjoint_outfits`), and only train outfits ever reach the opt
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.jobs.train import TrainResult, _finish, next_version
 from store.lake import Lake
 from store.sql import query
 from store.vectors import UnknownSpaceError, VectorStore
 
 VARIANTS = ("nondisjoint", "disjoint")
-OUTFIT_MODELS = ("umbert", "wumbert")
 WUMBERT_SPACE = "wumbert"
 
 
@@ -128,54 +124,6 @@ def outfit_data(catalogue: Catalogue, outfits: list[list[str]], categories: tupl
     data = OutfitData(torch.from_numpy(catalogue.vectors), torch.tensor([cat_index[c] for c in catalogue.categories]),
                       rows_list, model_rows)  # fmt: skip
     return data, {"outfits": len(rows_list), "items_without_vector": dropped_items, "outfits_dropped": dropped_outfits}
-
-
-def train_outfit(home: Path | str, name: str = "umbert", *, space: str = "resnet", variant: str = "nondisjoint",
-                 steps: int = 1500, pretrain_steps: int = 0, objective: str = "contrastive", batch_size: int = 64,
-                 lr: float = 1e-3, seed: int = 0, version: str | None = None, device: str | None = None,
-                 eval_every: int | None = None, keep_checkpoint: bool = False, model_overrides: dict | None = None,
-                 log: Callable[[str], None] = print) -> TrainResult:  # fmt: skip
-    """Train ``umbert`` (frozen space vectors) or ``wumbert`` (learned item vectors, initialised
-    from the space) on ``variant``'s train outfits; save ``home/models/<name>/<version>``.
-    ``metrics.json``: the loop's metrics (val rank percentile vs random 0.5, val hit@10) and
-    ``trained_on`` (space + its model version, variant, outfit counts, what was dropped)."""
-    import torch
-
-    from flows.jobs.train import _train_config
-    from models.outfit import OutfitConfig, UmBERT, WumBERT
-    from models.outfit_train import train_outfit_model
-
-    if name not in OUTFIT_MODELS:
-        raise ValueError(f"unknown outfit model {name!r}: one of {OUTFIT_MODELS}")
-    counts = check_disjoint_outfits(home, variant)
-    catalogue = load_catalogue(home, space)
-    version = version or next_version(home, name)
-    out = Path(home) / "models" / name / version
-    if (out / "config.json").exists():
-        raise FileExistsError(f"{out} already holds a trained model: pick another --version")
-    learn = name == "wumbert"
-    config = OutfitConfig(item_dim=catalogue.vectors.shape[1], space=space, objective=objective, learn_items=learn,
-                          n_items=len(catalogue.item_ids) if learn else 0, **(model_overrides or {}))  # fmt: skip
-    ids = catalogue.item_ids if learn else None
-    train, train_counts = outfit_data(catalogue, [o for _, o in load_outfits(home, variant, "train")], config.categories, ids)
-    val, val_counts = outfit_data(catalogue, [o for _, o in load_outfits(home, variant, "valid")], config.categories, ids)
-    log(f"{name} {version}: {train_counts['outfits']} train / {val_counts['outfits']} valid {variant} outfits, "
-        f"{len(catalogue.item_ids)} items of space {space} -> {out}")  # fmt: skip
-    torch.manual_seed(seed)
-    model = (WumBERT if learn else UmBERT)(config)
-    model.item_ids = list(ids or [])
-    cfg = _train_config(steps, lr, batch_size, seed, eval_every, None, device)
-    metrics = train_outfit_model(model, train, val, cfg, pretrain_steps=pretrain_steps, checkpoint_dir=out / "ckpt", log=log)
-    metrics["trained_on"] = {"dataset": "polyvore", "variant": variant, "split": "train", "eval_split": "valid",
-                             "space": space, "space_model_version": catalogue.model_version,
-                             "outfits_per_split": counts, "train": train_counts, "valid": val_counts,
-                             "catalogue_items": len(catalogue.item_ids)}  # fmt: skip
-    log(f"valid rank percentile {metrics['val_rank_percentile']:.3f} (random 0.5), hit@10 {metrics['val_hit_at_10']:.3f}")
-    result = _finish(name, version, out, model, metrics, keep_checkpoint, log)
-    if learn:
-        write_learned_vectors(home, model, catalogue, version)
-        log(f"learned item vectors -> vectors_{WUMBERT_SPACE}")
-    return result
 
 
 def write_learned_vectors(home: Path | str, model, catalogue: Catalogue, version: str) -> int:

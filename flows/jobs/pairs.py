@@ -1,4 +1,4 @@
-"""Siamese / dual-branch structure models: lake rows -> positive pairs -> training -> ``models/siamese/vN``.
+"""Positive pairs for the structure models (kind ``siamese``) and the crops they are cut from.
 
 - :func:`siamese_pairs`: the positive pairs of one split as a :class:`models.siamese.PairSet`.
   DeepFashion2 modes (``color_mask_crop``, ``color_crop``, ``grayscale_mask``): every shop item x
@@ -6,9 +6,8 @@
   ``etl.deepfashion2_crops.item_crop``; the lake's ``train`` / ``validation`` splits. Mode
   ``sketch``: each Simplicity photo x its pattern's line drawing; patterns split by
   ``stable_split(pattern_id, split_seed, (0.6, 0.4))`` (train / val).
-- :func:`train_siamese`: builds both splits, trains (``models.siamese_train``) and saves the
-  model like ``flows.jobs.train`` does (``config.json``, ``model.safetensors``, ``metrics.json``).
-- :func:`evaluate_structure`: the research claim in numbers (``flows.evaluation.structure``).
+- the kind itself (options, training, evaluation) is `flows.jobs.kinds.siamese`; the structure
+  report (same garment in another colour) is `flows.evaluation.structure`.
 
 A DeepFashion2 item whose crop is empty or invalid (a box that rounds to nothing or leaves the
 image, a segmentation covering no pixel of its box, an unreadable image) is skipped: the error
@@ -31,7 +30,6 @@ from PIL import Image
 
 from etl.common import stable_split
 from etl.deepfashion2_crops import crop_box, item_crop, segmentation_mask
-from flows.jobs.train import TrainResult, _finish, _train_config, next_version
 from store.sql import query
 
 DF2_MODES = ("color_mask_crop", "color_crop", "grayscale_mask")
@@ -197,69 +195,3 @@ def siamese_pairs(home: Path | str, mode: str, split: str, *, image_size: int = 
     log(f"{mode} {split}: {len(data)} {what} pairs ({len(data.left)} + {len(data.right)} images, "
         f"{len(set(data.left_group.tolist()))} groups), {len(data.skipped)} skipped")  # fmt: skip
     return data
-
-
-def train_siamese(home: Path | str, *, mode: str = "grayscale_mask", steps: int = 300, image_size: int = 64,
-                  batch_size: int = 32, lr: float = 1e-3, seed: int = 0, branches: int | None = None,
-                  colour_augment: bool = True, weights: Path | str | None = None, version: str | None = None,
-                  split_seed: int = 0, eval_every: int | None = None, warmup_steps: int | None = None,
-                  device: str | None = None, keep_checkpoint: bool = False,
-                  log: Callable[[str], None] = print) -> TrainResult:  # fmt: skip
-    """Train a ``siamese`` model in ``mode`` and save it under ``home/models/siamese/<version>``
-    (default: the next free ``v<N>``). ``branches``: 2 (dual-branch) by default for ``sketch``,
-    else 1. ``weights``: local resnet18 weights for the trunks, else random init (logged)."""
-    import torch
-
-    from models.siamese import SiameseConfig, SiameseEncoder
-    from models.siamese_train import train_siamese_model
-
-    branches = branches or (2 if mode == "sketch" else 1)
-    config = SiameseConfig(mode=mode, branches=branches, image_size=image_size)  # validates mode/branches
-    version = version or next_version(home, "siamese")
-    out = Path(home) / "models" / "siamese" / version
-    if (out / "config.json").exists():
-        raise FileExistsError(f"{out} already holds a trained model: pick another --version")
-    train = siamese_pairs(home, mode, "train", image_size=image_size, split_seed=split_seed, log=log)
-    val = siamese_pairs(home, mode, "val", image_size=image_size, split_seed=split_seed, log=log)
-    if len(val) == 0:
-        raise ValueError(f"no held-out {mode} pair to evaluate on: ingest more data")
-    torch.manual_seed(seed)  # model init
-    model = SiameseEncoder(config)
-    if weights is not None:
-        info = model.load_backbone_weights(weights)
-        log(f"trunk weights: {info['n_loaded']} tensors from {weights}")
-    else:
-        log("no --weights: the resnet18 trunks start from random init")
-    log(f"siamese {version} ({mode}, {branches} branch{'es' if branches > 1 else ''}): {len(train)} train / "
-        f"{len(val)} held-out pairs -> {out}")  # fmt: skip
-    cfg = _train_config(steps, lr, batch_size, seed, eval_every, warmup_steps, device)
-    metrics = train_siamese_model(model, train, val, cfg, colour_augment=colour_augment and mode != "grayscale_mask",
-                                  checkpoint_dir=out / "ckpt", log=log)  # fmt: skip
-    skipped = train.skipped + val.skipped
-    split = ("deepfashion2 splits train / validation" if mode != "sketch"
-             else f"stable_split(pattern_id, {split_seed}, {SKETCH_FRACTIONS}); val = held out")  # fmt: skip
-    metrics.update(
-        mode=mode, branches=branches, weights=str(weights) if weights is not None else "random init",
-        n_skipped=len(skipped), skipped=skipped[:100],
-        trained_on={"dataset": "deepfashion2", "table": "deepfashion2_sketches" if mode == "sketch" else "deepfashion2_pairs",
-                    "n_train_pairs": len(train), "n_val_pairs": len(val), "split": split, "split_seed": split_seed,
-                    "image_size": image_size},
-    )  # fmt: skip
-    after = metrics["after"]
-    before = metrics["before"]
-    log(f"held-out R@1 {after['r1']:.3f} / R@10 {after['r10']:.3f} (untrained {before['r1']:.3f} / {before['r10']:.3f}, "
-        f"random {after['random_r1']:.3f} / {after['random_r10']:.3f})")
-    return _finish("siamese", version, out, model, metrics, keep_checkpoint, log)
-
-
-
-
-
-def evaluate_structure(home: Path | str, spaces: dict | None = None, **options) -> dict:
-    """Same-garment-in-another-colour recall@10 and colour-sensitivity of each model on held-out
-    data -> ``home/reports/structure.json`` + ``structure.png``: see
-    :func:`flows.evaluation.structure.evaluate_structure` (options: k, split_seed, max_items, examples,
-    device, log)."""
-    from flows.evaluation.structure import evaluate_structure as run
-
-    return run(home, spaces, **options)

@@ -23,22 +23,15 @@ from prefect.utilities.annotations import unmapped
 
 from flows.orchestration.tasks import (
     embed_shard_task,
+    eval_task,
     finalize_task,
     ingest_task,
     lake_has,
     neighbours_task,
-    outfit_stage_task,
-    outfit_train_task,
     pca_task,
     precision_task,
-    research_stage_task,
-    research_train_task,
-    samples_task,
     train_task,
 )
-from flows.jobs.train_jobs import JOBS
-
-DEFAULT_STEPS = {"resnet": 40, "ae": 100}  # the demo's short runs (flows.demo.run.run.DemoSettings)
 
 
 class ShardsFailedError(RuntimeError):
@@ -66,25 +59,17 @@ def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = No
 
 
 @flow(name="train", flow_run_name="train-{home}")
-def train_flow(home: str, models: list[str] | None = None, steps: dict[str, int] | None = None, image_size: int = 64,
-               batch_size: int = 32, seed: int = 0, weights: str | None = None, reuse: bool = False,
-               outfit_options: dict | None = None, job_options: dict | None = None) -> dict:  # fmt: skip
-    """Train each of ``models`` (default resnet and ae) on the lake's items, one after the other;
-    ``umbert`` / ``wumbert`` on the lake's outfits (``outfit_options``: space, variant, objective,
-    pretrain_steps); ``clip`` / ``attributes`` / ``siamese`` with ``job_options[name]`` (the
-    keyword arguments of `flows.jobs.train_jobs.run_training`)."""
-    steps = {**DEFAULT_STEPS, **(steps or {})}
-    out = {}
-    for name in models or list(DEFAULT_STEPS):
-        if name in ("umbert", "wumbert"):
-            out[name] = outfit_train_task(name, str(home), steps.get(name, 1500), seed, outfit_options)
-            continue
-        if name in JOBS:
-            out[name] = research_train_task(name, str(home), (job_options or {}).get(name))
-            continue
-        out[name] = train_task(name, str(home), steps[name], image_size, batch_size, seed,
-                               weights if name == "resnet" else None, reuse)  # fmt: skip
-    return out
+def train_flow(home: str, models: list[str], options: dict[str, dict] | None = None, reuse: bool = False) -> dict:
+    """Train each of ``models`` (registered kinds, `flows.jobs.kinds`) one after the other, with
+    ``options[kind]`` (the kind's options; None values keep the defaults); with ``reuse``, a kind
+    whose latest model was trained with the same options on the same data is not trained again."""
+    return {kind: train_task(kind, str(home), (options or {}).get(kind), reuse) for kind in models}
+
+
+@flow(name="evaluate", flow_run_name="evaluate-{home}")
+def eval_flow(home: str, models: list[str], version: str | None = None, report: bool = True) -> dict:
+    """The held-out evaluation and report of the latest (or ``version``) model of each kind."""
+    return {kind: eval_task(kind, str(home), version, report) for kind in models}
 
 
 @flow(name="embed", flow_run_name="embed-{space}")
@@ -123,12 +108,12 @@ def embed_flow(space: str, home: str, dataset: str | None = None, shards: int = 
 @flow(name="analyze", flow_run_name="analyze-{home}")
 def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: int = 10, where: str | None = None,
                  sample_seed: int | None = None, sample_scale: int = 1) -> dict:  # fmt: skip
-    """Neighbours of ``item_id`` (default: the demo's held-out query item) with a gallery, PCA of
-    every space, and, when the lake holds the sample datasets (``sample_seed`` given), neighbour
-    precision against their hidden ground truth."""
-    from flows.demo.run.run import demo_query_item, held_out_items
+    """Neighbours of ``item_id`` (default: the first held-out Polyvore top of the first space)
+    with a gallery, PCA of every space, and, when the lake holds the sample datasets
+    (``sample_seed`` given), neighbour precision against their hidden ground truth."""
+    from flows.jobs.items import held_out_items, query_item
 
-    item_id = item_id or demo_query_item(home, spaces[0])
+    item_id = item_id or query_item(home, spaces[0])
     out: dict = {"neighbours": {}, "pca": {}}
     for space in spaces:
         out["neighbours"][space] = neighbours_task(str(home), space, item_id, k, where)
@@ -139,41 +124,20 @@ def analyze_flow(home: str, spaces: list[str], item_id: str | None = None, k: in
 
 
 @flow(name="pipeline", flow_run_name="pipeline-{home}")
-def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str] | None = None, steps: dict[str, int] | None = None,
+def pipeline_flow(home: str, raw: dict[str, str], spaces: list[str], options: dict[str, dict] | None = None,
                   reuse_models: bool = True, shards: int = 1, sample_seed: int | None = None, sample_scale: int = 1,
-                  where: str | None = None, outfits: dict | None = None, research: dict | None = None) -> dict:  # fmt: skip
-    """ingest (each dataset of ``raw``) -> train -> embed (each space) -> analyze -> (with
-    ``outfits``: `flows.demo.run.run.DemoSettings` fields) umBERT + WumBERT, FITB report, a completion
-    -> (with ``research``: `flows.demo.run.research.ResearchSettings` fields) clip, attributes and
-    siamese, trained or reused, with their evaluations and queries.
+                  where: str | None = None) -> dict:  # fmt: skip
+    """ingest (each dataset of ``raw``) -> train each space's kind (``options[kind]``) -> embed
+    each space -> analyze.
 
     The stages are the bodies of the ingest, train, embed and analyze flows (``.fn``): their
     tasks run in this flow run, not in nested flow runs (each flow run costs Prefect about a
     second here: its heartbeat thread is joined at the end)."""
-    spaces = list(spaces or DEFAULT_STEPS)
     out: dict = {"ingest": {ds: ingest_flow.fn(ds, path, home) for ds, path in raw.items()}}
-    out["models"] = train_flow.fn(home, spaces, steps, reuse=reuse_models)
+    out["models"] = train_flow.fn(home, list(spaces), options, reuse=reuse_models)
     out["embed"] = {space: embed_flow.fn(space, home, shards=shards) for space in spaces}
-    out["analyze"] = analyze_flow.fn(home, spaces, where=where, sample_seed=sample_seed, sample_scale=sample_scale)
-    if outfits is not None and lake_has(home, "polyvore"):
-        out["outfits"] = outfit_stage_task(str(home), outfits)
-    if research is not None and all(lake_has(home, ds) for ds in ("synthesis", "deepfashion", "deepfashion2")):
-        out["research"] = research_stage_task(str(home), research)
+    out["analyze"] = analyze_flow.fn(home, list(spaces), where=where, sample_seed=sample_seed, sample_scale=sample_scale)
     return out
-
-
-@flow(name="demo", flow_run_name="demo-{home}")
-def demo_flow(home: str, seed: int = 0, scale: int = 1, steps: dict[str, int] | None = None,
-              outfits: dict | None = None, research: dict | None = None) -> dict:
-    """`atelier demo`: write (or reuse) the sample releases, then the pipeline on them."""
-    from etl.samples import SAMPLE_DATASETS
-    from flows.demo.run.run import DEMO_WHERE
-
-    folder = samples_task(str(home), seed, scale)
-    raw = {ds: str(Path(folder) / ds) for ds in SAMPLE_DATASETS}
-    return pipeline_flow.fn(home, raw, steps=steps, sample_seed=seed, sample_scale=scale, where=DEMO_WHERE,
-                            outfits=outfits if outfits is not None else {},
-                            research=research if research is not None else {})
 
 
 @flow(name="ingest-and-embed", flow_run_name="ingest-and-embed-{dataset}")
@@ -181,14 +145,14 @@ def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[st
     """What a schedule runs: ingest one dataset (skipped when its files did not change), then
     embed it into each space that has a trained model (only new or changed images)."""
     from flows.jobs.embed import SOURCES
-    from flows.jobs.train import latest_model
+    from store.models import NoModelError, latest_model
 
     out: dict = {"ingest": ingest_flow.fn(dataset, raw_dir, home), "embed": {}}
     if dataset in SOURCES:
         for space in spaces or []:
             try:
                 latest_model(home, space)
-            except FileNotFoundError as e:
+            except NoModelError as e:
                 out["embed"][space] = {"skipped": str(e)}
                 continue
             out["embed"][space] = embed_flow.fn(space, home, dataset=dataset)

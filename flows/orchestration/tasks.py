@@ -1,4 +1,4 @@
-"""Prefect tasks: each wraps one plain function of `flows` (which call `etl`, `store`, `models`).
+"""Prefect tasks: each wraps one plain function of the layers below (jobs, evaluation).
 
 Tasks take paths and small parameters and return small JSON-able dicts, so their results can be
 persisted and cached. I/O tasks retry with exponential backoff, but only on errors that can go
@@ -88,68 +88,25 @@ def ingest_task(dataset: str, raw_dir: str, home: str, options: dict | None = No
     return ingest(dataset, raw_dir, home, **(options or {})).to_dict()
 
 
-@task(name="write-samples", persist_result=False, **IO_RETRIES)
-def samples_task(home: str, seed: int, scale: int) -> str:
-    """`flows.demo.run.run.ensure_samples` under ``home/samples``; returns that folder."""
-    from flows.demo.run.run import ensure_samples
-
-    folder = Path(home) / "samples"
-    ensure_samples(folder, seed, scale)
-    return str(folder)
-
-
-@task(name="train", task_run_name="train-{name}", persist_result=False)
-def train_task(name: str, home: str, steps: int, image_size: int = 64, batch_size: int = 32, seed: int = 0,
-               weights: str | None = None, reuse: bool = False) -> dict:  # fmt: skip
-    """`flows.demo.run.run.train_or_reuse`: train ``resnet`` or ``ae`` (or, with ``reuse``, reuse a
-    model trained with the same settings on the same items); {name, version, path, metrics, reused}."""
+@task(name="train", task_run_name="train-{kind}", persist_result=False)
+def train_task(kind: str, home: str, options: dict | None = None, reuse: bool = False) -> dict:
+    """`flows.jobs.train.train_model` of any registered kind (with ``reuse``: the latest model
+    when it was trained with these options on the same data); {name, version, path, metrics, reused}."""
     from prefect import get_run_logger
 
-    from flows.demo.run.run import DemoSettings, train_or_reuse
+    from flows.jobs.train import train_or_reuse
 
-    settings = DemoSettings(image_size=image_size, batch_size=batch_size, seed=seed)
-    return train_or_reuse(home, name, steps, settings, reuse=reuse, weights=weights, log=get_run_logger().info)
+    return train_or_reuse(kind, home, reuse=reuse, log=get_run_logger().info, **(options or {})).to_dict()
 
 
-@task(name="train-outfit", task_run_name="train-{name}", persist_result=False)
-def outfit_train_task(name: str, home: str, steps: int, seed: int = 0, options: dict | None = None) -> dict:
-    """`flows.jobs.outfits.train_outfit`: umbert or wumbert; {name, version, path, metrics}."""
+@task(name="evaluate", task_run_name="evaluate-{kind}", persist_result=False)
+def eval_task(kind: str, home: str, version: str | None = None, report: bool = True) -> dict:
+    """`flows.evaluation.evaluate_kind`: a saved model's held-out evaluation and its report."""
     from prefect import get_run_logger
 
-    from flows.jobs.outfits import train_outfit
+    from flows.evaluation import evaluate_kind
 
-    run = train_outfit(home, name, steps=steps, seed=seed, log=get_run_logger().info, **(options or {}))
-    return {"name": name, "version": run.version, "path": str(run.path), "metrics": run.metrics, "reused": False}
-
-
-@task(name="train-research", task_run_name="train-{name}", persist_result=False)
-def research_train_task(name: str, home: str, options: dict | None = None) -> dict:
-    """`flows.jobs.train_jobs.run_training`: clip, attributes or siamese; {name, version, path, metrics}."""
-    from prefect import get_run_logger
-
-    from flows.jobs.train_jobs import run_training
-
-    return run_training(name, home, log=get_run_logger().info, **(options or {}))
-
-
-@task(name="outfits", persist_result=False)
-def outfit_stage_task(home: str, settings: dict) -> dict:
-    """`flows.demo.run.run.outfit_stage`: umBERT + WumBERT (trained or reused), FITB report, one completion."""
-    from prefect import get_run_logger
-
-    from flows.demo.run.run import DemoSettings, outfit_stage
-
-    return outfit_stage(home, DemoSettings(**settings), log=get_run_logger().info)
-
-
-@task(name="research-models", persist_result=False)
-def research_stage_task(home: str, settings: dict) -> dict:
-    """`flows.demo.run.research.research_stage`: clip, attributes, siamese (trained or reused), queries."""
-    from prefect import get_run_logger
-
-    from flows.demo.run.research import ResearchSettings, research_stage
-
-    return research_stage(home, ResearchSettings(**settings), log=get_run_logger().info)
+    return evaluate_kind(kind, home, version=version, report=report, log=get_run_logger().info)
 
 
 def progress_logger(label: str, every: float = 0.1):

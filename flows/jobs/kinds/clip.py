@@ -1,15 +1,14 @@
-"""The ``clip`` space: fine-tune on captions, then search the store by text.
+"""Kind ``clip``: CLIP (image + text towers) fine-tuned on captions; the ``clip`` space holds every
+dataset's items with their text (full-text indexed) for text -> image search (`flows.jobs.search`).
 
 - :func:`clip_pairs`: (image, text) pairs from the lake: Fashion Synthesis captions (its own
   train / test split, ``Eval/ind.mat``) and, with ``titles``, Polyvore titles (the seeded hash
   split of item ids the other models use: train / val). Empty texts are left out and counted.
-- :func:`train_clip_job`: starts from a local Hugging Face CLIP checkpoint (``weights``) or a
+- the recipe: starts from a local Hugging Face CLIP checkpoint (``weights``: a directory) or a
   small CLIP from scratch (a word vocabulary from the training texts), fine-tunes on the train
   pairs and scores text->image / image->text R@1/5/10 on the held-out pairs before and after,
-  with the random baseline; saves ``home/models/clip/vN``.
-- :func:`search_text`: ``atelier search``: the query's text embedding -> nearest items of
-  ``vectors_clip`` (with a ``where`` filter), or hybrid: LanceDB full-text search over the
-  items' titles / captions fused with the vector ranking.
+  with the random baseline. Selection: the last weights (the held-out pairs are the reported
+  test split, so nothing is chosen on them).
 
 The held-out split is the point: the research notebook fine-tuned without one and its R@1 fell
 from 1.60 to 0.24 without anyone seeing it happen.
@@ -18,12 +17,15 @@ from 1.60 to 0.24 without anyone seeing it happen.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from etl.common import stable_split
-from flows.jobs.train import SPLIT_FRACTIONS, TrainResult, _finish, _train_config, next_version
+from flows.jobs.items import SPLIT_FRACTIONS
+from flows.jobs.kinds import Prepared, Recipe
+from flows.jobs.options import ImageOptions
 from store import Lake
 from store.sql import query
 
@@ -113,18 +115,16 @@ def build_clip(weights: Path | str | None, train_texts: list[str], image_size: i
     return ClipEmbedder(ClipConfig(vocab_size=len(tokenizer), image_size=image_size), tokenizer)
 
 
-def train_clip_job(home: Path | str, *, steps: int = 300, image_size: int = 64, batch_size: int = 64,
-                   lr: float = 5e-4, seed: int = 0, weights: Path | str | None = None, titles: bool = True,
-                   version: str | None = None, eval_every: int | None = None, device: str | None = None,
-                   keep_checkpoint: bool = False, log: Callable[[str], None] = print) -> TrainResult:  # fmt: skip
-    """Fine-tune CLIP on the lake's captions (see the module docstring); metrics.json holds
-    ``before`` / ``after`` held-out R@K (Synthesis test split; ``after_by_source`` per source)
-    with ``random_r{K}``, and what it was trained on."""
-    import torch
+@dataclass
+class ClipOptions(ImageOptions):
+    lr: float = 5e-4  # peak learning rate (contrastive fine-tuning of both towers)
+    batch_size: int = 64  # in-batch pairs per step: the negatives of the contrastive loss
+    weights: str | None = None  # a local Hugging Face CLIP checkpoint directory; None: a small CLIP from random init
+    titles: bool = True  # also fine-tune on Polyvore titles (besides the Fashion Synthesis captions)
 
-    from models.clip_train import evaluate_clip, train_clip
 
-    pairs, counts = clip_pairs(home, titles=titles, seed=seed)
+def prepare(home, opts, log) -> Prepared:
+    pairs, counts = clip_pairs(home, titles=opts.titles, seed=opts.seed)
     train, held = _split(pairs, None, False), _split(pairs, "synthesis", True)
     if held.num_rows == 0:  # no Synthesis captions: hold out the other source's split
         held = _split(pairs, None, True)
@@ -134,32 +134,71 @@ def train_clip_job(home: Path | str, *, steps: int = 300, image_size: int = 64, 
     for source, c in counts.items():
         if c["empty_text"]:
             log(f"clip: {c['empty_text']} {source} pairs with an empty text left out")
-    version = version or next_version(home, "clip")
-    out = Path(home) / "models" / "clip" / version
-    if (out / "config.json").exists():
-        raise FileExistsError(f"{out} already holds a trained model: pick another --version")
-    torch.manual_seed(seed)
-    model = build_clip(weights, train["text"].to_pylist(), image_size, log)
-    truncated = model.tokenizer(train["text"].to_pylist(), model.config.max_length).n_truncated
+    trained_on = {"pairs": counts, "n_train": train.num_rows, "n_held_out": held.num_rows, "titles": opts.titles,
+                  "held_out": HELD_OUT, "split_seed": opts.seed}  # fmt: skip
+    return Prepared(data={"pairs": pairs, "counts": counts, "train": train, "held": held}, trained_on=trained_on,
+                    describe=f"{train.num_rows} train pairs, {held.num_rows} held-out pairs",
+                    fingerprint={"n_train": train.num_rows, "n_held_out": held.num_rows})  # fmt: skip
+
+
+def build(opts, prepared, log):
+    model = build_clip(opts.weights, prepared.data["train"]["text"].to_pylist(), opts.image_size, log)
+    truncated = model.tokenizer(prepared.data["train"]["text"].to_pylist(), model.config.max_length).n_truncated
+    prepared.trained_on["image_size"] = model.config.image_size
+    prepared.data["truncated"] = truncated
     if truncated:  # said once, not per batch
         log(f"clip: {truncated} training texts are longer than the text tower's {model.config.max_length} tokens: truncated")
+    return model
+
+
+def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
+    from models.clip_train import train_clip
+
     size = model.config.image_size
-    log(f"clip {version}: {train.num_rows} train pairs, {held.num_rows} held-out pairs -> {out}")
-    cfg = _train_config(steps, lr, batch_size, seed, eval_every, None, device)
-    metrics = train_clip(model, _loader(train, size, batch_size, True), _loader(held, size, 128, False), cfg,
-                         checkpoint_dir=out / "ckpt", log=log)  # fmt: skip
+    return train_clip(model, _loader(prepared.data["train"], size, opts.batch_size, True),
+                      _loader(prepared.data["held"], size, 128, False), cfg, checkpoint_dir=checkpoint_dir, log=log)  # fmt: skip
+
+
+def finish(model, prepared, opts, metrics, log) -> dict:
+    """Held-out R@K per source (Synthesis captions, Polyvore titles)."""
+    from models.clip_train import evaluate_clip
+
     by_source = {}
-    for source in counts:
+    for source in prepared.data["counts"]:
+        part = _split(prepared.data["pairs"], source, True)
+        if part.num_rows >= 2:
+            by_source[source] = evaluate_clip(model, _loader(part, model.config.image_size, 128, False), metrics["device"])
+    return {"after_by_source": by_source, "truncated_texts": prepared.data["truncated"]}
+
+
+def summary(m: dict) -> str:
+    b, a = m["before"], m["after"]
+    return (f"held-out text->image R@1 {b['t2i_r1']:.3f} -> {a['t2i_r1']:.3f}, R@10 {b['t2i_r10']:.3f} -> "
+            f"{a['t2i_r10']:.3f}; image->text R@1 {a['i2t_r1']:.3f} (random R@1 {a['random_r1']:.3f}, "
+            f"R@10 {a['random_r10']:.3f}; n {a['n']})")  # fmt: skip
+
+
+def evaluate(home, path, log) -> dict:
+    """Held-out R@K (text -> image, image -> text) of a saved model, per source, vs random."""
+    from models import default_device, load_pretrained, read_metrics
+    from models.clip_train import evaluate_clip
+
+    metrics = read_metrics(path) or {}
+    options = metrics.get("options", {})
+    pairs, _ = clip_pairs(home, titles=options.get("titles", True), seed=options.get("seed", 0))
+    model = load_pretrained(path, device=default_device())
+    out = {}
+    for source in sorted(set(pairs["source"].to_pylist())):
         part = _split(pairs, source, True)
         if part.num_rows >= 2:
-            by_source[source] = evaluate_clip(model, _loader(part, size, 128, False), metrics["device"])
-    metrics.update(
-        after_by_source=by_source, weights=str(weights) if weights is not None else "random init",
-        truncated_texts=truncated,
-        trained_on={"pairs": counts, "n_train": train.num_rows, "n_held_out": held.num_rows, "titles": titles,
-                    "held_out": HELD_OUT, "split_seed": seed, "image_size": size},
-    )  # fmt: skip
-    b, a = metrics["before"], metrics["after"]
-    log(f"held-out text->image R@1 {b['t2i_r1']:.3f} -> {a['t2i_r1']:.3f}, R@10 {b['t2i_r10']:.3f} -> "
-        f"{a['t2i_r10']:.3f} (random {a['random_r1']:.3f} / {a['random_r10']:.3f})")  # fmt: skip
-    return _finish("clip", version, out, model, metrics, keep_checkpoint, log)
+            out[source] = evaluate_clip(model, _loader(part, model.config.image_size, 128, False), next(model.parameters()).device)
+    return {"split": HELD_OUT, "by_source": out}
+
+
+RECIPE = Recipe(
+    name="clip", help="CLIP image + text towers fine-tuned on captions (Synthesis + Polyvore titles); text search",
+    options=ClipOptions, prepare=prepare, build=build, train=train, finish=finish, summary=summary, evaluate=evaluate,
+    embeds=("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis"), text=True,
+    selection="last weights (the held-out pairs are the reported test split)",
+    example="--weights ./clip-vit-base-patch32",
+)  # fmt: skip

@@ -1,0 +1,48 @@
+"""How big the demo's runs are (small: the demo is a tour, not a benchmark). No heavy imports:
+the CLI reads these defaults to build `atelier demo --help`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEMO_SPACES = ("resnet", "ae")  # the image spaces the demo trains, embeds and analyses first
+DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
+OUTFIT_KINDS = ("umbert", "wumbert")
+RESEARCH_KINDS = ("clip", "attributes", "siamese")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    resnet_steps: int = 40  # reaches ~0.9 held-out category accuracy on the samples (majority class 0.12)
+    ae_steps: int = 100  # val SSIM ~0.04 above the mean-image baseline (0.38) on the samples
+    image_size: int = 64  # model input side, px (the sample images are 128 px)
+    batch_size: int = 32  # images per training step
+    seed: int = 0  # split, init and shuffle seed
+    k: int = 10  # neighbours shown per space
+    outfit_space: str = "ae"  # space umBERT/WumBERT read item vectors from (ae measured better than resnet for style, README)
+    outfit_steps: int = 1000  # umBERT/WumBERT steps (~15 s each on 2 CPU cores)
+    outfit_variant: str = "nondisjoint"  # Polyvore variant the outfit models train and are scored on
+
+    def options(self, kind: str) -> dict:
+        """The training options the demo gives ``kind`` (resnet, ae, umbert, wumbert)."""
+        if kind in OUTFIT_KINDS:
+            return {"steps": self.outfit_steps, "space": self.outfit_space, "variant": self.outfit_variant, "seed": self.seed}
+        steps = {"resnet": self.resnet_steps, "ae": self.ae_steps}[kind]
+        return {"steps": steps, "image_size": self.image_size, "batch_size": self.batch_size, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class ResearchSettings:
+    clip_steps: int = 150  # clip from scratch: held-out text->image R@10 ~0.95 vs 0.22 random (README)
+    attribute_steps: int = 150  # attribute heads: well above the majority class on neck and sleeve
+    siamese_steps: int = 150  # siamese grayscale_mask twin on the DeepFashion2 pairs
+    siamese_mode: str = "grayscale_mask"  # the research claim: a structure space blind to colour
+    image_size: int = 64  # input side, px, of all three
+    seed: int = 0  # splits, init and shuffles
+    k: int = 5  # search results shown
+
+    def options(self, kind: str) -> dict:
+        """The training options the demo gives ``kind`` (clip, attributes, siamese)."""
+        steps = {"clip": self.clip_steps, "attributes": self.attribute_steps, "siamese": self.siamese_steps}[kind]
+        extra = {"mode": self.siamese_mode} if kind == "siamese" else {}
+        return {"steps": steps, "image_size": self.image_size, "seed": self.seed, **extra}

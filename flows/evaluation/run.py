@@ -1,0 +1,90 @@
+"""`atelier eval KIND`: a saved model's held-out evaluation (its recipe's ``evaluate``) and the
+report its recipe names (:data:`REPORTS`), written to ``<home>/reports/eval_<kind>.json``.
+
+| report | what | needs |
+|---|---|---|
+| ``fitb`` | FITB accuracy, compatibility AUC and hit@10 on the test outfits next to random and the mean-of-context baseline | the Polyvore questions |
+| ``precision`` | neighbour precision@10 of held-out items vs random (same category, sleeve, pattern) | the sample datasets' hidden ground truth (`atelier demo`'s samples) |
+| ``structure`` | same garment in another colour R@10 and colour sensitivity, the model vs resnet vs clip | DeepFashion2 + Simplicity |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from flows.jobs import kinds
+from store.models import latest_model, model_dir
+
+
+def _fitb(home: Path, kind: str, path: Path, log: Callable[[str], None]) -> dict:
+    from flows.evaluation.fitb import evaluate_fitb
+    from models import read_metrics
+
+    variant = ((read_metrics(path) or {}).get("trained_on") or {}).get("variant", "nondisjoint")
+    return evaluate_fitb(home, variant, models=[kind], log=log)
+
+
+def sample_manifest(home: Path) -> dict | None:
+    """Seed and scale of the sample datasets in ``<home>/samples`` (written by `atelier demo`), or None."""
+    path = Path(home) / "samples" / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _precision(home: Path, kind: str, path: Path, log: Callable[[str], None]) -> dict:
+    from flows.evaluation.precision import sample_precision_report
+    from flows.jobs.items import held_out_items
+
+    manifest = sample_manifest(home)
+    if manifest is None:
+        return {"skipped": "neighbour precision needs the sample datasets' hidden ground truth "
+                           f"({Path(home) / 'samples' / 'manifest.json'} not found: `atelier demo` writes it)"}  # fmt: skip
+    seed, scale = manifest["seed"], manifest["scale"]
+    return sample_precision_report(home, [kind], seed=seed, scale=scale, queries=held_out_items(home, seed))
+
+
+def _structure(home: Path, kind: str, path: Path, log: Callable[[str], None]) -> dict:
+    from flows.evaluation.structure import STRUCTURE_SPACES, evaluate_structure
+
+    spaces = {kind: path}
+    for other in STRUCTURE_SPACES:
+        if other != kind:
+            try:
+                spaces[other] = latest_model(home, other)
+            except FileNotFoundError:
+                pass
+    return evaluate_structure(home, spaces, log=log)
+
+
+REPORTS: dict[str, Callable[[Path, str, Path, Callable[[str], None]], dict]] = {
+    "fitb": _fitb,
+    "precision": _precision,
+    "structure": _structure,
+}
+
+
+def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, report: bool = True,
+                  log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """The held-out evaluation of the latest (or ``version``) model of ``kind`` and, with
+    ``report``, the report its recipe names; written to ``<home>/reports/eval_<kind>.json``."""
+    recipe = kinds.get(kind)
+    home = Path(home)
+    path = model_dir(home, kind, version) if version else latest_model(home, kind)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no finished model (no config.json)")
+    out: dict = {"kind": kind, "version": path.name, "path": str(path)}
+    if recipe.evaluate is not None:
+        out["held_out"] = recipe.evaluate(home, path, log)
+    if report and recipe.report is not None:
+        out["report_name"] = recipe.report
+        out["report"] = REPORTS[recipe.report](home, kind, path, log)
+    folder = home / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"eval_{kind}.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    os.replace(tmp, target)
+    out["json_path"] = str(target)
+    return out
