@@ -14,6 +14,7 @@ from store.lake import Lake
 from store.tables import OPTIONAL, STAGING, TABLES
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+LAKE_VIEWS = frozenset(f"{dataset}_{table}" for dataset, tables in TABLES.items() for table in tables)
 
 
 class ReadOnlyError(ValueError):
@@ -61,9 +62,10 @@ def connect_lake(home: Path | str, vectors: bool = True) -> duckdb.DuckDBPyConne
     `quarantine` and `sources` across datasets, and (``vectors``) a view per vector space
     (`vectors_<space>`, the Lance dataset read through Arrow)."""
     con = duckdb.connect()
-    tables = Lake(home).tables()
+    # view names are identifiers, not parameters: only the declared tables get one
+    tables = {view: path for view, path in Lake(home).tables().items() if view in LAKE_VIEWS}
     for view, path in tables.items():
-        con.execute(f"create view {view} as select * from read_parquet({_quote(path)})")
+        con.read_parquet(str(path)).create_view(view)  # the path is an argument, never SQL text
     for shared in ("quarantine", "sources"):  # one view across datasets
         parts = [v for v in tables if v.endswith(f"_{shared}")]
         if parts:
@@ -116,7 +118,3 @@ def _check_read_only(sql: str) -> None:
     kind = statements[0].type.name
     if kind not in READ_ONLY_STATEMENTS:
         raise ReadOnlyError(f"atelier sql is read-only: {kind} statements are refused")
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"

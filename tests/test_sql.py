@@ -85,3 +85,16 @@ def test_values_are_bound_parameters(lake_home):
     assert query(lake_home, named, {"item": "none", "ids": [item_id, "x'"]})["n"][0].as_py() == 1
     with pytest.raises(ReadOnlyError):
         query(lake_home, "delete from polyvore_items where item_id = ?", [item_id])
+
+
+def test_paths_and_names_from_disk_are_not_sql_text(lake_home, tmp_path):
+    """A home whose path holds a quote works; a Parquet file that is not a declared table gets no view."""
+    import shutil
+
+    home = tmp_path / "it's a home"
+    shutil.copytree(lake_home / "lake" / "polyvore", home / "lake" / "polyvore")
+    shutil.copy(home / "lake" / "polyvore" / "items.parquet", home / "lake" / "polyvore" / "x; drop view y.parquet")
+    n = query(home, "select count(*) as n from polyvore_items")["n"][0].as_py()
+    assert n == query(lake_home, "select count(*) as n from polyvore_items")["n"][0].as_py()
+    views = set(query(home, "select view_name from duckdb_views() where not internal")["view_name"].to_pylist())
+    assert views == {f"polyvore_{t}" for t in TABLES["polyvore"]} | {"quarantine", "sources"}
