@@ -124,9 +124,20 @@ def _short(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("neighbours", "examples", "lines")} if isinstance(report, dict) else report
 
 
-for _recipe in kinds.recipes():
-    train_app.command(_recipe.name, help=None)(_train_command(_recipe))
-    eval_app.command(_recipe.name)(_eval_command(_recipe))
+def add_kind_commands() -> list[str]:
+    """`train KIND` and `eval KIND` for every registered kind that has none yet (the CLI calls it
+    at import; a kind registered later with `flows.jobs.kinds.register` calls it again)."""
+    have = {c.name for c in train_app.registered_commands}
+    added = []
+    for recipe in kinds.recipes():
+        if recipe.name not in have:
+            train_app.command(recipe.name)(_train_command(recipe))
+            eval_app.command(recipe.name)(_eval_command(recipe))
+            added.append(recipe.name)
+    return added
+
+
+add_kind_commands()
 
 
 @models_app.command()

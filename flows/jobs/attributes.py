@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from etl.deepfashion import class_names
 from store.models import latest_model
 
 MODEL_NAME = "attributes"
@@ -30,17 +31,6 @@ class AttributePredictions:
     errors: list[dict] = field(default_factory=list)  # per image that could not be predicted: path, error
     csv_path: Path | None = None  # the CSV written (out_csv)
     image_path: Path | None = None  # the PNG written (out_image)
-
-
-def class_names(head: str, n_classes: int, missing_class: bool = True) -> list[str]:
-    """Display names of a head's classes: the sample generator's NECKS / SLEEVES / PATTERNS when
-    the count matches (missing class: ``n/a``), else the codes as text."""
-    from etl.samples.draw import NECKS, PATTERNS, SLEEVES
-
-    known = {"neck": NECKS, "sleeve_length": SLEEVES, "pattern": PATTERNS}.get(head)
-    real = n_classes - 1 if missing_class else n_classes
-    names = list(known) if known is not None and len(known) == real else [str(c) for c in range(real)]
-    return names + (["n/a"] if missing_class else [])
 
 
 def _resolve_model(model_dir_or_home: Path | str) -> Path:

@@ -75,13 +75,13 @@ def base_type(annotation) -> type:
     return annotation
 
 
-def make_options(cls: type, **values):
-    """``cls(**values)`` with None values dropped (the default applies) and a clear error for a
-    key the kind does not have."""
+def make_options(cls: type, kind: str = "", /, **values):
+    """``cls(**values)`` with None values dropped (the default applies) and a clear error naming
+    ``kind`` for a key it does not have."""
     fields = option_fields(cls)
     unknown = sorted(k for k, v in values.items() if k not in fields and v is not None)
     if unknown:
-        kind = getattr(cls, "KIND", cls.__name__)
+        kind = kind or cls.__name__
         raise ValueError(f"{kind} has no option {', '.join(unknown)}; its options: {', '.join(fields)}")
     return cls(**{k: str(v) if isinstance(v, os.PathLike) else v for k, v in values.items() if v is not None and k in fields})
 

@@ -72,7 +72,7 @@ def _version(home: Path | str, name: str, opts) -> tuple[str, Path]:
 
 def options_for(kind: str, **values):
     """The kind's options dataclass from keyword values (None = default; unknown keys refused)."""
-    return make_options(kinds.get(kind).options, **values)
+    return make_options(kinds.get(kind).options, kind, **values)
 
 
 def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = print, **options) -> TrainResult:
@@ -80,7 +80,7 @@ def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = pri
     import torch
 
     recipe = kinds.get(kind)
-    opts = make_options(recipe.options, **options)
+    opts = make_options(recipe.options, recipe.name, **options)
     version, out = _version(home, recipe.name, opts)
     prepared = recipe.prepare(Path(home), opts, log)
     log(f"{recipe.name} {version}: {prepared.describe} -> {out}")
@@ -113,7 +113,7 @@ def reusable(home: Path | str, kind: str, **options) -> TrainResult | None:
     from store.models import NoModelError, latest_model
 
     recipe = kinds.get(kind)
-    opts = make_options(recipe.options, **options)
+    opts = make_options(recipe.options, recipe.name, **options)
     try:
         path = latest_model(home, kind)
     except NoModelError:
