@@ -1,4 +1,4 @@
-"""models: nn.Modules, their config dataclasses, save/load and training loops.
+"""models: nn.Modules, their config dataclasses, save/load and the one training loop.
 
 No I/O beyond checkpoints; imports neither ``store`` nor ``flows``: callers hand over tensors,
 datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/`` as
@@ -7,7 +7,10 @@ datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/
 - ``resnet``: :class:`ResNetEmbedder` / :class:`ResNetConfig` (resnet18 trunk, 128-d embedding,
   category head); :meth:`ResNetEmbedder.load_backbone_weights` for local torchvision weights.
 - ``ae``: :class:`ConvAutoencoder` / :class:`AutoencoderConfig` (128-d bottleneck, 1 - SSIM).
-- training: :class:`TrainConfig`, :func:`lr_at`, :func:`train_classifier`, :func:`train_autoencoder`.
+- ``loop``: the one training loop of every kind, :func:`fit` of a :class:`Task` under a
+  :class:`TrainConfig` (schedule :func:`lr_at`, checkpoints and resume, keep-best on disk, early
+  stopping, one metrics schema); each kind's ``train_*`` function is a thin wrapper over it.
+- training: :func:`train_classifier`, :func:`train_autoencoder` (``models.train``).
 - inference: :func:`embed_batch` (channels_last, inference_mode, bf16 on CUDA, float32 numpy).
 - ``clip``: :class:`ClipEmbedder` / :class:`ClipConfig` (transformers CLIPModel, a local
   checkpoint or a small one from scratch; tokenizers in ``models.clip_text``); fine-tuning and
@@ -24,6 +27,7 @@ datasets and loaders. A trained model lives in ``<home>/models/<name>/<version>/
 from models.ae import AutoencoderConfig, ConvAutoencoder, resolve_loss
 from models.attributes import AttributeClassifier, AttributeConfig
 from models.clip import ClipConfig, ClipEmbedder, NotAClipCheckpoint
+from models.loop import Task, TrainConfig, fit, load_checkpoint, lr_at, resume_from_checkpoint, save_checkpoint
 from models.outfit import OutfitConfig, UmBERT, WumBERT
 from models.outfit_train import OutfitData, predict_missing, train_outfit_model
 from models.pretrained import (
@@ -36,17 +40,7 @@ from models.pretrained import (
 )
 from models.resnet import ResNetConfig, ResNetEmbedder
 from models.siamese import SiameseConfig, SiameseEncoder
-from models.train import (
-    TrainConfig,
-    evaluate_autoencoder,
-    evaluate_classifier,
-    load_checkpoint,
-    lr_at,
-    resume_from_checkpoint,
-    save_checkpoint,
-    train_autoencoder,
-    train_classifier,
-)
+from models.train import evaluate_autoencoder, evaluate_classifier, train_autoencoder, train_classifier
 
 __all__ = [
     "AttributeClassifier",
@@ -68,11 +62,13 @@ __all__ = [
     "PretrainedMixin",
     "ResNetConfig",
     "ResNetEmbedder",
+    "Task",
     "TrainConfig",
     "default_device",
     "embed_batch",
     "evaluate_autoencoder",
     "evaluate_classifier",
+    "fit",
     "load_checkpoint",
     "load_pretrained",
     "lr_at",

@@ -1,52 +1,33 @@
-"""Training loop and metrics of the ``attributes`` classifier (nanoGPT style, as :mod:`models.train`).
+"""Loss, metrics and training of the ``attributes`` classifier (on :func:`models.loop.fit`).
 
 Batches are ``(images, targets)``: images float in [0, 1], (B, 3, H, W); ``targets`` a dict with
 one (B,) long tensor of class codes per attribute head and, for the multi-label benchmark head,
 ``"benchmark"`` (B, n) float 0/1 and ``"benchmark_mask"`` (B,) bool (rows that have benchmark
-labels; rows without are left out of its loss and metrics).
+labels; rows without are left out of its loss and metrics). A batch whose every image failed to
+decode is passed over without spending a step.
 
 Loss: the sum over heads of cross-entropy (optionally class-weighted, :func:`class_weights`:
 inverse frequency in the train labels) + BCE of the benchmark head. Evaluation (no_grad, eval
 mode, RNG-neutral) reports per head accuracy, balanced accuracy and the majority-class baselines
 (:func:`head_metrics`), and for the benchmark head the mean per-attribute accuracy / balanced
 accuracy against predicting "absent" for every attribute. The model kept at the end is the one
-with the best validation score (mean balanced accuracy over the heads) among the evaluations.
-Checkpoints and resume: :func:`models.train.save_checkpoint` at every evaluation, plus
-``best.safetensors`` beside it.
-"""
+with the best validation score (mean balanced accuracy over the heads) among the evaluations
+(``select="best"``: ``best.safetensors`` beside the checkpoint, so it survives a resume)."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
 from models.attributes import BENCHMARK_HEAD
+from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
 from models.pretrained import autocast_for
-from models.train import (
-    CHECKPOINT_NAME,
-    TrainConfig,
-    _batches,
-    _loss_curve,
-    _rng_neutral,
-    _setup,
-    _step,
-    _to_device,
-    make_optimizer,
-    resolve_steps,
-    resume_from_checkpoint,
-    save_checkpoint,
-)
 
-BEST_NAME = "best.safetensors"
 MASK_KEY = "benchmark_mask"
 
 
@@ -152,7 +133,7 @@ def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
             "n_attributes": target.shape[1], "positive_rate": target.float().mean().item(), "n": target.shape[0]}
 
 
-@_rng_neutral
+@rng_neutral
 @torch.no_grad()
 def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
     """Loss and per-head metrics over ``loader`` (unweighted loss): ``{"loss", "n", "heads":
@@ -167,7 +148,7 @@ def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.devi
     for images, y in loader:
         if images.shape[0] == 0:
             continue
-        images = _to_device(images, device)
+        images = to_device(images, device)
         y = {k: v.to(device) for k, v in y.items()}
         with autocast_for(device):
             logits = model(images)
@@ -201,9 +182,12 @@ def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.devi
 # ----------------------------------------------------------------------------- loop
 
 
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the model's state_dict (the best weights so far)."""
-    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+def _evals_row(e: dict) -> dict:
+    """An evaluation as ``metrics["evals"]`` lists it: step, loss, score, per-head accuracy and balanced accuracy."""
+    heads = e["heads"]
+    return {"step": e["step"], "loss": e["loss"], "score": e["score"],
+            **{f"{h}_accuracy": m["accuracy"] for h, m in heads.items()},
+            **{f"{h}_balanced_accuracy": m["balanced_accuracy"] for h, m in heads.items()}}  # fmt: skip
 
 
 def train_attribute_classifier(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, cfg: TrainConfig,
@@ -213,79 +197,34 @@ def train_attribute_classifier(model: nn.Module, train_loader: DataLoader, val_l
     """Train ``model`` (forward -> {head: logits}) on the summed head losses (``weights``: class
     weights per head, see :func:`class_weights`); evaluate on ``val_loader`` at step 0, every
     ``cfg.eval_every`` steps and at the end; keep (load back into ``model``) the weights of the
-    evaluation with the best ``score``. Returns JSON-ready metrics: steps, train losses and
-    curve, ``val`` (the selected evaluation), best_step, evals (step, loss, score, per-head
-    accuracy / balanced accuracy), train_config, device, seconds."""
-    cfg = resolve_steps(cfg, train_loader)
-    device = _setup(model, cfg)
-    optimizer = make_optimizer(model, cfg)
-    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
-    history = history or {"losses": [], "evals": [], "best_step": None, "best_score": None}
-    best_path = Path(checkpoint_dir) / BEST_NAME if checkpoint_dir is not None else None
-    best_state = load_file(str(best_path)) if best_path is not None and best_path.exists() and start else None
-    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
-    t0 = time.perf_counter()
+    evaluation with the best ``score``. Returns :func:`models.loop.fit`'s metrics with ``evals``
+    condensed (step, loss, score, per-head accuracy / balanced accuracy), and ``val`` (the kept
+    evaluation in full), last_val_score, weighted_loss, selected_by."""
 
-    def evaluate(step: int) -> None:
-        nonlocal best_state
-        result = evaluate_attributes(model, val_loader, device)
-        history["evals"].append({"step": step, "loss": result["loss"], "score": result["score"],
-                                 **{f"{h}_accuracy": m["accuracy"] for h, m in result["heads"].items()},
-                                 **{f"{h}_balanced_accuracy": m["balanced_accuracy"] for h, m in result["heads"].items()}})
-        if history["best_score"] is None or result["score"] > history["best_score"]:
-            history["best_step"], history["best_score"], history["best_val"] = step, result["score"], result
-            best_state = _state(model)
-            if best_path is not None:
-                best_path.parent.mkdir(parents=True, exist_ok=True)
-                save_file(best_state, str(best_path))
-        if log:
-            recent = history["losses"][-cfg.eval_every:]
-            train = f" train_loss {sum(recent) / len(recent):.4f}" if recent else ""
-            heads = " ".join(f"{h} {m['accuracy']:.3f}/{m['balanced_accuracy']:.3f}" for h, m in result["heads"].items())
-            log(f"step {step}/{cfg.steps}{train} val_loss {result['loss']:.4f} acc/bal.acc {heads}")
-        if checkpoint_dir is not None:
-            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
-
-    if start == 0:
-        evaluate(0)
-    batches = _batches(train_loader, cfg.seed, start, rng_state)
-    for step in range(start, end):
-        images, y = next(batches)
-        while images.shape[0] == 0:  # every image of the batch failed to decode
-            images, y = next(batches)
-        images = _to_device(images, device)
+    def loss(model: nn.Module, batch, device: torch.device) -> torch.Tensor:
+        images, y = batch
+        images = to_device(images, device)
         y = {k: v.to(device) for k, v in y.items()}
         with autocast_for(device):
             logits = model(images)
-        loss, _ = attribute_loss(logits, y, weights)
-        _step(model, optimizer, loss, cfg, step)
-        history["losses"].append(loss.item())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
-            evaluate(step + 1)
-    if history["evals"][-1]["step"] != end:  # resumed at the end: nothing trained, still report
-        evaluate(end)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        return attribute_loss(logits, y, weights)[0]
 
-    losses = history["losses"]
-    tail = losses[-max(1, min(len(losses), cfg.eval_every)):] if losses else []
+    def describe(r: dict) -> str:
+        heads = " ".join(f"{h} {m['accuracy']:.3f}/{m['balanced_accuracy']:.3f}" for h, m in r["heads"].items())
+        return f"val_loss {r['loss']:.4f} acc/bal.acc {heads}"
+
+    task = Task(
+        kind="attributes", batches=train_loader, loss=loss,
+        evaluate=lambda m, device: evaluate_attributes(m, val_loader, device),
+        metric="score", mode="max", select="best", describe=describe,
+        skip=lambda batch: batch[0].shape[0] == 0,  # every image of the batch failed to decode
+    )  # fmt: skip
+    metrics = fit(model, task, cfg, checkpoint_dir, log)
     return {
-        "kind": "attributes",
-        "steps": end,
-        "total_steps": cfg.steps,
-        "finished": end == cfg.steps,
-        "resumed_from_step": start,
+        **metrics,
+        "evals": [_evals_row(e) for e in metrics["evals"]],
         "weighted_loss": weights is not None,
-        "train_loss_first": losses[0] if losses else None,
-        "train_loss_last": sum(tail) / len(tail) if tail else None,
-        "train_loss_curve": _loss_curve(losses, history["evals"]),
         "selected_by": "val score = mean balanced accuracy over the attribute heads",
-        "best_step": history["best_step"],
-        "val": history["best_val"],
-        "last_val_score": history["evals"][-1]["score"],
-        "n_train": len(train_loader.dataset) if hasattr(train_loader, "dataset") else None,
-        "evals": history["evals"],
-        "train_config": dataclasses.asdict(cfg),
-        "device": str(device),
-        "seconds": time.perf_counter() - t0,
+        "val": {k: v for k, v in metrics["kept"].items() if k != "step"},
+        "last_val_score": metrics["last"]["score"],
     }

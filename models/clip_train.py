@@ -3,42 +3,27 @@
 - :func:`retrieval_recall`: text->image and image->text R@K of paired embeddings (row i of
   the images matches row i of the texts) with the random baseline K / N.
 - :func:`evaluate_clip`: embeds a held-out loader and scores it (under ``torch.no_grad()``).
-- :func:`train_clip`: nanoGPT-style loop (one explicit function; the pure schedule, optimizer,
-  checkpoints and resumable batches of ``models.train``) on CLIP's symmetric InfoNCE loss.
+- :func:`train_clip`: CLIP's symmetric InfoNCE loss on :func:`models.loop.fit`.
 
-Batches are ``(images, texts)``: float images in [0, 1] (B, 3, H, W) and a list of B strings.
-Evaluation runs at step 0 (the model before fine-tuning), every ``eval_every`` steps and at the
-end; ``metrics["before"]`` / ``metrics["after"]`` are the first and last.
+Batches are ``(images, texts)``: float images in [0, 1] (B, 3, H, W) and a list of B strings; a
+batch of fewer than two pairs (every other image unreadable) has no negatives and is passed over
+without spending a step. Evaluation runs at step 0 (the model before fine-tuning), every
+``eval_every`` steps and at the end; ``metrics["before"]`` / ``metrics["after"]`` are the first
+and last. The final weights are kept (``select="last"``): the held-out pairs are the split reported.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from models.clip import clip_loss
+from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
 from models.pretrained import autocast_for
-from models.train import (
-    CHECKPOINT_NAME,
-    TrainConfig,
-    _batches,
-    _loss_curve,
-    _rng_neutral,
-    _setup,
-    _step,
-    _to_device,
-    make_optimizer,
-    resolve_steps,
-    resume_from_checkpoint,
-    save_checkpoint,
-)
 
 KS = (1, 5, 10)
 
@@ -69,7 +54,7 @@ def retrieval_recall(image_vectors: torch.Tensor, text_vectors: torch.Tensor, ks
     return out
 
 
-@_rng_neutral
+@rng_neutral
 @torch.no_grad()
 def evaluate_clip(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
     """Held-out loss and R@K (see :func:`retrieval_recall`) over every pair of ``loader``."""
@@ -81,7 +66,7 @@ def evaluate_clip(model: nn.Module, loader: DataLoader, device: torch.device | s
     for batch_images, batch_texts in loader:
         if len(batch_texts) == 0:
             continue
-        x = _to_device(batch_images, device)
+        x = to_device(batch_images, device)
         with autocast_for(device):
             tokens = model.tokenize(list(batch_texts))
             images.append(model.embed(x).float())
@@ -103,62 +88,25 @@ def _summary(e: dict) -> str:
             f"{e['random_r5']:.3f}/{e['random_r10']:.3f}, n {e['n']})")  # fmt: skip
 
 
+def _clip_loss(model: nn.Module, batch, device: torch.device) -> torch.Tensor:
+    images, texts = batch
+    images = to_device(images, device)
+    with autocast_for(device):
+        logits = model(images, model.tokenize(list(texts)))
+    return clip_loss(logits.float())
+
+
 def train_clip(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, cfg: TrainConfig,
                checkpoint_dir: str | os.PathLike | None = None,
                log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Fine-tune ``model`` (a ``ClipEmbedder``) with CLIP's loss on in-batch pairs; returns
-    JSON-ready metrics: before / after (held-out R@K at step 0 and at the end, with the random
-    baseline), evals, train loss curve, steps, resumed_from_step."""
-    cfg = resolve_steps(cfg, train_loader)
-    device = _setup(model, cfg)
-    optimizer = make_optimizer(model, cfg)
-    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
-    history = history or {"losses": [], "evals": []}
-    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
-    t0 = time.perf_counter()
-
-    def evaluate(step: int) -> None:
-        result = {"step": step, **evaluate_clip(model, val_loader, device)}
-        history["evals"].append(result)
-        if log:
-            recent = history["losses"][-cfg.eval_every:]
-            train = f" train_loss {sum(recent) / len(recent):.3f}" if recent else ""
-            log(f"step {step}/{cfg.steps}{train} held-out {_summary(result)}")
-        if checkpoint_dir is not None:
-            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
-
-    if start == 0:
-        evaluate(0)
-    batches = _batches(train_loader, cfg.seed, start, rng_state)
-    for step in range(start, end):
-        images, texts = next(batches)
-        if len(texts) < 2:  # a batch of one (every other image unreadable) has no negatives
-            continue
-        images = _to_device(images, device)
-        with autocast_for(device):
-            logits = model(images, model.tokenize(list(texts)))
-        loss = clip_loss(logits.float())
-        _step(model, optimizer, loss, cfg, step)
-        history["losses"].append(loss.item())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
-            evaluate(step + 1)
-    if history["evals"][-1]["step"] != end:
-        evaluate(end)
-
-    losses = history["losses"]
-    return {
-        "kind": "clip",
-        "steps": end,
-        "total_steps": cfg.steps,
-        "finished": end == cfg.steps,
-        "resumed_from_step": start,
-        "before": history["evals"][0],
-        "after": history["evals"][-1],
-        "train_loss_first": losses[0] if losses else None,
-        "train_loss_curve": _loss_curve(losses, history["evals"]),
-        "evals": history["evals"],
-        "n_train": len(train_loader.dataset) if hasattr(train_loader, "dataset") else None,
-        "train_config": dataclasses.asdict(cfg),
-        "device": str(device),
-        "seconds": time.perf_counter() - t0,
-    }
+    :func:`models.loop.fit`'s metrics and before / after (held-out R@K at step 0 and at the end,
+    with the random baseline)."""
+    task = Task(
+        kind="clip", batches=train_loader, loss=_clip_loss,
+        evaluate=lambda m, device: evaluate_clip(m, val_loader, device),
+        metric="t2i_r10", mode="max", select="last", describe=lambda r: f"held-out {_summary(r)}",
+        skip=lambda batch: len(batch[1]) < 2,  # a batch of one has no negatives
+    )  # fmt: skip
+    metrics = fit(model, task, cfg, checkpoint_dir, log)
+    return {**metrics, "before": metrics["first"], "after": metrics["last"]}

@@ -3,10 +3,10 @@
 - :class:`OutfitData`: a catalogue (space vectors, category indices) and outfits as catalogue rows.
 - :func:`outfit_batch`: padded tensors of some outfits, one masked slot each (or none).
 - :func:`train_outfit_model`: pre-training (reconstruct all) for ``pretrain_steps``, then the
-  masked-item objective (``config.objective``) until ``cfg.steps``; nanoGPT-style like
-  :mod:`models.train` (pure LR schedule, evaluation under ``torch.no_grad()``, resumable
-  checkpoints with model, optimizer, config and step). Each step's batch and masked slots are
-  drawn from a generator seeded with ``(seed, step)``, so a resumed run sees the same batches.
+  masked-item objective (``config.objective``) until ``cfg.steps``, on :func:`models.loop.fit`.
+  Each step's batch and masked slots are drawn from a generator seeded with ``(seed, step)``, so
+  a resumed run sees the same batches. The weights kept are those of the best evaluation on the
+  valid outfits (lowest rank percentile; ``best.safetensors`` beside the checkpoint).
 - :func:`predict_missing`: the predicted vector of one blank per outfit (inference).
 - :func:`rank_percentile`: where each true item ranks among its category's catalogue items.
 
@@ -17,16 +17,14 @@ inputs with ``repeat_interleave``, so a masked outfit was scored against another
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from models.loop import Task, TrainConfig, fit
 from models.outfit import OutfitTransformer, contrastive_loss, mse_loss, reconstruct_loss
-from models.train import CHECKPOINT_NAME, TrainConfig, _step, make_optimizer, resume_from_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -149,81 +147,42 @@ def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitD
     at step 0, every ``cfg.eval_every`` steps and at the end. Steps below ``pretrain_steps`` use
     :func:`reconstruct_loss` (nothing masked), the rest the masked-item objective. With
     ``keep_best``, the weights of the evaluation with the lowest val rank percentile are kept at
-    the end (early stopping on the valid outfits; ``kept_step`` says which; a run resumed from a
-    checkpoint only knows the evaluations since). Returns JSON-ready metrics."""
+    the end (selection on the valid outfits, never the test split; ``kept_step`` says which; they
+    survive a resume). Returns :func:`models.loop.fit`'s metrics and, of the kept evaluation,
+    val_rank_percentile and val_hit_at_10, plus outfits_per_second (over the optimizer steps)."""
     if not train.outfits:
         raise ValueError("no training outfits")
     if not 0 <= pretrain_steps < cfg.steps:
         raise ValueError(f"pretrain_steps must be in [0, steps={cfg.steps}), got {pretrain_steps}")
-    device = torch.device(cfg.device)
-    model.to(device).train()
-    optimizer = make_optimizer(model, cfg)
-    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
-    history = history or {"losses": [], "evals": []}
-    if rng_state is not None:
-        torch.set_rng_state(rng_state)
-    else:
-        torch.manual_seed(cfg.seed)  # dropout
-    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
-    t0, trained = time.perf_counter(), 0
 
-    best: dict = {}
-
-    def evaluate(step: int) -> None:
-        with torch.random.fork_rng(devices=[]):
-            result = {"step": step, **evaluate_outfits(model, val)}
-        history["evals"].append(result)
-        if not best or result["val_rank_percentile"] < best["score"]:
-            best.update(score=result["val_rank_percentile"], step=step,
-                        state={k: v.detach().clone() for k, v in model.state_dict().items()})  # fmt: skip
-        if log:
-            recent = history["losses"][-cfg.eval_every:]
-            train_loss = f" train_loss {sum(recent) / len(recent):.4f}" if recent else ""
-            log(f"step {step}/{cfg.steps}{train_loss} val rank percentile {result['val_rank_percentile']:.3f} "
-                f"(random 0.5), hit@10 {result['val_hit_at_10']:.3f}")
-        if checkpoint_dir is not None:
-            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
-
-    if start == 0:
-        evaluate(0)
-    for step in range(start, end):
+    def draw(step: int) -> tuple[bool, dict]:
         pretraining = step < pretrain_steps
         outfits, slots = _draw(train, cfg.batch_size, cfg.seed, step)
-        batch = outfit_batch(train, outfits, None if pretraining else slots)
-        pred, targets, b = _forward(model, batch, device)
+        return pretraining, outfit_batch(train, outfits, None if pretraining else slots)
+
+    def loss(model: OutfitTransformer, batch, device: torch.device) -> torch.Tensor:
+        pretraining, batch = batch
+        pred, targets, b = _forward(model, batch, device)  # float32 on every device, as ever
         if pretraining:
-            loss = reconstruct_loss(pred, targets.detach(), b["padding"])
-        else:
-            loss = _masked_loss(model, pred, targets, b)
-        _step(model, optimizer, loss, cfg, step)
-        history["losses"].append(loss.item())
-        trained += len(outfits)
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
-            evaluate(step + 1)
-    if history["evals"][-1]["step"] != end:
-        evaluate(end)
-    seconds = time.perf_counter() - t0
-    if keep_best and best and best["step"] > 0:
-        model.load_state_dict(best["state"])  # early stopping on the valid outfits (never the test split)
-    last = next(e for e in history["evals"] if e["step"] == best.get("step")) if keep_best and best.get("step") else history["evals"][-1]
+            return reconstruct_loss(pred, targets.detach(), b["padding"])
+        return _masked_loss(model, pred, targets, b)
+
+    task = Task(
+        kind="outfit", batches=draw, loss=loss, evaluate=lambda m, device: evaluate_outfits(m, val),
+        metric="val_rank_percentile", mode="min", select="best" if keep_best else "last",
+        describe=lambda r: (f"val rank percentile {r['val_rank_percentile']:.3f} (random 0.5), "
+                            f"hit@10 {r['val_hit_at_10']:.3f}"),
+        n_train=len(train.outfits),
+    )  # fmt: skip
+    metrics = fit(model, task, cfg, checkpoint_dir, log)
+    kept, rate = metrics["kept"], metrics["steps_per_second"]
     return {
-        "kind": "outfit",
+        **metrics,
         "objective": model.config.objective,
-        "steps": end,
-        "total_steps": cfg.steps,
         "pretrain_steps": pretrain_steps,
-        "finished": end == cfg.steps,
-        "resumed_from_step": start,
-        "train_loss_first": history["losses"][0] if history["losses"] else None,
-        "train_loss_last": history["losses"][-1] if history["losses"] else None,
-        "kept_step": last["step"],
-        "val_rank_percentile": last["val_rank_percentile"],
-        "val_hit_at_10": last["val_hit_at_10"],
-        "evals": history["evals"],
+        "val_rank_percentile": kept["val_rank_percentile"],
+        "val_hit_at_10": kept["val_hit_at_10"],
         "n_train_outfits": len(train.outfits),
         "n_val_outfits": len(val.outfits),
-        "train_config": dataclasses.asdict(cfg),
-        "device": str(device),
-        "seconds": seconds,
-        "outfits_per_second": trained / seconds if seconds > 0 else None,
+        "outfits_per_second": rate * cfg.batch_size if rate is not None else None,
     }

@@ -5,42 +5,27 @@
   rotation), so that colour is no cue for which pictures belong together.
 - :func:`evaluate_pairs`: held-out recall@K of left -> right and right -> left (a hit: an
   image of the query's group in the top K) with the random baseline, under ``torch.no_grad()``.
-- :func:`train_siamese_model`: nanoGPT-style loop on the schedule, optimizer, checkpoints and
-  resumable batches of ``models.train``; symmetric InfoNCE with same-group pairs masked.
+- :func:`train_siamese_model`: symmetric InfoNCE with same-group pairs masked, on
+  :func:`models.loop.fit`.
 
 Evaluation runs at step 0 (the untrained model), every ``eval_every`` steps and at the end;
-``metrics["before"]`` / ``metrics["after"]`` are the first and last.
+``metrics["before"]`` / ``metrics["after"]`` are the first and last. The final weights are kept
+(``select="last"``): the held-out pairs are the split reported.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
 from models.pretrained import autocast_for
 from models.siamese import PERMUTATIONS, PairSet, as_float, group_recall, hue_rotate, permute_channels, siamese_loss
-from models.train import (
-    CHECKPOINT_NAME,
-    TrainConfig,
-    _batches,
-    _loss_curve,
-    _rng_neutral,
-    _setup,
-    _step,
-    _to_device,
-    make_optimizer,
-    resolve_steps,
-    resume_from_checkpoint,
-    save_checkpoint,
-)
 
 K = 10
 
@@ -86,11 +71,11 @@ def embed_all(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, 
     out = []
     for i in range(0, len(images), batch_size):
         with autocast_for(device):
-            out.append(fn(_to_device(as_float(images[i: i + batch_size]), device)).float().cpu())
+            out.append(fn(to_device(as_float(images[i: i + batch_size]), device)).float().cpu())
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 
-@_rng_neutral
+@rng_neutral
 @torch.no_grad()
 def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, k: int = K) -> dict:
     """Held-out retrieval between the two sides: ``r{k}`` (each left image's group among all right
@@ -121,66 +106,35 @@ def pair_loader(data: PairSet, batch_size: int, colour_augment: bool = True, fli
                       drop_last=len(data) > batch_size, num_workers=0)  # fmt: skip
 
 
+def _pair_loss(model: nn.Module, batch, device: torch.device) -> torch.Tensor:
+    left, right, groups = batch
+    left, right, groups = to_device(left, device), to_device(right, device), groups.to(device)
+    with autocast_for(device):
+        logits = model(left, right)
+    return siamese_loss(logits.float(), groups)
+
+
 def train_siamese_model(model: nn.Module, train: PairSet, val: PairSet, cfg: TrainConfig, *,
                         colour_augment: bool = True, flip: bool = True,
                         checkpoint_dir: str | os.PathLike | None = None,
                         log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Train ``model`` (a ``SiameseEncoder``) with :func:`models.siamese.siamese_loss` on the
-    ``train`` pairs; returns JSON-ready metrics: before / after (held-out R@10 at step 0 and at
-    the end, with the random baseline), best, evals, the train loss curve, steps, sizes."""
-    loader = pair_loader(train, cfg.batch_size, colour_augment, flip)
-    cfg = resolve_steps(cfg, loader)
-    device = _setup(model, cfg)
-    optimizer = make_optimizer(model, cfg)
-    start, history, rng_state = resume_from_checkpoint(model, optimizer, checkpoint_dir, cfg)
-    history = history or {"losses": [], "evals": []}
-    end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
-    t0 = time.perf_counter()
-
-    def evaluate(step: int) -> None:
-        result = {"step": step, **evaluate_pairs(model, val, device)}
-        history["evals"].append(result)
-        if log:
-            recent = history["losses"][-cfg.eval_every:]
-            train_loss = f" train_loss {sum(recent) / len(recent):.3f}" if recent else ""
-            log(f"step {step}/{cfg.steps}{train_loss} {_summary(result)}")
-        if checkpoint_dir is not None:
-            save_checkpoint(Path(checkpoint_dir) / CHECKPOINT_NAME, model, optimizer, cfg, step, history)
-
-    if start == 0:
-        evaluate(0)
-    batches = _batches(loader, cfg.seed, start, rng_state)
-    for step in range(start, end):
-        left, right, groups = next(batches)
-        left, right, groups = _to_device(left, device), _to_device(right, device), groups.to(device)
-        with autocast_for(device):
-            logits = model(left, right)
-        loss = siamese_loss(logits.float(), groups)
-        _step(model, optimizer, loss, cfg, step)
-        history["losses"].append(loss.item())
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == end:
-            evaluate(step + 1)
-    if history["evals"][-1]["step"] != end:
-        evaluate(end)
-
-    losses = history["losses"]
+    ``train`` pairs; returns :func:`models.loop.fit`'s metrics and before / after (held-out R@10
+    at step 0 and at the end, with the random baseline), best_r1 / best_r10, sizes."""
+    task = Task(
+        kind="siamese", batches=pair_loader(train, cfg.batch_size, colour_augment, flip), loss=_pair_loss,
+        evaluate=lambda m, device: evaluate_pairs(m, val, device),
+        metric=f"r{K}", mode="max", select="last", describe=_summary,
+    )  # fmt: skip
+    metrics = fit(model, task, cfg, checkpoint_dir, log)
+    evals = metrics["evals"]
     return {
-        "kind": "siamese",
-        "steps": end,
-        "total_steps": cfg.steps,
-        "finished": end == cfg.steps,
-        "resumed_from_step": start,
-        "before": history["evals"][0],
-        "after": history["evals"][-1],
-        "best_r1": max(e["r1"] for e in history["evals"]),
-        "best_r10": max(e[f"r{K}"] for e in history["evals"]),
-        "train_loss_first": losses[0] if losses else None,
-        "train_loss_curve": _loss_curve(losses, history["evals"]),
-        "evals": history["evals"],
+        **metrics,
+        "before": metrics["first"],
+        "after": metrics["last"],
+        "best_r1": max(e["r1"] for e in evals),
+        "best_r10": max(e[f"r{K}"] for e in evals),
         "n_train_pairs": len(train),
         "n_val_pairs": len(val),
         "colour_augment": colour_augment,
-        "train_config": dataclasses.asdict(cfg),
-        "device": str(device),
-        "seconds": time.perf_counter() - t0,
     }
