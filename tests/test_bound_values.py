@@ -48,3 +48,13 @@ def test_stored_category_binds_the_id_and_checks_the_space(home):
     assert stored_category(home, "toy", "no such item") is None
     with pytest.raises(UnknownSpaceError):
         stored_category(home, 'toy" as t; select 1 --', real[0]["item_id"])
+
+
+def test_demo_outfit_reads_categories_with_bound_ids(home):
+    from flows.demo.run import demo_outfit
+
+    home, _ = home
+    context, missing, held_out = demo_outfit(home)
+    cats = dict(zip(*query(home, "select item_id, semantic_category from polyvore_items where list_contains(?, item_id)",
+                           [[*context, held_out]]).to_pydict().values()))  # fmt: skip
+    assert len(context) >= 2 and cats[held_out] == missing and missing not in {cats[i] for i in context}
