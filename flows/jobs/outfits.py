@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from store.lake import Lake
 from store.sql import query
-from store.vectors import UnknownSpaceError, VectorStore
+from store.vectors import UnknownSpaceError, VectorStore, _literal
 
 VARIANTS = ("nondisjoint", "disjoint")
 WUMBERT_SPACE = "wumbert"
@@ -151,7 +151,8 @@ def write_learned_vectors(home: Path | str, model, catalogue: Catalogue, version
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim),
     }, schema=vector_schema(dim))  # fmt: skip
     store.upsert(WUMBERT_SPACE, rows)
-    store.delete(WUMBERT_SPACE, f"model_version != '{version}'")  # items an earlier version had, gone since
+    # items an earlier version had, gone since (a LanceDB filter: no bound parameters, the value escaped)
+    store.delete(WUMBERT_SPACE, f"model_version != {_literal(version)}")
     store.compact(WUMBERT_SPACE)
     store.ensure_indexes(WUMBERT_SPACE)
     return rows.num_rows
