@@ -49,8 +49,10 @@ def main() -> None:
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.demo.run import DemoSettings, run_demo
-    from flows.orchestration.pipelines import demo_flow, run
+    from flows.demo.flow import demo_flow
+    from flows.demo.run import run_demo
+    from flows.demo.settings import DemoSettings
+    from flows.orchestration.pipelines import run
 
     @task
     def nothing() -> int:
@@ -67,7 +69,7 @@ def main() -> None:
             trivial()  # warm: client, database
             results["trivial_flow_s"] = round(min(timed(trivial) for _ in range(5)), 3)
             settings = DemoSettings(resnet_steps=args.steps, ae_steps=args.steps)
-            steps = {"resnet": args.steps, "ae": args.steps}
+            steps = {"resnet_steps": args.steps, "ae_steps": args.steps}
             samples = tmp / "samples_cache"  # drawn once, copied into each fresh home
 
             def fresh(name: str) -> Path:
@@ -84,7 +86,7 @@ def main() -> None:
                 if not samples.exists():
                     shutil.copytree(home / "samples", samples)
                 home = fresh("prefect")
-                prefect.append(timed(lambda h=home: run(demo_flow, home=str(h), steps=steps)))
+                prefect.append(timed(lambda h=home: run(demo_flow, home=str(h), settings=steps)))
                 print(f"rep {rep}: direct {direct[-1]:.1f} s, prefect {prefect[-1]:.1f} s", file=sys.stderr)
             results["demo"] = {
                 "direct_s": round(min(direct), 2), "prefect_s": round(min(prefect), 2),

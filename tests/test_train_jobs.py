@@ -132,3 +132,28 @@ def test_no_lake_and_no_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="atelier train ae"):
         latest_model(tmp_path / "half", "ae")
     assert next_version(tmp_path / "half", "ae") == "v2"
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_a_killed_run_to_the_same_weights(lake_home, tmp_path):
+    opts = {**TINY, "steps": 4, "eval_every": 2, "seed": 3}
+
+    def kill_after_step_2(line: str) -> None:
+        if line.startswith("step 4/4"):
+            raise Killed(line)  # the step-2 checkpoint is written, step 4's is not: a job killed mid-run
+
+    with pytest.raises(Killed):
+        train_model("ae", lake_home, **{**opts, "log": kill_after_step_2})
+    killed = sorted((lake_home / "models" / "ae").iterdir())[-1]
+    assert not (killed / "config.json").exists() and (killed / "ckpt" / "checkpoint.pt").exists()
+    resumed = train_model("ae", lake_home, **opts, resume=True)
+    assert resumed.path == killed and resumed.metrics["resumed_from_step"] == 2
+    whole = train_model("ae", lake_home, **opts)
+    assert whole.path != killed and whole.metrics["resumed_from_step"] == 0
+    a, b = resumed.model.state_dict(), whole.model.state_dict()
+    assert all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train_model("ae", lake_home, **opts, resume=True)
