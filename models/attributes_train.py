@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from models.attributes import BENCHMARK_HEAD
-from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
+from models.loop import Task, TrainConfig, evaluation, fit, to_device
 from models.pretrained import autocast_for
 
 MASK_KEY = "benchmark_mask"
@@ -133,15 +133,12 @@ def multilabel_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict:
             "n_attributes": target.shape[1], "positive_rate": target.float().mean().item(), "n": target.shape[0]}
 
 
-@rng_neutral
-@torch.no_grad()
+@evaluation
 def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
     """Loss and per-head metrics over ``loader`` (unweighted loss): ``{"loss", "n", "heads":
     {head: head_metrics}, "benchmark": multilabel_metrics (when the model has that head),
     "score": mean balanced accuracy over the attribute heads}``."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     preds: dict[str, list] = {}
     targets: dict[str, list] = {}
     total_loss, n = 0.0, 0
@@ -163,7 +160,6 @@ def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.devi
             else:
                 preds.setdefault(name, []).append(z.argmax(1).cpu())
                 targets.setdefault(name, []).append(y[name].cpu())
-    model.train(was_training)
     if n == 0:
         raise ValueError("the evaluation loader is empty")
     config = getattr(model, "config", None)

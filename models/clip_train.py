@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from models.clip import clip_loss
-from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
+from models.loop import Task, TrainConfig, evaluation, fit, to_device
 from models.pretrained import autocast_for
 
 KS = (1, 5, 10)
@@ -54,13 +54,10 @@ def retrieval_recall(image_vectors: torch.Tensor, text_vectors: torch.Tensor, ks
     return out
 
 
-@rng_neutral
-@torch.no_grad()
+@evaluation
 def evaluate_clip(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
     """Held-out loss and R@K (see :func:`retrieval_recall`) over every pair of ``loader``."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     images, texts = [], []
     total_loss, n_batches = 0.0, 0
     for batch_images, batch_texts in loader:
@@ -74,7 +71,6 @@ def evaluate_clip(model: nn.Module, loader: DataLoader, device: torch.device | s
         if len(batch_texts) > 1:
             total_loss += clip_loss(model.clip.logit_scale.exp().clamp(max=100) * images[-1] @ texts[-1].T).item()
             n_batches += 1
-    model.train(was_training)
     if not images:
         raise ValueError("the held-out loader is empty")
     result = retrieval_recall(torch.cat(images), torch.cat(texts))

@@ -25,6 +25,10 @@ its evaluation and the metric that selects among evaluations. Everything else is
 - Early stopping (``cfg.patience``, off by default): training ends once ``patience``
   evaluations in a row have not beaten the best one. Select on a validation split only: a kind
   whose evaluation is the split it reports keeps ``select="last"`` and no patience.
+- Helpers the kinds' modules share (public, so no module imports another's private names):
+  :func:`evaluation` (the decorator of an evaluation function), :func:`rng_neutral`,
+  :func:`to_device`, :func:`prepare_model`, :func:`epoch_batches`, :func:`loss_curve`,
+  :func:`cpu_state`, and the checkpoint functions.
 
 Metrics (:func:`fit`'s JSON-ready result, the same keys for every kind; a kind adds its own):
 
@@ -243,6 +247,23 @@ def rng_neutral(fn):
     return wrapper
 
 
+def evaluation(fn):
+    """Decorator of an evaluation ``fn(model, ...)``: run under ``torch.no_grad()``, in eval mode
+    (the model's mode restored after) and RNG-neutral (see :func:`rng_neutral`). :func:`fit` runs
+    every ``Task.evaluate`` so; a kind's public evaluation functions carry it for other callers."""
+    @functools.wraps(fn)
+    def wrapper(model: nn.Module, *args, **kwargs):
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                return fn(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
+
+    return wrapper
+
+
 def prepare_model(model: nn.Module, device: torch.device | str) -> torch.device:
     """``model`` on ``device`` (channels_last on CUDA) in train mode; returns the device."""
     device = torch.device(device)
@@ -350,13 +371,7 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
 
     def evaluate(step: int) -> None:
         nonlocal best_state
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                result = {"step": step, **task.evaluate(model, device, **history["state"])}
-        finally:
-            model.train(was_training)
+        result = {"step": step, **evaluation(task.evaluate)(model, device, **history["state"])}
         history["evals"].append(result)
         new_best = _better(result[task.metric], None if history["best"] is None else history["best"]["value"], task.mode)
         if new_best:

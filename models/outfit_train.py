@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from models.loop import Task, TrainConfig, fit
+from models.loop import Task, TrainConfig, evaluation, fit
 from models.outfit import OutfitTransformer, contrastive_loss, mse_loss, reconstruct_loss
 
 
@@ -122,7 +122,7 @@ def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: t
     return above, above.float() / (size - 1).clamp(min=1).float()
 
 
-@torch.no_grad()
+@evaluation
 def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: int = 2000) -> dict:
     """Every slot of (up to ``max_outfits``) ``data`` outfits masked in turn: the masked item's
     rank among the same-category catalogue items (mean rank percentile, random 0.5; hit@10)."""

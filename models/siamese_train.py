@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from models.loop import Task, TrainConfig, fit, rng_neutral, to_device
+from models.loop import Task, TrainConfig, evaluation, fit, to_device
 from models.pretrained import autocast_for
 from models.siamese import PERMUTATIONS, PairSet, as_float, group_recall, hue_rotate, permute_channels, siamese_loss
 
@@ -75,17 +75,13 @@ def embed_all(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, 
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 
-@rng_neutral
-@torch.no_grad()
+@evaluation
 def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, k: int = K) -> dict:
     """Held-out retrieval between the two sides: ``r{k}`` (each left image's group among all right
     images), ``r{k}_reverse`` (right -> left), their random baselines and sizes."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     a = embed_all(model.embed, data.left, device)
     b = embed_all(model.embed_line, data.right, device)
-    model.train(was_training)
     fwd = group_recall(a, b, data.left_group, data.right_group, k)
     rev = group_recall(b, a, data.right_group, data.left_group, k)
     out = {key: fwd[key] for key in ("r1", "random_r1", f"r{k}", f"random_r{k}")}

@@ -30,6 +30,7 @@ from models.loop import (  # noqa: F401  (re-exported: models.train was their ho
     CHECKPOINT_NAME,
     Task,
     TrainConfig,
+    evaluation,
     fit,
     load_checkpoint,
     lr_at,
@@ -49,13 +50,10 @@ def _images(batch) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- classifier
 
-@rng_neutral
-@torch.no_grad()
+@evaluation
 def evaluate_classifier(model: nn.Module, loader: DataLoader, device: torch.device | str) -> dict:
     """Val loss, accuracy and the majority-class baseline accuracy (from the val labels)."""
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     total_loss, correct, n = 0.0, 0, 0
     counts: dict[int, int] = {}
     for images, labels in loader:
@@ -67,7 +65,6 @@ def evaluate_classifier(model: nn.Module, loader: DataLoader, device: torch.devi
         n += labels.numel()
         for label, count in zip(*torch.unique(labels.cpu(), return_counts=True)):
             counts[int(label)] = counts.get(int(label), 0) + int(count)
-    model.train(was_training)
     if n == 0:
         raise ValueError("the val loader is empty")
     majority = max(counts, key=lambda k: (counts[k], -k))
@@ -122,8 +119,7 @@ def mean_image(loader: DataLoader, device: torch.device | str) -> torch.Tensor:
     return (total / n).float()
 
 
-@rng_neutral
-@torch.no_grad()
+@evaluation
 def evaluate_autoencoder(model: nn.Module, loader: DataLoader, device: torch.device | str,
                          baseline_image: torch.Tensor | None = None) -> dict:
     """Val loss and mean per-image SSIM (data_range=1) of the reconstructions; with
@@ -132,8 +128,6 @@ def evaluate_autoencoder(model: nn.Module, loader: DataLoader, device: torch.dev
     from pytorch_msssim import ms_ssim, ssim
 
     device = torch.device(device)
-    was_training = model.training
-    model.eval()
     ms = getattr(model, "loss_name", "ssim") == "ms-ssim"
     sums = {"val_loss": 0.0, "val_ssim": 0.0, "baseline_ssim": 0.0, "val_ms_ssim": 0.0, "baseline_ms_ssim": 0.0}
     n = 0
@@ -153,7 +147,6 @@ def evaluate_autoencoder(model: nn.Module, loader: DataLoader, device: torch.dev
             if ms:
                 sums["baseline_ms_ssim"] += ms_ssim(base, target, data_range=1.0, size_average=False).sum().item()
         n += b
-    model.train(was_training)
     if n == 0:
         raise ValueError("the val loader is empty")
     keys = ["val_loss", "val_ssim"] + (["val_ms_ssim"] if ms else [])
