@@ -4,16 +4,30 @@ Nothing here writes to the lake: readers return `dict[str, pyarrow.Table]` of ra
 that ``store.build_dataset`` turns into lake tables.
 """
 
-from etl.common import RawFormatError, stable_split
-from etl.deepfashion import ATTRIBUTE_CLASSES, read_deepfashion
-from etl.deepfashion2 import read_deepfashion2
-from etl.deepfashion2_crops import MODES as CROP_MODES
-from etl.deepfashion2_crops import item_crop
-from etl.images import PROBE_SCHEMA, probe_image, probe_images
-from etl.polyvore import SPLITS, VARIANTS, read_polyvore
-from etl.synthesis import read_synthesis, synthesis_images, synthesis_segmentations
-from etl.viton import read_viton
-from etl.viton_crops import EmptyMaskError, ParseModeError, upper_clothes_crop, upper_clothes_crops, upper_clothes_mask
+import importlib
+
+# public name -> the module that defines it (imported on first use: the readers pull in scipy,
+# h5py and PIL, which `atelier --help` does not need)
+_PUBLIC = {
+    "RawFormatError": "etl.common", "stable_split": "etl.common",
+    "ATTRIBUTE_CLASSES": "etl.deepfashion", "read_deepfashion": "etl.deepfashion",
+    "read_deepfashion2": "etl.deepfashion2",
+    "CROP_MODES": ("etl.deepfashion2_crops", "MODES"), "item_crop": "etl.deepfashion2_crops",
+    "PROBE_SCHEMA": "etl.images", "probe_image": "etl.images", "probe_images": "etl.images",
+    "SPLITS": "etl.polyvore", "VARIANTS": "etl.polyvore", "read_polyvore": "etl.polyvore",
+    "read_synthesis": "etl.synthesis", "synthesis_images": "etl.synthesis", "synthesis_segmentations": "etl.synthesis",
+    "read_viton": "etl.viton",
+    "EmptyMaskError": "etl.viton_crops", "ParseModeError": "etl.viton_crops", "upper_clothes_crop": "etl.viton_crops",
+    "upper_clothes_crops": "etl.viton_crops", "upper_clothes_mask": "etl.viton_crops",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'etl' has no attribute {name!r}")
+    module, attr = _PUBLIC[name] if isinstance(_PUBLIC[name], tuple) else (_PUBLIC[name], name)
+    return getattr(importlib.import_module(module), attr)
+
 
 __all__ = ["ATTRIBUTE_CLASSES", "CROP_MODES", "EmptyMaskError", "PROBE_SCHEMA", "ParseModeError", "RawFormatError",
            "SPLITS", "VARIANTS", "item_crop", "probe_image", "probe_images", "read_deepfashion", "read_deepfashion2",

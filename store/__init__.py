@@ -7,21 +7,21 @@ declared table schemas (`TABLES`) and the vector store (`VectorStore`, `vector_s
 `import lancedb` takes over a second).
 """
 
-from store.lake import DATASETS, Lake, default_home
-from store.sql import ReadOnlyError, build_dataset, connect_lake, iter_dataset, load_sql, query, run_relation
-from store.tables import TABLES, SchemaError
+import importlib
 
-__all__ = ["DATASETS", "TABLES", "Lake", "ReadOnlyError", "SchemaError", "UnknownSpaceError", "VectorStore",
-           "build_dataset", "connect_lake", "default_home", "iter_dataset", "load_sql", "query",
-           "run_relation", "vector_schema"]  # fmt: skip
+# public name -> its module, imported on first use (duckdb, pyarrow and lancedb load only when needed)
+_PUBLIC = {
+    "DATASETS": "store.lake", "Lake": "store.lake", "default_home": "store.lake",
+    "ReadOnlyError": "store.sql", "build_dataset": "store.sql", "connect_lake": "store.sql", "iter_dataset": "store.sql",
+    "load_sql": "store.sql", "query": "store.sql", "run_relation": "store.sql",
+    "TABLES": "store.tables", "SchemaError": "store.tables",
+    "UnknownSpaceError": "store.vectors", "VectorStore": "store.vectors", "vector_schema": "store.vectors",
+}
 
-
-_LAZY = {"UnknownSpaceError", "VectorStore", "vector_schema"}
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        from store import vectors
-
-        return getattr(vectors, name)
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'store' has no attribute {name!r}")

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
-from store.tables import TABLES, conform
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DATASETS = ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis")
 HOME_ENV = "ATELIER_HOME"
@@ -42,6 +42,8 @@ class Lake:
 
     def read(self, dataset: str, table: str) -> pa.Table | None:
         """The table, or None when it was never written."""
+        import pyarrow.parquet as pq
+
         path = self.path(dataset, table)
         return pq.read_table(path) if path.exists() else None
 
@@ -58,6 +60,10 @@ class Lake:
         On any error the temporary files are removed and the previous tables stay as they
         were. Tables of the dataset that are not given (optional ones) are removed.
         """
+        import pyarrow.parquet as pq
+
+        from store.tables import TABLES, conform
+
         if dataset not in TABLES:
             raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(TABLES)}")
         folder = self.root / dataset

@@ -7,14 +7,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
+import functools
+from typing import TYPE_CHECKING
 
-from store.lake import Lake
-from store.tables import OPTIONAL, STAGING, TABLES
+import duckdb
+
+from store.lake import DATASETS, Lake
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
-LAKE_VIEWS = frozenset(f"{dataset}_{table}" for dataset, tables in TABLES.items() for table in tables)
+
+
+@functools.cache
+def lake_views() -> frozenset[str]:
+    """The declared lake tables as view names ``<dataset>_<table>``: every table has its relation
+    file ``sql/<dataset>_<table>.sql`` (the same names as `store.tables.TABLES`, checked by a test;
+    read from the file names so that `atelier sql` does not import pyarrow's schemas)."""
+    names = (p.name.removesuffix(".sql") for p in resources.files("sql").iterdir() if p.name.endswith(".sql"))
+    return frozenset(n for n in names if any(n.startswith(f"{d}_") for d in DATASETS))
 
 
 class ReadOnlyError(ValueError):
@@ -35,6 +47,8 @@ def iter_dataset(dataset: str, inputs: Mapping[str, pa.Table]) -> Iterator[tuple
 
     Optional tables whose raw relation is empty (the file was not in the release) are skipped.
     """
+    from store.tables import OPTIONAL, STAGING, TABLES
+
     con = duckdb.connect()
     try:
         for name, table in inputs.items():
@@ -63,7 +77,7 @@ def connect_lake(home: Path | str, vectors: bool = True) -> duckdb.DuckDBPyConne
     (`vectors_<space>`, the Lance dataset read through Arrow)."""
     con = duckdb.connect()
     # view names are identifiers, not parameters: only the declared tables get one
-    tables = {view: path for view, path in Lake(home).tables().items() if view in LAKE_VIEWS}
+    tables = {view: path for view, path in Lake(home).tables().items() if view in lake_views()}
     for view, path in tables.items():
         con.read_parquet(str(path)).create_view(view)  # the path is an argument, never SQL text
     for shared in ("quarantine", "sources"):  # one view across datasets
@@ -94,6 +108,18 @@ def query(home: Path | str, sql: str, params: Params = None) -> pa.Table:
     con = connect_lake(home)
     try:
         return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+
+
+def fetch(home: Path | str, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+    """`query` without Arrow: (column names, rows as tuples of Python values). What `atelier sql`
+    prints; the vector spaces are opened only when the statement names one (``vectors_...``)."""
+    _check_read_only(sql)
+    con = connect_lake(home, vectors="vectors_" in sql.lower())
+    try:
+        cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+        return [d[0] for d in cursor.description], cursor.fetchall()
     finally:
         con.close()
 

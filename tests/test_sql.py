@@ -98,3 +98,10 @@ def test_paths_and_names_from_disk_are_not_sql_text(lake_home, tmp_path):
     assert n == query(lake_home, "select count(*) as n from polyvore_items")["n"][0].as_py()
     views = set(query(home, "select view_name from duckdb_views() where not internal")["view_name"].to_pylist())
     assert views == {f"polyvore_{t}" for t in TABLES["polyvore"]} | {"quarantine", "sources"}
+
+
+def test_lake_views_are_the_declared_tables():
+    from store.sql import lake_views
+    from store.tables import TABLES
+
+    assert lake_views() == {f"{dataset}_{table}" for dataset, tables in TABLES.items() for table in tables}

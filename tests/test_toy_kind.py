@@ -27,9 +27,7 @@ def toy(sample_root, tmp_path_factory):
 
 def test_a_registered_kind_trains_evaluates_and_embeds_through_the_cli(toy):
     from flows.cli import app
-    from flows.cli.models import add_kind_commands
 
-    add_kind_commands()
     assert "toy" in kinds.names() and "toy" in kinds.embedding_kinds()
     res = runner.invoke(app, ["train", "toy", "--help"])
     assert res.exit_code == 0 and "atelier train toy --steps 20" in " ".join(res.output.split())

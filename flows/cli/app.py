@@ -138,26 +138,25 @@ def sql(
 
     Example: `atelier sql "SELECT semantic_category, count(*) FROM polyvore_items GROUP BY 1"`
     """
-    from store.sql import ReadOnlyError, query
+    from store.sql import fetch, query
 
     try:
-        result = query(home, statement)
-    except ReadOnlyError as e:
-        fail(e)
-    except Exception as e:  # DuckDB parser/binder errors: show them, not a traceback
+        if format == Format.csv:  # Arrow's CSV writer (quoting, nulls) as before
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(query(home, statement), sys.stdout.buffer)
+            return
+        columns, rows = fetch(home, statement)
+    except Exception as e:  # read-only refusals, DuckDB parser/binder errors: a message, not a traceback
         fail(e)
     if format == Format.json:
-        sys.stdout.write(json.dumps(result.to_pylist(), default=str) + "\n")
-    elif format == Format.csv:
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(result, sys.stdout.buffer)
+        sys.stdout.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str) + "\n")
     else:
-        t = Table(*result.column_names)
-        for row in result.to_pylist():
-            t.add_row(*(str(v) for v in row.values()))
+        t = Table(*columns)
+        for row in rows:
+            t.add_row(*(str(v) for v in row))
         out.print(t)
-        out.print(f"{result.num_rows} rows")
+        out.print(f"{len(rows)} rows")
 
 
 if __name__ == "__main__":

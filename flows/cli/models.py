@@ -11,22 +11,44 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
 from flows.jobs import kinds
 from flows.jobs.options import base_type, field_comment, option_fields
 
+class KindGroup(TyperGroup):
+    """A command group with one sub-command per registered model kind, built when asked for: the
+    kinds' modules load only when `train` / `eval` runs (not for `atelier --help` or `sql`), and
+    a kind registered at run time has its command too."""
+
+    make: Callable[[kinds.Recipe], Callable]  # recipe -> the command function
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*kinds.names(), *(n for n in super().list_commands(ctx) if n not in kinds.names())]
+
+    def get_command(self, ctx, name: str):
+        command = super().get_command(ctx, name)
+        if command is None and name in kinds.names():
+            single = typer.Typer(rich_markup_mode="markdown")
+            single.command(name)(type(self).make(kinds.get(name)))
+            command = typer.main.get_command(single)
+            self.add_command(command, name)
+        return command
+
+
 models_app = typer.Typer(rich_markup_mode="markdown")
-train_app = typer.Typer(help="Train a model kind on the lake; saves HOME/models/KIND/vN/ (config.json, model.safetensors, "
+train_app = typer.Typer(cls=type("TrainGroup", (KindGroup,), {"make": staticmethod(lambda r: _train_command(r))}), help="Train a model kind on the lake; saves HOME/models/KIND/vN/ (config.json, model.safetensors, "
                              "metrics.json) and prints its held-out score next to its baseline.\n\n"
                              "Example: `atelier train resnet --steps 300 --home ./home`",
                         no_args_is_help=True, rich_markup_mode="markdown")  # fmt: skip
-eval_app = typer.Typer(help="Evaluate a trained model kind on held-out data, with its baselines; writes HOME/reports/eval_KIND.json.\n\n"
+eval_app = typer.Typer(cls=type("EvalGroup", (KindGroup,), {"make": staticmethod(lambda r: _eval_command(r))}), help="Evaluate a trained model kind on held-out data, with its baselines; writes HOME/reports/eval_KIND.json.\n\n"
                             "Example: `atelier eval umbert --home ./home`",
                        no_args_is_help=True, rich_markup_mode="markdown")  # fmt: skip
 
@@ -124,26 +146,10 @@ def _short(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("neighbours", "examples", "lines")} if isinstance(report, dict) else report
 
 
-def add_kind_commands() -> list[str]:
-    """`train KIND` and `eval KIND` for every registered kind that has none yet (the CLI calls it
-    at import; a kind registered later with `flows.jobs.kinds.register` calls it again)."""
-    have = {c.name for c in train_app.registered_commands}
-    added = []
-    for recipe in kinds.recipes():
-        if recipe.name not in have:
-            train_app.command(recipe.name)(_train_command(recipe))
-            eval_app.command(recipe.name)(_eval_command(recipe))
-            added.append(recipe.name)
-    return added
-
-
-add_kind_commands()
-
-
 @models_app.command()
 def embed(
-    space: Annotated[str, typer.Argument(help="Embedding space = the model kind that makes it: "
-                                              + ", ".join(kinds.embedding_kinds()) + ".")],
+    space: Annotated[str, typer.Argument(help="Embedding space = the model kind that makes it (`atelier train --help` lists the kinds; "
+                                              "the embedding ones write vectors_KIND).")],
     dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: every dataset the kind embeds).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     shards: Annotated[int | None, typer.Option(min=1, help="Parallel embed tasks (default: 1; 2 per Dask worker).")] = None,

@@ -8,7 +8,9 @@ fields, and ``metrics.json`` records them (``options``), so a model says how it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -47,21 +49,24 @@ def option_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def field_comment(cls: type, name: str) -> str:
-    """The comment after a field's default in the class source (its help text), or ''."""
+@functools.cache
+def _comments(klass: type) -> dict[str, str]:
+    """{field: the comment after its default} of one class body, read from its source once."""
     import inspect
 
+    try:
+        source = inspect.getsource(klass)
+    except (OSError, TypeError):
+        return {}
+    found = (re.match(r"\s+(\w+):[^#]*#\s*(.*)$", line) for line in source.splitlines())
+    return {m.group(1): m.group(2).strip() for m in found if m}
+
+
+def field_comment(cls: type, name: str) -> str:
+    """The comment after a field's default in the class source (its help text), or ''."""
     for klass in cls.__mro__:
-        if name not in getattr(klass, "__annotations__", {}):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            return ""
-        for line in source.splitlines():
-            stripped = line.strip()
-            if stripped.startswith(f"{name}:") and "#" in stripped:
-                return stripped.split("#", 1)[1].strip()
+        if name in getattr(klass, "__annotations__", {}):
+            return _comments(klass).get(name, "")
     return ""
 
 
