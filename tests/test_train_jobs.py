@@ -157,3 +157,18 @@ def test_resume_continues_a_killed_run_to_the_same_weights(lake_home, tmp_path):
     assert all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_model("ae", lake_home, **opts, resume=True)
+
+
+def test_eval_reproduces_the_saved_models_held_out_score(lake_home, resnet_runs):
+    from flows.evaluation import evaluate_kind
+
+    first, second, latest, _ = resnet_runs
+    result = evaluate_kind("resnet", lake_home, log=lambda _: None)
+    assert result["version"] == latest.name
+    saved = json.loads((latest / "metrics.json").read_text())
+    assert result["held_out"]["val_accuracy"] == pytest.approx(saved["val_accuracy"])
+    assert result["held_out"]["val_majority_baseline"] == pytest.approx(saved["val_majority_baseline"])
+    assert "sample datasets' hidden ground truth" in result["report"]["skipped"]  # no samples/manifest.json here
+    assert json.loads((lake_home / "reports" / "eval_resnet.json").read_text())["version"] == latest.name
+    older = evaluate_kind("resnet", lake_home, version=first.version, report=False, log=lambda _: None)
+    assert older["version"] == first.version and "report" not in older
