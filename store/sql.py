@@ -3,11 +3,10 @@ and answers read-only queries over every lake table (`atelier sql`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-
-import functools
 from typing import TYPE_CHECKING
 
 import duckdb

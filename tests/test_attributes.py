@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from etl.common import Quarantine
 from etl.deepfashion import read_attributes_csv
+from flows.cli.attributes import attributes_app
 from flows.jobs.attributes import predict_attributes
+from flows.jobs.ingest import ingest
 from flows.jobs.kinds.attributes import attribute_rows
 from flows.jobs.train import train_model
-from flows.cli.attributes import attributes_app
-from flows.jobs.ingest import ingest
 from models import load_pretrained
 from models.attributes import AttributeClassifier, AttributeConfig
 from models.attributes_train import (

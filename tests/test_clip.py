@@ -12,12 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.jobs.kinds.clip import clip_pairs
-from flows.jobs.train import train_model
 from flows.jobs.embed import embed_rows, embed_space
 from flows.jobs.embed_sources import ALL_DATASETS
 from flows.jobs.ingest import ingest
+from flows.jobs.kinds.clip import clip_pairs
 from flows.jobs.search import search_text
+from flows.jobs.train import train_model
 from models import ClipConfig, ClipEmbedder, NotAClipCheckpoint, load_pretrained
 from models.clip_text import WordTokenizer
 from models.clip_train import retrieval_recall

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from etl.samples.polyvore import sample_truth
 from flows.cli import app
+from flows.evaluation.fitb import auc, evaluate_fitb
 from flows.jobs.complete import CompletionModel, complete
 from flows.jobs.ingest import ingest
-from flows.evaluation.fitb import auc, evaluate_fitb
 from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits
 from flows.jobs.train import train_model
 from store import VectorStore, query

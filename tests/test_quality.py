@@ -40,8 +40,8 @@ import time
 
 import pytest
 
-from flows.jobs.embed import embed_space
 from flows.evaluation.precision import sample_precision_report
+from flows.jobs.embed import embed_space
 from flows.jobs.ingest import ingest
 from flows.jobs.train import TrainResult, train_model
 

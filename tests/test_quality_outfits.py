@@ -23,9 +23,9 @@ from __future__ import annotations
 import pytest
 
 from etl.samples.polyvore import write_polyvore
+from flows.evaluation.fitb import evaluate_fitb
 from flows.jobs.embed import embed_space
 from flows.jobs.ingest import ingest
-from flows.evaluation.fitb import evaluate_fitb
 from flows.jobs.train import train_model
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import shutil
 import pytest
 import torch
 
-from flows.jobs.ingest import ingest
 from flows.evaluation.structure import evaluate_structure
+from flows.jobs.ingest import ingest
 from flows.jobs.pairs import siamese_pairs
 from flows.jobs.train import train_model
 from models import load_pretrained

@@ -10,8 +10,8 @@ import torch
 from flows.jobs.ingest import ingest
 from flows.jobs.items import training_items
 from flows.jobs.train import train_model
-from store.models import latest_model, next_version
 from models import ConvAutoencoder, ResNetEmbedder, load_pretrained
+from store.models import latest_model, next_version
 
 TINY = {"steps": 2, "image_size": 32, "batch_size": 8, "log": lambda _: None}
 

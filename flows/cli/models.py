@@ -23,6 +23,7 @@ from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, 
 from flows.jobs import kinds
 from flows.jobs.options import base_type, field_comment, option_fields
 
+
 class KindGroup(TyperGroup):
     """A command group with one sub-command per registered model kind, built when asked for: the
     kinds' modules load only when `train` / `eval` runs (not for `atelier --help` or `sql`), and

@@ -207,8 +207,8 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
 
     import models.clip  # noqa: F401  (registers model_type "clip" for load_pretrained)
     import models.siamese  # noqa: F401  (registers "siamese")
-    from store.models import latest_model
     from models import load_pretrained
+    from store.models import latest_model
 
     if spaces is None:
         spaces = {}

@@ -112,4 +112,17 @@ def embedding_kinds() -> list[str]:
     return [r.name for r in recipes() if r.embeds]
 
 
-__all__ = ["MODULES", "Prepared", "Recipe", "embedding_kinds", "get", "names", "recipes", "register", "unregister"]
+def load_trunk_weights(model, weights: str | None, log: Log, trunks: str = "the resnet18 trunk starts") -> None:
+    """Local pretrained weights into a model's resnet18 trunk(s) (``model.load_backbone_weights``),
+    or say that it starts from random init."""
+    if weights is not None:
+        if Path(weights).is_dir():
+            raise ValueError(f"--weights {weights}: takes a resnet18 state_dict file (.safetensors / .pth), not a directory "
+                             "(a Hugging Face checkpoint directory is for clip)")  # fmt: skip
+        loaded = model.load_backbone_weights(weights)
+        log(f"trunk weights: {loaded['n_loaded']} tensors from {weights}")
+    else:
+        log(f"no --weights: {trunks} from random init")
+
+
+__all__ = ["MODULES", "load_trunk_weights", "Prepared", "Recipe", "embedding_kinds", "get", "names", "recipes", "register", "unregister"]

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from etl.deepfashion import ATTRIBUTE_CLASSES
 from flows.jobs.items import split_sizes
-from flows.jobs.kinds import Prepared, Recipe
+from flows.jobs.kinds import Prepared, Recipe, load_trunk_weights
 from flows.jobs.options import ImageOptions
 from store.lake import Lake
 from store.sql import query
@@ -155,11 +155,7 @@ def build(opts, prepared, log):
     config = AttributeConfig(heads=prepared.data["heads"], benchmark_attributes=prepared.data["names"],
                              image_size=opts.image_size)  # fmt: skip
     model = AttributeClassifier(config)
-    if opts.weights is not None:
-        loaded = model.load_backbone_weights(opts.weights)
-        log(f"trunk weights: {loaded['n_loaded']} tensors from {opts.weights}")
-    else:
-        log("no --weights: the resnet18 trunk starts from random init")
+    load_trunk_weights(model, opts.weights, log)
     return model
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flows.jobs.items import SPLIT_RULE, item_loaders, split_sizes, training_items
-from flows.jobs.kinds import Prepared, Recipe
+from flows.jobs.kinds import Prepared, Recipe, load_trunk_weights
 from flows.jobs.options import ImageOptions
 
 EMBEDS = ("polyvore", "deepfashion")  # the image spaces embed the catalogue and the attribute images
@@ -52,11 +52,7 @@ def build(opts, prepared, log):
     from models import ResNetConfig, ResNetEmbedder
 
     model = ResNetEmbedder(ResNetConfig(num_classes=len(prepared.data["classes"]), image_size=opts.image_size))
-    if opts.weights is not None:
-        loaded = model.load_backbone_weights(opts.weights)
-        log(f"trunk weights: {loaded['n_loaded']} tensors from {opts.weights}")
-    else:
-        log("no --weights: the resnet18 trunk starts from random init")
+    load_trunk_weights(model, opts.weights, log)
     return model
 
 

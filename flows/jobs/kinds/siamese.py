@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flows.jobs.kinds import Prepared, Recipe
+from flows.jobs.kinds import Prepared, Recipe, load_trunk_weights
 from flows.jobs.options import ImageOptions
 from flows.jobs.pairs import SKETCH_FRACTIONS, siamese_pairs
 
@@ -52,11 +52,7 @@ def build(opts, prepared, log):
     from models.siamese import SiameseConfig, SiameseEncoder
 
     model = SiameseEncoder(SiameseConfig(mode=opts.mode, branches=_branches(opts), image_size=opts.image_size))
-    if opts.weights is not None:
-        info = model.load_backbone_weights(opts.weights)
-        log(f"trunk weights: {info['n_loaded']} tensors from {opts.weights}")
-    else:
-        log("no --weights: the resnet18 trunks start from random init")
+    load_trunk_weights(model, opts.weights, log, "the resnet18 trunks start")
     return model
 
 
