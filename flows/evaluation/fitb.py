@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.jobs import kinds
 from flows.jobs.outfits import VARIANTS, _require_polyvore, load_catalogue, outfit_data
 from store.models import latest_model
 from store.sql import query
@@ -165,7 +166,8 @@ def evaluate_fitb(home: Path | str, variant: str = "nondisjoint", models: list[s
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}: one of {VARIANTS}")
-    names = models if models is not None else [n for n in ("umbert", "wumbert") if _has_model(home, n)]
+    outfit_kinds = [r.name for r in kinds.recipes() if r.report == "fitb"]
+    names = models if models is not None else [n for n in outfit_kinds if _has_model(home, n)]
     if not names:
         raise FileNotFoundError(f"no trained umbert or wumbert under {Path(home) / 'models'}: "
                                 "run `atelier train umbert --space resnet` first")  # fmt: skip
