@@ -38,7 +38,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     for text in ("Polyvore items per semantic category", "majority_baseline", "Quarantine",
                  "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120)",
                  "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random",
-                 "umbert v1 (trained, 10 steps, random init): valid rank percentile", "wumbert v1 (trained", "FITB accuracy",
+                 "umbert v1 (trained, 10 steps, random init): contrastive objective, space ae, nondisjoint outfits: valid rank percentile", "wumbert v1 (trained", "FITB accuracy",
                  "Polyvore nondisjoint / test", "searched vectors_wumbert",
                  "clip v1 (trained, 3 steps, random init): held-out text->image R@1", "(random R@1",
                  "attributes v1 (trained", "(majority", "siamese v1 (trained", "grayscale_mask: held-out pair retrieval",

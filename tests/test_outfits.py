@@ -156,7 +156,7 @@ def test_cli_train_eval_complete(home_copy):
     res = runner.invoke(app, ["train", "umbert", "--space", "toy", "--steps", "20", "--objective", "mse",
                               "--home", str(home_copy), "--no-prefect"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "umbert v2: valid rank percentile" in " ".join(res.output.split())
+    assert "umbert v2: mse objective, space toy, nondisjoint outfits: valid rank percentile" in " ".join(res.output.split())
     assert json.loads((home_copy / "models" / "umbert" / "v2" / "config.json").read_text())["objective"] == "mse"
     res = runner.invoke(app, ["eval", "fitb", "--model", "umbert", "--home", str(home_copy)])
     assert res.exit_code == 0, res.output

@@ -70,7 +70,8 @@ def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
 
 
 def summary(m: dict) -> str:
-    return (f"valid rank percentile of the masked item {m['val_rank_percentile']:.3f} (random 0.5), hit@10 "
+    o = m.get("options", {})
+    return (f"{o.get('objective')} objective, space {o.get('space')}, {o.get('variant')} outfits: valid rank percentile of the masked item {m['val_rank_percentile']:.3f} (random 0.5), hit@10 "
             f"{m['val_hit_at_10']:.3f}; {m['outfits_per_second']:.0f} outfits/s")  # fmt: skip
 
 
