@@ -184,5 +184,5 @@ def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitD
         "val_hit_at_10": kept["val_hit_at_10"],
         "n_train_outfits": len(train.outfits),
         "n_val_outfits": len(val.outfits),
-        "outfits_per_second": rate * cfg.batch_size if rate is not None else None,
+        "outfits_per_second": rate * cfg.batch_size if rate is not None else 0.0,  # 0.0: nothing left to train
     }
