@@ -24,6 +24,7 @@ WEIGHTS_NAME = "model.safetensors"
 METRICS_NAME = "metrics.json"
 _VERSION = re.compile(r"^v(\d+)$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+VERSION_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a version directory name: no separators, no dots
 
 
 class NoModelError(FileNotFoundError):
@@ -41,9 +42,10 @@ def models_root(home: Path | str) -> Path:
 
 
 def model_dir(home: Path | str, name: str, version: str) -> Path:
-    """``<home>/models/<name>/<version>`` (``version`` must be ``v<N>``: no path tricks)."""
-    if not _VERSION.match(str(version)):
-        raise ValueError(f"bad model version {version!r}: expected v<N>, e.g. v3")
+    """``<home>/models/<name>/<version>``. ``version`` is ``v<N>`` (only those count as the latest)
+    or another plain name (letters, digits, ``_``, ``-``: it stays inside the home)."""
+    if not VERSION_DIR_RE.match(str(version)):
+        raise ValueError(f"bad model version {version!r}: expected v<N> (e.g. v3) or a plain name of letters, digits, _ and -")
     return models_root(home) / _check_name(name) / version
 
 
