@@ -166,7 +166,7 @@ def siamese_loss(logits: torch.Tensor, groups: torch.Tensor | None = None) -> to
 
 @dataclass
 class PairSet:
-    """Images of both sides and the positive pairs between them (built by ``flows.siamese``).
+    """Images of both sides and the positive pairs between them (built by ``flows.jobs.pairs``).
 
     ``left`` (N, 3, S, S) / ``right`` (M, 3, S, S) uint8 (0-255, a quarter of float32's memory;
     :func:`as_float` converts) or float in [0, 1]; ``left_group`` / ``right_group``

@@ -17,6 +17,9 @@ from store.lake import DEFAULT_HOME, HOME_ENV
 # starts without PREFECT_API_URL would otherwise try to send telemetry (no network here) and log
 # the failures; a user's own setting wins
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# the temporary server's first start on a fresh machine migrates its database: on 2 busy cores
+# that measured over Prefect's 20 s default (the first `atelier demo` failed), so wait longer
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 console = Console(stderr=True)  # progress and errors
 out = Console()  # results
