@@ -38,7 +38,7 @@ def stable_hash(key: str) -> str:
 def _structure_data(home, split_seed: int, max_items: int | None, log) -> dict:
     """Held-out crops (DeepFashion2 validation, ``EVAL_CROP``) with their garment groups, and the
     held-out Simplicity photos and line drawings with their patterns."""
-    rows = df2_items(home, "validation", "image_ok")
+    rows = df2_items(home, "validation", usable_only=True)
     if max_items and len(rows) > max_items:  # a stable sample: the smallest hashes of item_id
         keep = set(sorted((r["item_id"] for r in rows), key=stable_hash)[:max_items])
         rows = [r for r in rows if r["item_id"] in keep]

@@ -90,11 +90,12 @@ def df2_item_crops(rows: list[dict], mode: str, log: Callable[[str], None] = pri
     return crops, skipped
 
 
-def df2_items(home: Path | str, split: str, where: str = "true") -> list[dict]:
-    """Rows of ``deepfashion2_items`` of a lake split (``train`` / ``validation``), ordered by image."""
-    return query(home, f"SELECT item_id, image_path, image_ok, pair_id, style, source, bbox_x1, bbox_y1, bbox_x2, "
-                       f"bbox_y2, segmentation FROM deepfashion2_items WHERE split = '{split}' AND ({where}) "
-                       "ORDER BY image_path, item_id").to_pylist()  # fmt: skip
+def df2_items(home: Path | str, split: str, usable_only: bool = False) -> list[dict]:
+    """Rows of ``deepfashion2_items`` of a lake split (``train`` / ``validation``), ordered by image;
+    ``usable_only``: only those whose image is usable (``image_ok``)."""
+    return query(home, "SELECT item_id, image_path, image_ok, pair_id, style, source, bbox_x1, bbox_y1, bbox_x2, "
+                       "bbox_y2, segmentation FROM deepfashion2_items WHERE split = $split AND (image_ok OR NOT $usable) "
+                       "ORDER BY image_path, item_id", {"split": split, "usable": usable_only}).to_pylist()  # fmt: skip
 
 
 def _pairset(left: list, right: list, pairs: list[tuple[int, int]], left_ids, right_ids, skipped, size: int):
@@ -114,8 +115,8 @@ def _pairset(left: list, right: list, pairs: list[tuple[int, int]], left_ids, ri
 
 
 def _df2_pairs(home, mode: str, split: str, size: int, log):
-    groups = query(home, f"SELECT pair_id, style, shop_item_ids, user_item_ids FROM deepfashion2_pairs "
-                         f"WHERE split = '{split}' ORDER BY pair_id, style").to_pylist()  # fmt: skip
+    groups = query(home, "SELECT pair_id, style, shop_item_ids, user_item_ids FROM deepfashion2_pairs "
+                         "WHERE split = ? ORDER BY pair_id, style", [split]).to_pylist()  # fmt: skip
     wanted = {i for g in groups for i in (*g["shop_item_ids"], *g["user_item_ids"])}
     rows = [r for r in df2_items(home, split) if r["item_id"] in wanted]
     crops, skipped = df2_item_crops(rows, mode, log)
