@@ -54,3 +54,15 @@ def prefect_api():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_HOME
+
+
+@pytest.fixture(scope="session")
+def sample_lake(sample_root, tmp_path_factory) -> Path:
+    """A home with all five sample datasets ingested, shared by the tests that only read it."""
+    from etl.samples import SAMPLE_DATASETS
+    from flows.jobs.ingest import ingest
+
+    home = tmp_path_factory.mktemp("sample_lake")
+    for dataset in SAMPLE_DATASETS:
+        ingest(dataset, sample_root / dataset, home)
+    return home

@@ -7,18 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from etl.samples import SAMPLE_DATASETS
-from flows.jobs.ingest import ingest
 from store import TABLES, ReadOnlyError, load_sql, query
 from store.tables import STAGING
 
 
 @pytest.fixture(scope="module")
-def lake_home(sample_root, tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    for dataset in SAMPLE_DATASETS:
-        ingest(dataset, sample_root / dataset, home)
-    return home
+def lake_home(sample_lake):
+    return sample_lake  # read only
 
 
 def test_every_table_is_a_view(lake_home):
