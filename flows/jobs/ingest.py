@@ -6,6 +6,7 @@ Plain functions: the CLI calls them, the Prefect flows wrap them, tests call the
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 
 import etl
-from store import DATASETS, Lake, iter_dataset
+from store import DATASETS, DamagedTableError, Lake, iter_dataset
+
+log = logging.getLogger(__name__)
 
 
 class CountMismatchError(RuntimeError):
@@ -54,6 +57,16 @@ def reader(dataset: str) -> Callable[..., dict[str, pa.Table]]:
     return getattr(importlib.import_module(f"etl.{dataset}"), f"read_{dataset}")
 
 
+def previous_probes(lake: Lake, dataset: str) -> pa.Table | None:
+    """The last ingest's image probes (a cache: unchanged files are not probed again), or None
+    when there are none or they cannot be read (a damaged cache costs a re-probe, not the ingest)."""
+    try:
+        return lake.read(dataset, "image_probes")
+    except DamagedTableError as e:
+        log.warning("%s; probing every image again", e)
+        return None
+
+
 def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
            on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
     """Ingest one dataset's release into `home`'s lake (tables under `lake/<dataset>/`).
@@ -65,7 +78,7 @@ def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
     raw = reader(dataset)(raw_dir, **read_options)
     lake = Lake(home)
     paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
-    probes, n_probed = etl.probe_images(paths, previous=lake.read(dataset, "image_probes"), on_progress=on_progress)
+    probes, n_probed = etl.probe_images(paths, previous=previous_probes(lake, dataset), on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
     tables: dict[str, pa.Table] = {}
 
