@@ -132,3 +132,26 @@ def test_racing_takers_one_wins(tmp_path):
         t.join()
     assert (len(won), len(refused)) == (1, 7)
     assert list((tmp_path / "locks").iterdir()) == []
+
+
+def test_ingest_holds_its_dataset_lock(tmp_path, monkeypatch):
+    """`ingest` runs under ``ingest-<dataset>``: a second ingest of the dataset is refused at
+    once, another dataset's ingest is not held up; the lock is gone afterwards."""
+    import flows.jobs.ingest as ingest_job
+
+    home, seen = tmp_path / "home", {}
+
+    def fake_ingest(dataset, raw_dir, home, on_progress=None, **options):
+        seen[dataset] = [i.name for i in held_locks(home)]
+        if dataset == "polyvore":
+            with pytest.raises(LockHeld, match=f"ingest polyvore is already running \\(pid {os.getpid()} "):
+                ingest_job.ingest("polyvore", raw_dir, home)
+            ingest_job.ingest("deepfashion", raw_dir, home)
+        return dataset
+
+    monkeypatch.setattr(ingest_job, "_ingest", fake_ingest)
+    assert ingest_job.ingest("polyvore", tmp_path, home) == "polyvore"
+    assert seen == {"polyvore": ["ingest-polyvore"], "deepfashion": ["ingest-deepfashion", "ingest-polyvore"]}
+    assert held_locks(home) == []
+    with pytest.raises(ValueError, match="unknown dataset"):
+        ingest_job.ingest("nope", tmp_path, home)

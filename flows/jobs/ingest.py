@@ -15,6 +15,7 @@ import pyarrow as pa
 
 import etl
 from store import DATASETS, DamagedTableError, Lake, iter_dataset
+from store.locks import lock
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,16 @@ def previous_probes(lake: Lake, dataset: str) -> pa.Table | None:
 
 def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
            on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
+    """Ingest one dataset's release into `home`'s lake (`_ingest`), one ingest of a dataset at a
+    time: it holds the lock ``ingest-<dataset>`` (`store.locks`), and a second ingest of the same
+    dataset fails at once with `LockHeld` naming the first; other datasets ingest concurrently."""
+    reader(dataset)  # an unknown dataset is refused before anything
+    with lock(home, f"ingest-{dataset}", f"ingest {dataset}"):
+        return _ingest(dataset, raw_dir, home, on_progress, **read_options)
+
+
+def _ingest(dataset: str, raw_dir: Path | str, home: Path | str,
+            on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
     """Ingest one dataset's release into `home`'s lake (tables under `lake/<dataset>/`).
 
     The reader returns raw relations, among them `raw_<dataset>_image_paths` (the image files
