@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.clip_text import HFTokenizer, Tokens, WordTokenizer, load_tokenizer
-from models.pretrained import PretrainedMixin
+from models.pretrained import ModelFileError, PretrainedMixin, short_cause
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's image normalisation
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -143,11 +144,9 @@ class ClipEmbedder(PretrainedMixin, nn.Module):
 
     # -- save / load -----------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | os.PathLike, metrics: dict | None = None) -> Path:
-        directory = super().save_pretrained(directory, metrics=metrics)
+    def save_extra(self, directory: Path) -> None:
         if self.tokenizer is not None:
             self.tokenizer.save(directory)
-        return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -185,7 +184,15 @@ class ClipEmbedder(PretrainedMixin, nn.Module):
             tokenizer = HFTokenizer.load(directory)
         except ValueError as e:
             raise NotAClipCheckpoint(str(e)) from e
-        hf = CLIPModel.from_pretrained(str(directory), local_files_only=True)
+        try:
+            hf = CLIPModel.from_pretrained(str(directory), local_files_only=True)
+        except Exception as e:  # a truncated model.safetensors, a pickle with code, ...: name the files
+            files = directory / weights[0] if len(weights) == 1 else directory
+            unsafe = isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e)
+            reason = ("not weights atelier can load safely (a pickle with code or objects)" if unsafe
+                      else f"damaged or incomplete weights ({short_cause(e)})")  # fmt: skip
+            raise ModelFileError(files, reason, "give a complete Hugging Face CLIP checkpoint directory (weights as "
+                                                "model.safetensors), e.g. one saved with CLIPModel.save_pretrained") from e  # fmt: skip
         mean, std = CLIP_MEAN, CLIP_STD
         processor = directory / "preprocessor_config.json"  # the checkpoint's image processor: its normalisation
         if processor.is_file():

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from models.pretrained import write_atomic
+
 VOCAB_NAME = "vocab.json"
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 PAD, UNK, BOS, EOS = range(4)
@@ -86,10 +88,8 @@ class WordTokenizer:
         return _pad(rows, PAD, n_truncated)
 
     def save(self, directory: str | os.PathLike) -> None:
-        path = Path(directory) / VOCAB_NAME
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.vocab))
-        os.replace(tmp, path)
+        text = json.dumps(self.vocab)
+        write_atomic(Path(directory) / VOCAB_NAME, lambda f: f.write(text.encode("utf-8")))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> WordTokenizer:

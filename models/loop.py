@@ -28,7 +28,7 @@ its evaluation and the metric that selects among evaluations. Everything else is
 - Helpers the kinds' modules share (public, so no module imports another's private names):
   :func:`evaluation` (the decorator of an evaluation function), :func:`rng_neutral`,
   :func:`to_device`, :func:`prepare_model`, :func:`epoch_batches`, :func:`loss_curve`,
-  :func:`cpu_state`, and the checkpoint functions.
+  :func:`cpu_state`, and the checkpoint functions (in ``models.checkpoint``, re-exported here).
 
 Metrics (:func:`fit`'s JSON-ready result, the same keys for every kind; a kind adds its own):
 
@@ -69,10 +69,17 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from models.pretrained import config_to_dict, default_device
-
-CHECKPOINT_NAME = "checkpoint.pt"
-BEST_NAME = "best.safetensors"
+from models.checkpoint import (  # noqa: F401  (re-exported: the loop's checkpoints were defined here)
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    cpu_state,
+    load_best,
+    load_checkpoint,
+    resume_from_checkpoint,
+    save_best,
+    save_checkpoint,
+)
+from models.pretrained import default_device
 
 
 @dataclass
@@ -137,75 +144,6 @@ def optimizer_step(model: nn.Module, optimizer, loss: torch.Tensor, cfg: TrainCo
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
     return lr
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A contiguous CPU copy of ``model.state_dict()``."""
-    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, cfg: TrainConfig,
-                    step: int, history: dict) -> Path:  # fmt: skip
-    """``torch.save`` of plain values and tensors only (loadable with ``weights_only=True``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model_type": getattr(model, "model_type", type(model).__name__),
-        "model_config": config_to_dict(model.config, model.model_type) if hasattr(model, "config") else None,
-        "model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "train_config": dataclasses.asdict(cfg),
-        "step": step,
-        "rng_state": torch.get_rng_state(),
-        "history": history,
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """A checkpoint written by :func:`save_checkpoint`, read with ``weights_only=True`` on CPU."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def resume_from_checkpoint(model: nn.Module, optimizer, checkpoint_dir, cfg: TrainConfig) -> tuple[int, dict | None, torch.Tensor | None]:
-    """(start step, history, RNG state) from ``checkpoint_dir/checkpoint.pt``, or (0, None, None)."""
-    if checkpoint_dir is None or not cfg.resume:
-        return 0, None, None
-    path = Path(checkpoint_dir) / CHECKPOINT_NAME
-    if not path.exists():
-        return 0, None, None
-    ckpt = load_checkpoint(path)
-    expected = getattr(model, "model_type", type(model).__name__)
-    if ckpt["model_type"] != expected:
-        raise ValueError(f"{path}: checkpoint of a {ckpt['model_type']!r} model, not {expected!r}")
-    model.load_state_dict(ckpt["model"], strict=True)
-    optimizer.load_state_dict(ckpt["optimizer"])
-    return int(ckpt["step"]), ckpt["history"], ckpt["rng_state"]
-
-
-def _save_best(path: Path, state: dict[str, torch.Tensor], step: int) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"step": str(step)})
-    os.replace(tmp, path)
-
-
-def _load_best(path: Path, step: int) -> dict[str, torch.Tensor]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        saved = (f.metadata() or {}).get("step")
-    if saved != str(step):
-        raise ValueError(f"{path} holds the weights of step {saved}, the checkpoint's best is step {step}")
-    return load_file(str(path))
 
 
 # ----------------------------------------------------------------------------- batches and devices
@@ -363,7 +301,7 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
     keep = task.select == "best"
     best_state = None  # the best weights in memory (no checkpoint_dir)
     if keep and start and history["best"] is not None and history["best"]["step"] == start:
-        _save_best(best_path, cpu_state(model), start)  # the checkpoint's own weights are the best
+        save_best(best_path, cpu_state(model), start)  # the checkpoint's own weights are the best
     end = cfg.steps if cfg.stop_at_step is None else max(start, min(cfg.steps, cfg.stop_at_step))
     if history["stopped_early"]:
         end = start
@@ -389,7 +327,7 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
         if ckpt_path is not None:
             save_checkpoint(ckpt_path, model, optimizer, cfg, step, history)
             if keep and new_best:
-                _save_best(best_path, cpu_state(model), step)
+                save_best(best_path, cpu_state(model), step)
 
     if not history["evals"]:
         evaluate(0)
@@ -420,7 +358,7 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
     evals, best = history["evals"], history["best"]
     kept_step = best["step"] if keep else step
     if kept_step != step:
-        model.load_state_dict(best_state if best_path is None else _load_best(best_path, kept_step))
+        model.load_state_dict(best_state if best_path is None else load_best(best_path, kept_step))
     losses = history["losses"]
     tail = losses[-max(1, min(len(losses), cfg.eval_every)):]
     loader_data = getattr(task.batches, "dataset", None)

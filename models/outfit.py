@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.pretrained import PretrainedMixin
+from models.pretrained import PretrainedMixin, write_atomic
 
 POLYVORE_CATEGORIES = ("accessories", "all-body", "bags", "bottoms", "hats", "jewellery", "outerwear",
                        "scarves", "shoes", "sunglasses", "tops")  # fmt: skip
@@ -107,11 +107,9 @@ class OutfitTransformer(PretrainedMixin, nn.Module):
         h = self.encoder(x, src_key_padding_mask=padding)
         return F.normalize(self.output(self.norm(h)).float(), dim=-1)
 
-    def save_pretrained(self, directory: str | os.PathLike, metrics: dict | None = None) -> Path:
-        directory = super().save_pretrained(directory, metrics)
+    def save_extra(self, directory: Path) -> None:
         if self.config.learn_items:
-            (directory / ITEM_IDS_NAME).write_text(json.dumps(self.item_ids))
-        return directory
+            write_atomic(directory / ITEM_IDS_NAME, lambda f: f.write(json.dumps(self.item_ids).encode()))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from torchvision.models import resnet18
 
-from models.pretrained import PretrainedMixin
+from models.pretrained import EXPORT_FIX, ModelFileError, PretrainedMixin, load_weights_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,15 +86,12 @@ class ResNetEmbedder(PretrainedMixin, nn.Module):
         Returns ``{"path", "loaded": [keys], "ignored": [keys], "n_loaded"}``.
         """
         path = Path(path)
-        if path.suffix == ".safetensors":
-            state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            for key in ("state_dict", "model"):
-                if isinstance(state, dict) and isinstance(state.get(key), dict):
-                    state = state[key]
+        state = load_weights_file(path)
+        for key in ("state_dict", "model"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
         if not isinstance(state, dict):
-            raise TypeError(f"{path}: not a state_dict (got {type(state).__name__})")
+            raise ModelFileError(path, f"not a state_dict (got {type(state).__name__})", EXPORT_FIX)
         state = {k.removeprefix("module."): v for k, v in state.items()}
         ignored = sorted(k for k in state if k.startswith("fc."))
         trunk_state = {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -106,10 +102,8 @@ class ResNetEmbedder(PretrainedMixin, nn.Module):
             k for k in set(own) & set(trunk_state) if tuple(own[k].shape) != tuple(trunk_state[k].shape)
         )
         if missing or unexpected or bad_shape:
-            raise ValueError(
-                f"{path}: not a resnet18 state_dict (missing {missing[:5]}, unexpected "
-                f"{unexpected[:5]}, wrong shape {bad_shape[:5]})"
-            )
+            raise ModelFileError(path, f"not a resnet18 state_dict (missing {missing[:5]}, unexpected "
+                                       f"{unexpected[:5]}, wrong shape {bad_shape[:5]})", EXPORT_FIX)  # fmt: skip
         self.trunk.load_state_dict(trunk_state, strict=True)
         self.config.backbone_weights = str(path)
         loaded = sorted(trunk_state)
