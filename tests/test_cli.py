@@ -21,17 +21,17 @@ def test_help_shows_an_example(command):
 
 
 def test_ingest_reports_counts_and_rejects_bad_files(polyvore_release, home, prefect_api):
-    res = runner.invoke(app, ["ingest", "polyvore", str(polyvore_release), "--variant", "disjoint", "--home", str(home)])
+    res = runner.invoke(app, ["ingest", "polyvore", str(polyvore_release), "--variant", "disjoint", "--home", str(home), "--prefect"])
     assert res.exit_code == 0, res.output
     assert "disjoint/train.json" in res.output and "nondisjoint/train.json" not in res.output
     (polyvore_release / "polyvore_item_metadata.json").write_text("{not json")
-    res = runner.invoke(app, ["ingest", "polyvore", str(polyvore_release), "--home", str(home)])
+    res = runner.invoke(app, ["ingest", "polyvore", str(polyvore_release), "--home", str(home), "--prefect"])
     assert res.exit_code == 1 and "polyvore_item_metadata.json, line 1" in res.output
 
 
 def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     home = tmp_path / "home"
-    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3", "--outfit-steps", "10", "--research-steps", "3"]
+    args = ["demo", "--home", str(home), "--resnet-steps", "3", "--ae-steps", "3", "--outfit-steps", "10", "--research-steps", "3", "--prefect"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     output = " ".join(res.output.split())  # rich wraps lines at the terminal width

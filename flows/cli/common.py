@@ -25,9 +25,49 @@ console = Console(stderr=True)  # progress and errors
 out = Console()  # results
 
 Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
-NoPrefect = Annotated[bool, typer.Option("--no-prefect", help="Call the job directly instead of as a Prefect flow run: "
-                                         "no server needed (without PREFECT_API_URL each flow run starts a temporary "
-                                         "one, ~10 s), nothing recorded in Prefect.")]  # fmt: skip
+NoPrefect = Annotated[bool | None, typer.Option(
+    "--no-prefect/--prefect", show_default=False,
+    help="Run as a Prefect flow run (--prefect) or call the job directly (--no-prefect). Default: a flow run when a "
+         "Prefect server is configured (PREFECT_API_URL in the environment or the active Prefect profile), else "
+         "directly: a temporary server costs 10-25 s per command and keeps nothing once the command ends.")]  # fmt: skip
+
+
+def use_prefect(no_prefect: bool | None, needed: bool = False) -> bool:
+    """Whether a job runs as a Prefect flow run: as asked (--prefect / --no-prefect), else when a
+    server is configured or the job ``needed`` Prefect (Dask shards)."""
+    if no_prefect is None:
+        from flows.orchestration.runs import configured_api_url
+
+        return needed or configured_api_url() is not None
+    return not no_prefect
+
+
+def run_job(no_prefect: bool | None, direct, flow_fn, needed: bool = False, **parameters):
+    """Run a job: ``direct()`` or the Prefect flow ``flow_fn(**parameters)`` (see `use_prefect`;
+    ``flow_fn`` a flow or its "module:name").
+    When no Prefect server answers (the temporary one did not start in time, the configured one
+    is down) the job runs directly with a one-line warning, unless it ``needed`` Prefect."""
+    if not use_prefect(no_prefect, needed):
+        return direct()
+    if isinstance(flow_fn, str):  # "module:flow", imported only when it runs (Prefect takes 1-2 s to import)
+        import importlib
+
+        module, name = flow_fn.split(":")
+        flow_fn = getattr(importlib.import_module(module), name)
+    try:
+        return run_flow(flow_fn, **parameters)
+    except Exception as e:
+        from flows.orchestration.runs import server_unavailable
+
+        reason = server_unavailable(e)
+        if reason is None:
+            raise
+        fix = "start one (`prefect server start`) and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        if needed:
+            fail(f"{reason}: this job needs Prefect (its shards run as Prefect tasks); {fix}")
+        console.print(f"[yellow]warning:[/yellow] {reason}: running {flow_fn.name} directly, not recorded in "
+                      f"Prefect (for a lasting server: {fix})")  # fmt: skip
+        return direct()
 
 
 def progress_bar() -> Progress:
@@ -70,4 +110,5 @@ def fail(e: Exception | str) -> NoReturn:
     raise typer.Exit(1)
 
 
-__all__ = ["DEFAULT_HOME", "Home", "NoPrefect", "console", "fail", "out", "print_ingest", "progress_bar", "run_flow"]
+__all__ = ["DEFAULT_HOME", "Home", "NoPrefect", "console", "fail", "out", "print_ingest", "progress_bar", "run_flow", "run_job",
+           "use_prefect"]

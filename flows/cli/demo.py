@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_flow
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_job
 from flows.demo.settings import DemoSettings, ResearchSettings
 
 demo_app = typer.Typer(rich_markup_mode="markdown")
@@ -23,7 +23,7 @@ def demo(
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
     outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
     research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes and siamese (default 150 each).")] = None,
-    no_prefect: NoPrefect = False,
+    no_prefect: NoPrefect = None,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
 
@@ -44,18 +44,16 @@ def demo(
     """
     settings = {"resnet_steps": resnet_steps, "ae_steps": ae_steps, "outfit_steps": outfit_steps}
     research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese")} if research_steps else {}
-    if no_prefect:
+    def direct() -> dict:
         from etl.samples import sample_image_count
         from flows.demo.run import run_demo
 
         with progress_bar() as p:
             task = p.add_task("drawing sample images", total=sample_image_count(scale))
-            result = run_demo(home, seed, scale, DemoSettings(**settings), on_item=lambda: p.advance(task),
-                              log=console.print, progress=False, research=ResearchSettings(**research))  # fmt: skip
-    else:
-        from flows.demo.flow import demo_flow
+            return run_demo(home, seed, scale, DemoSettings(**settings), on_item=lambda: p.advance(task),
+                            log=console.print, progress=False, research=ResearchSettings(**research))  # fmt: skip
 
-        result = run_flow(demo_flow, home=str(home), seed=seed, scale=scale, settings=settings, research=research)
+    result = run_job(no_prefect, direct, "flows.demo.flow:demo_flow", home=str(home), seed=seed, scale=scale, settings=settings, research=research)
     print_demo(Path(home), result)
 
 
