@@ -1,7 +1,7 @@
 """store: the only code that opens Parquet, DuckDB and LanceDB.
 
 Public API: the home directory's lake (`Lake`, `default_home`), the SQL runner (`build_dataset`,
-`query` and `run_relation`, values as bound parameters; `connect_lake`, `load_sql`), the
+`query` and `run_relation`, values as bound parameters, sandboxed; `connect_lake`, `load_sql`), the
 declared table schemas (`TABLES`) and the vector store (`VectorStore`, `vector_schema`:
 `<home>/vectors`, one LanceDB table per embedding space; imported on first use, as
 `import lancedb` takes over a second).
@@ -13,7 +13,7 @@ import importlib
 _PUBLIC = {
     "DATASETS": "store.lake", "DamagedTableError": "store.lake", "Lake": "store.lake", "default_home": "store.lake",
     "ReadOnlyError": "store.sql", "build_dataset": "store.sql", "connect_lake": "store.sql", "iter_dataset": "store.sql",
-    "load_sql": "store.sql", "query": "store.sql", "run_relation": "store.sql",
+    "SandboxError": "store.sql", "load_sql": "store.sql", "query": "store.sql", "run_relation": "store.sql",
     "TABLES": "store.tables", "SchemaError": "store.tables",
     "UnknownSpaceError": "store.vectors", "VectorStore": "store.vectors", "vector_schema": "store.vectors",
 }

@@ -6,7 +6,11 @@ Queries over the lake run in a DuckDB sandbox: one statement of a read-only kind
 readable only under the home's `lake/` and `vectors/` (`allowed_directories` with
 `enable_external_access = false`), no extension installed or loaded, configuration locked before
 the statement runs. Views are created only for the tables a statement names, so one damaged
-table fails only the queries that read it (`DamagedTableError`, naming the file)."""
+table fails only the queries that read it (`DamagedTableError`, naming the file).
+
+DuckDB checks a path as written (normalised), while the OS follows symbolic links: a link inside
+the lake that points out of it would open its target's parents to `..`. atelier links only inside
+the lake (`lake/<dataset>` -> `lake/.versions/...`); do not link a lake folder elsewhere."""
 
 from __future__ import annotations
 
@@ -300,7 +304,7 @@ def _temp_directory() -> str:
 def _outside(e: duckdb.Error, home: Path | str) -> str:
     where = re.search(r'Cannot access (?:file|directory) "(.*)"', str(e))
     what = f"{where.group(1)!r} is outside them" if where else _first_line(e)
-    lake = Lake(home)
+    lake = Lake(os.path.abspath(home))
     return (f"atelier sql reads only the home's lake and vectors ({lake.root}, {lake.home / 'vectors'}): {what}; "
             "other files, URLs and extensions are not reachable")  # fmt: skip
 
