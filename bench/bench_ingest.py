@@ -123,8 +123,8 @@ def bench_probe(tmp: Path, n: int, repeat: int) -> dict:
     paths = make_images(tmp / "images", n)
     baseline_probe(paths)  # warm the page cache for everyone
     t_base = best_of(repeat, lambda: baseline_probe(paths))
-    t_one = best_of(repeat, lambda: probe_images(paths, workers=1))
-    t_all = best_of(repeat, lambda: probe_images(paths))
+    t_one = best_of(repeat, lambda: probe_images(paths, root=tmp, workers=1))
+    t_all = best_of(repeat, lambda: probe_images(paths, root=tmp))
     return {
         "images": n, "cores": os.cpu_count(), "baseline_single_thread_pil_s": round(t_base, 3),
         "probe_one_thread_s": round(t_one, 3), "probe_all_cores_s": round(t_all, 3),

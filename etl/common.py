@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 FILES_SCHEMA = pa.schema([("source_file", pa.string()), ("records_read", pa.int64())])
+ESCAPES_ROOT = "image path escapes the release root"  # quarantine reasons of paths outside a release
+SYMLINK_OUT = "symlink out of the release"
 
 
 class RawFormatError(ValueError):
@@ -69,12 +73,74 @@ def files_table(records_read: dict[str, int]) -> pa.Table:
     )
 
 
+class ReleaseRoot:
+    """The one check every path of an untrusted release goes through before a file is opened.
+
+    A path escapes when it has a '..' component or is absolute outside the root (decided from
+    the text alone: an outside file is never even stat'ed); it leaves the release when a folder
+    on the way or the file itself is a symlink that resolves outside the root. Symlinks inside
+    the release are followed. Folders are resolved once each (cached); a file is resolved only
+    when it is a symlink, which a directory listing tells for free (``DirEntry.is_symlink``).
+    """
+
+    def __init__(self, root: Path | str):
+        self.root = os.path.realpath(root)
+        self.prefix = self.root.rstrip("/") + "/"
+        given = os.path.abspath(root)  # paths may be spelled from the root as given (the folders are resolved anyway)
+        self._given = None if given == self.root else given.rstrip("/") + "/"
+        self._folders: dict[str, str | None] = {}
+
+    def inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.prefix)
+
+    def escapes(self, path: str) -> str | None:
+        """Why ``path`` (absolute, or relative to the root) is outside the root by its text alone, or None."""
+        if ".." in path.split("/"):
+            return f"{ESCAPES_ROOT} ('..' component)"
+        if not os.path.isabs(path):
+            return None
+        path = os.path.normpath(path)
+        if not (self.inside(path) or (self._given and (path + "/").startswith(self._given))):
+            return f"{ESCAPES_ROOT} (absolute path outside it)"
+        return None
+
+    def folder(self, folder: str) -> str | None:
+        """Why ``folder`` (absolute, already lexically inside) resolves outside the root, or None."""
+        if folder not in self._folders:
+            self._folders[folder] = None if self.inside(os.path.realpath(folder)) else f"{SYMLINK_OUT} (folder)"
+        return self._folders[folder]
+
+    def link(self, path: str) -> str | None:
+        """Why the symlink ``path`` resolves outside the root, or None."""
+        return None if self.inside(os.path.realpath(path)) else SYMLINK_OUT
+
+    def problem(self, path: str) -> str | None:
+        """All three checks for one absolute path (one lstat): None when it may be opened."""
+        reason = self.escapes(path) or self.folder(os.path.dirname(os.path.normpath(path)))
+        if reason is None:
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except OSError:
+                return None  # missing: the caller's open fails as it would have
+            reason = self.link(path) if is_link else None
+        return reason
+
+
+def release_file(path: Path, root: Path) -> Path:
+    """``path`` when it is inside the release ``root``; RawFormatError naming it when not."""
+    reason = ReleaseRoot(root).problem(os.path.abspath(path))
+    if reason:
+        raise RawFormatError(relative(path, root), f"{reason.replace('image path', 'path')}: a release's files must be inside its folder")
+    return path
+
+
 def read_json(path: Path, root: Path, type: Any = Any) -> Any:
     """Decode a JSON file, fast (msgspec) when it matches ``type``, generic when it does not.
 
-    Raises RawFormatError with line and column when the file is not JSON at all.
+    Raises RawFormatError with line and column when the file is not JSON at all, or when it is
+    a symlink out of the release.
     """
-    data = path.read_bytes()
+    data = release_file(path, root).read_bytes()
     if type is not Any:
         try:
             return msgspec.json.decode(data, type=type)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from etl.common import Quarantine, RawFormatError, files_table, relative, stable_split
+from etl.common import Quarantine, RawFormatError, files_table, relative, release_file, stable_split
 
 # The release's meaning of each attribute's codes 0..n-1 (the sample generator draws garments
 # from these same vocabularies: etl.samples imports them from here).
@@ -67,7 +67,7 @@ def class_names(head: str, n_classes: int, missing_class: bool = True) -> list[s
 
 def _text(path: Path, root: Path) -> str:
     try:
-        return path.read_text("utf-8")
+        return release_file(path, root).read_text("utf-8")
     except UnicodeDecodeError as e:
         raise RawFormatError(relative(path, root), f"not UTF-8 text (byte {e.start})") from None
 

@@ -16,7 +16,8 @@ Layout read (as released; ``test/`` has no annotations and is not read):
 Simplicity layout (chosen here; the public description is thin): one JSON file per sewing
 pattern, named by its pattern id; ``line_image`` is the pattern envelope's line drawing of the
 garment, ``other_images`` photos of garments made from that pattern. Paths are relative to the
-``simplicity/`` folder (absolute paths are taken as they are). Other keys are ignored.
+``simplicity/`` folder; a path that leaves the release (absolute elsewhere, '..', a symlink out)
+is never opened: its probe says why and the image is quarantined. Other keys are ignored.
 
 Records: an annotation record is one item (source ``<split>/annos``, key ``NNNNNN.json#item2``);
 a file that is valid JSON but not an object, or has no ``item<N>`` key, is one record
@@ -45,7 +46,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from etl.common import Quarantine, RawFormatError, files_table, read_json
+from etl.common import Quarantine, RawFormatError, ReleaseRoot, files_table, read_json, release_file
 
 SPLITS = ("train", "validation")
 CATEGORIES: dict[int, str] = {
@@ -120,6 +121,25 @@ def _listing(folder: Path, suffix: str) -> list[str]:
     return sorted(n[: -len(suffix)] for n in names if n.endswith(suffix) and len(n) > len(suffix))
 
 
+def _inside(root: Path, rel_dir: str, stems: list[str], q: Quarantine) -> list[str]:
+    """The stems whose ``<rel_dir>/<stem>.json`` may be read; the others (symlinks out of the
+    release) quarantined unread. The folder itself out of the release stops the ingest."""
+    folder = release_file(root / rel_dir, root)
+    release = ReleaseRoot(root)
+    with os.scandir(folder) as entries:
+        links = {e.name for e in entries if e.is_symlink()}
+    if not links:
+        return stems
+    kept = []
+    for stem in stems:
+        reason = release.link(f"{folder}/{stem}.json") if f"{stem}.json" in links else None
+        if reason:
+            q.add(rel_dir, f"{stem}.json", reason, f"{rel_dir}/{stem}.json")
+        else:
+            kept.append(stem)
+    return kept
+
+
 def _decode_chunk(paths: list[str], root: Path) -> list[Any]:
     docs = []
     for path in paths:
@@ -182,8 +202,10 @@ def read_annotations(root: Path, split: str, q: Quarantine, counts: dict[str, in
     rows: list[tuple[str, int, str, int, _Item]] = []
     rel_dir = f"{split}/annos"
     stems = _listing(root / rel_dir, ".json")
+    readable = _inside(root, rel_dir, stems, q)
+    n = len(stems) - len(readable)
+    stems = readable
     image_dir = f"{root}/{split}/image/"
-    n = 0
     folder = f"{root}/{rel_dir}/"
     for stem, doc in zip(stems, _decoded([f"{folder}{s}.json" for s in stems], root)):
         fname = f"{stem}.json"
@@ -237,7 +259,10 @@ def _text_array(chunks: list[msgspec.Raw]) -> pa.Array:
 
 
 def _resolve(root: Path, p: str) -> str:
-    return os.path.normpath(p if os.path.isabs(p) else f"{root}/{SIMPLICITY}/{p}")
+    """A pattern's image path made absolute and normalised; one with a '..' component is kept
+    as written (normalising would hide it): the probe refuses it."""
+    p = p if os.path.isabs(p) else f"{root}/{SIMPLICITY}/{p}"
+    return p if ".." in p.split("/") else os.path.normpath(p)
 
 
 def read_patterns(root: Path, q: Quarantine, counts: dict[str, int]) -> pa.Table:
@@ -246,7 +271,7 @@ def read_patterns(root: Path, q: Quarantine, counts: dict[str, int]) -> pa.Table
     stems = _listing(root / PATTERNS_DIR, ".json")
     if not stems:
         return PATTERNS_SCHEMA.empty_table()
-    for stem in stems:
+    for stem in _inside(root, PATTERNS_DIR, stems, q):
         rec = read_json(root / PATTERNS_DIR / f"{stem}.json", root, _Pattern)
         if not isinstance(rec, _Pattern):
             reason = _pattern_problem(rec)

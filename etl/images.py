@@ -8,12 +8,15 @@ JPEG header parsing is Python code that holds the GIL, so threads do not scale.
 
 Incremental: given the previous probe table, an image whose path, size and mtime are unchanged
 is not opened again.
+
+Untrusted input: paths are checked against the release root before anything is opened
+(`etl.common.ReleaseRoot`), files are streamed (bounded memory) and decompression bombs are
+refused from their declared size.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import multiprocessing as mp
 import os
 import stat
@@ -25,8 +28,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from etl.common import ReleaseRoot
+
+MAX_IMAGE_PIXELS = 8192 * 8192  # declared width x height above this is refused before decoding (a decompression bomb)
+MAX_FILE_BYTES = 256 * 2**20  # a larger file is refused without being read
 MIN_PARALLEL = 1000  # fewer images than this are probed in-process: forking workers would cost more
 PROBE_SCHEMA = pa.schema(
     [
@@ -45,54 +52,97 @@ PROBE_SCHEMA = pa.schema(
 
 
 def probe_image(path: str, size: int = -1, mtime_ns: int = -1) -> dict:
-    """Probe one image file: never raises for a bad image, returns a row of PROBE_SCHEMA."""
+    """Probe one image file: never raises for a bad image, returns a row of PROBE_SCHEMA.
+
+    Bounded memory whatever the file: the sha1 is computed over chunks, Pillow reads the file
+    lazily, a file over MAX_FILE_BYTES is not read at all and an image declaring more than
+    MAX_IMAGE_PIXELS (a decompression bomb) is refused from its header, before decoding.
+    The path is trusted here: `probe_images` checks it against the release root first.
+    """
     row = {"image_path": path, "file_size": size, "mtime_ns": mtime_ns, "image_ok": False,
            "width": None, "height": None, "mode": None, "labels": None, "image_sha1": None, "error": None}  # fmt: skip
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                row["error"] = "not a regular file"
+            elif st.st_size > MAX_FILE_BYTES:
+                row["error"] = f"file too large: {st.st_size} bytes, more than {MAX_FILE_BYTES} (not read)"
+            elif st.st_size == 0:
+                row["image_sha1"], row["error"] = hashlib.sha1().hexdigest(), "zero-byte file"
+            else:
+                row["image_sha1"] = hashlib.file_digest(f, "sha1").hexdigest()  # 256 KiB at a time
+                f.seek(0)
+                row.update(_decode(f))
     except OSError as e:
         row["error"] = f"unreadable: {e.strerror or e}"
-        return row
-    row["image_sha1"] = hashlib.sha1(data).hexdigest()
-    if not data:
-        row["error"] = "zero-byte file"
-        return row
+    return row
+
+
+def _decode(f) -> dict:
+    """width, height, mode, labels and image_ok of an open image file, or its error."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(f) as im:
             width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return {"error": f"decompression bomb: declares {width}x{height} = {width * height} pixels, "
+                                 f"more than {MAX_IMAGE_PIXELS} (not decoded)"}  # fmt: skip
             mode = im.mode
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, width // 8), max(1, height // 8)))
             im.load()
             labels = sorted(v for _, v in im.getcolors(256)) if mode == "P" else None
+    except Image.DecompressionBombError as e:  # Pillow's own check, in Image.open (twice its MAX_IMAGE_PIXELS)
+        return {"error": f"decompression bomb: {e} (not decoded)"}
+    except UnidentifiedImageError:  # its message holds the file object's repr: the path, with no new information
+        return {"error": "not a decodable image: cannot identify image file"}
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError... for bad files
         msg = str(e) or type(e).__name__
-        row["error"] = f"truncated image: {msg}" if "truncated" in msg else f"not a decodable image: {msg}"
-        return row
-    row.update(image_ok=True, width=width, height=height, mode=mode, labels=labels)
-    return row
+        return {"error": f"truncated image: {msg}" if "truncated" in msg else f"not a decodable image: {msg}"}
+    return {"image_ok": True, "width": width, "height": height, "mode": mode, "labels": labels}
 
 
-def stat_existing(paths: pa.Array | Iterable[str]) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of the paths that exist as files. One directory listing per folder
-    and vectorised set logic, so a release with most images missing costs no per-image work."""
+def stat_existing(paths: pa.Array | Iterable[str], release: ReleaseRoot | None = None) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """(size, mtime_ns) of the paths that exist as files, and the paths refused because they
+    are outside ``release`` (with the reason). One directory listing per folder and vectorised
+    set logic, so a release with most images missing costs no per-image work; a path that
+    escapes the release by its text is refused before anything touches the filesystem, its
+    folder is never listed."""
     paths = pc.unique(pa.array(paths, pa.string()) if not isinstance(paths, pa.Array) else paths)
-    folders = pc.unique(pc.replace_substring_regex(paths, r"/[^/]*$", ""))
+    refused: dict[str, str] = {}
+    if release is not None:
+        suspect = pc.or_(pc.match_substring_regex(paths, r"(^|/)\.\.(/|$)"), pc.invert(pc.starts_with(paths, release.prefix)))
+        for path in paths.filter(suspect).to_pylist():
+            if reason := release.escapes(path):
+                refused[path] = reason
+        paths = paths.filter(pc.invert(pc.is_in(paths, pa.array(list(refused), pa.string()))))
+    folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
     listed: list[str] = []
-    for folder in folders.to_pylist():
+    links: set[str] = set()
+    for folder in pc.unique(folders).to_pylist():
+        if release is not None and (reason := release.folder(folder or "/")):
+            refused.update(dict.fromkeys(paths.filter(pc.equal(folders, folder)).to_pylist(), reason))
+            continue
         try:
-            listed += [f"{folder}/{name}" for name in os.listdir(folder or "/")]
+            with os.scandir(folder or "/") as entries:
+                for e in entries:
+                    listed.append(f"{folder}/{e.name}")
+                    if e.is_symlink():
+                        links.add(listed[-1])
         except OSError:
             continue
     found: dict[str, tuple[int, int]] = {}
     for path in paths.filter(pc.is_in(paths, pa.array(listed, pa.string()))).to_pylist():
+        if path in links and release is not None and (reason := release.link(path)):
+            refused[path] = reason  # a symlink out: its target is never stat'ed nor opened
+            continue
         try:
             st = os.stat(path)
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
             found[path] = (st.st_size, st.st_mtime_ns)
-    return found
+    return found, refused
 
 
 def usable_cores() -> int:
@@ -117,6 +167,8 @@ def pool_start_method() -> str | None:
 
 def probe_images(
     paths: pa.Array | Iterable[str],
+    *,
+    root: Path | str | None,
     previous: pa.Table | None = None,
     workers: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -125,11 +177,14 @@ def probe_images(
     """Probe the images that exist among ``paths`` (absolute, '/'-separated), on ``workers``
     processes (default: the usable cores).
 
+    ``root`` is the release the paths come from (None: paths the caller made itself, trusted):
+    a path outside it (a '..' component, an absolute path elsewhere, a symlink out) gets a row
+    with image_ok false and the reason as its error, and is never opened nor hashed.
     Returns (probe table sorted by path, number of images actually opened). Paths that do not
     exist get no row: callers treat them as missing images. ``on_progress(done, total)`` is
     called as images finish.
     """
-    stats = stat_existing(paths)
+    stats, refused = stat_existing(paths, None if root is None else ReleaseRoot(root))
     reuse: dict[str, dict] = {}
     if previous is not None and previous.num_rows:
         for row in previous.to_pylist():
@@ -138,6 +193,8 @@ def probe_images(
                 reuse[row["image_path"]] = row
     todo = [(p, *st) for p, st in stats.items() if p not in reuse]
     rows = list(reuse.values())
+    rows += [{**dict.fromkeys(PROBE_SCHEMA.names), "image_path": p, "image_ok": False, "error": reason} for p, reason in refused.items()]
+    reused = len(rows)
     workers = workers or usable_cores()
     if on_progress:
         on_progress(0, len(todo))
@@ -156,7 +213,7 @@ def probe_images(
         for chunk_rows in done:
             rows += chunk_rows
             if on_progress:
-                on_progress(len(rows) - len(reuse), len(todo))
+                on_progress(len(rows) - reused, len(todo))
     finally:
         if n_chunks > 1:
             pool.shutdown()

@@ -25,7 +25,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.common import Quarantine, RawFormatError, files_table, read_json, relative
+from etl.common import Quarantine, RawFormatError, files_table, read_json, relative, release_file
 
 VARIANTS = ("nondisjoint", "disjoint")
 SPLITS = ("train", "valid", "test")
@@ -115,7 +115,7 @@ def read_categories(root: Path) -> pa.Table:
     path = root / CATEGORIES_FILE
     ids, names, sems = [], [], []
     if path.exists():
-        for line_no, row in enumerate(csv.reader(io.StringIO(path.read_text("utf-8"))), 1):
+        for line_no, row in enumerate(csv.reader(io.StringIO(release_file(path, root).read_text("utf-8"))), 1):
             if not row:
                 continue
             if len(row) != 3 or _as_int(row[0]) is None:
@@ -180,7 +180,7 @@ def _raw_item(set_id: str, raw: Any) -> dict:
 def read_compatibility(root: Path, variant: str, split: str, q: Quarantine, counts: dict[str, int], out: dict[str, list]) -> None:
     rel = f"{variant}/compatibility_{split}.txt"
     try:
-        text = (root / rel).read_text("utf-8")
+        text = release_file(root / rel, root).read_text("utf-8")
     except UnicodeDecodeError as e:
         raise RawFormatError(rel, f"not UTF-8 text (byte {e.start})") from None
     n = 0

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.io
 
-from etl.common import Quarantine, RawFormatError, files_table
+from etl.common import Quarantine, RawFormatError, files_table, release_file
 
 CAPTIONS_FILE = "Anno/language_original.mat"
 SPLITS_FILE = "Eval/ind.mat"
@@ -54,6 +54,7 @@ RELEASE_SCHEMA = pa.schema([("n_records", pa.int64()), ("n_images", pa.int64()),
 
 
 def _loadmat(root: Path, rel: str) -> dict:
+    release_file(root / rel, root)
     try:
         return scipy.io.loadmat(root / rel)
     except NotImplementedError as e:  # v7.3 files are HDF5
@@ -204,7 +205,7 @@ def read_image_count(root: Path, n_records: int, counts: dict[str, int]) -> int 
     path = root / IMAGES_FILE
     if not path.exists():
         return None
-    with _h5(path, IMAGES_FILE) as f:
+    with _h5(release_file(path, root), IMAGES_FILE) as f:
         n = _image_datasets(f, IMAGES_FILE)[0].shape[0]
     if n != n_records:
         raise RawFormatError(IMAGES_FILE, f"dataset ih has {n} images but {CAPTIONS_FILE} has {n_records} caption "

@@ -43,7 +43,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl.common import Quarantine, RawFormatError, files_table, relative, stable_split
+from etl.common import Quarantine, RawFormatError, files_table, relative, release_file, stable_split
 
 SPLITS = ("train", "test")
 PAIRS_FILES = {split: f"{split}_pairs.txt" for split in SPLITS}
@@ -76,7 +76,7 @@ LISTING_SCHEMA = pa.schema([("split", pa.string()), ("folder", pa.string()), ("f
 
 def _text(path: Path, root: Path) -> str:
     rel = relative(path, root)
-    data = path.read_bytes()
+    data = release_file(path, root).read_bytes()
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise RawFormatError(rel, "not a text file (NUL byte)", line=line)

@@ -89,7 +89,7 @@ def _ingest(dataset: str, raw_dir: Path | str, home: Path | str,
     raw = reader(dataset)(raw_dir, **read_options)
     lake = Lake(home)
     paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
-    probes, n_probed = etl.probe_images(paths, previous=previous_probes(lake, dataset), on_progress=on_progress)
+    probes, n_probed = etl.probe_images(paths, root=raw_dir, previous=previous_probes(lake, dataset), on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
     tables: dict[str, pa.Table] = {}
 
