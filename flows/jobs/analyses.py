@@ -6,16 +6,17 @@ and item details (title, image) from the lake; outputs go to `<home>/reports/`.
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import json
-import re
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from etl.common import ReleaseRoot
 from store import Lake, UnknownSpaceError, VectorStore, query
 
 # where each dataset's item details live in the lake: (view, id column, title expression)
@@ -26,7 +27,8 @@ ITEM_DETAILS = {
 
 
 def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
-    """title and image_path of items, from whichever dataset tables exist in the lake."""
+    """title and image_path of items, from whichever dataset tables exist in the lake; the
+    image_path only of a usable image (probed inside its release: never a path that escaped it)."""
     out: dict[str, dict] = {}
     if not item_ids:
         return out
@@ -34,7 +36,8 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     for view, id_col, title in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
         if view not in present:  # that dataset is not in the lake
             continue
-        rows = query(home, f"select {id_col} as item_id, {title} as title, image_path from {view} "
+        rows = query(home, f"select {id_col} as item_id, {title} as title, case when image_ok then image_path end as image_path "
+                           f"from {view} "
                            f"where list_contains(?, {id_col})", [list(item_ids)])  # fmt: skip
         out.update({r["item_id"]: r for r in rows.to_pylist()})
     return out
@@ -76,46 +79,69 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:80]
 
 
-def _thumbnail(path: str | None, size: int = 96) -> str:
-    """An inline data: URI of the image (so the page works anywhere), or '' when unreadable."""
-    if not path:
+def _shown_image(path: str | None, home: Path) -> str | None:
+    """The file a gallery may show for ``path``, or None: the lake's paths of usable images were
+    checked against their release root at ingest, so one is shown while it still resolves to
+    itself (absolute, no '..', no symlink swapped in since), or when it resolves inside the home."""
+    if not path or not os.path.isabs(path) or ".." in path.split("/"):
+        return None
+    real = os.path.realpath(path)
+    return real if real == os.path.normpath(path) or ReleaseRoot(home).inside(real) else None
+
+
+def _thumbnail(path: str | None, home: Path, size: int = 96) -> str:
+    """An inline data: URI of the image (so the page works anywhere and loads nothing), or ''
+    when it is unreadable, not shown (see `_shown_image`) or declares too many pixels."""
+    from etl.images import MAX_IMAGE_PIXELS
+
+    path = _shown_image(path, home)
+    if path is None:
         return ""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                return ""
+            im.draft("RGB", (size, size))  # JPEG: decode at reduced scale
             im = im.convert("RGB")
             im.thumbnail((size, size))
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=85)
-    except OSError:
+    except (OSError, Image.DecompressionBombError):
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+@functools.cache
+def _templates():
+    """The HTML templates (package data), autoescaped: every value is text, never markup."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("flows.jobs", "templates"), autoescape=True, undefined=StrictUndefined)
+
+
+def render_html(template: str, **context) -> str:
+    return _templates().get_template(template).render(**context)
+
+
 def write_gallery(path: Path, space: str, query_item: dict | list[dict], rows: list[dict], where: str | None,
                   heading: str | None = None) -> Path:  # fmt: skip
-    """One HTML page: the query item(s) (outlined), then the results with category, title and distance."""
+    """One HTML page: the query item(s) (outlined), then the results with category, title and
+    distance. ``heading`` is text (escaped like every value). Images are shown as data: URIs,
+    only of files inside a release (as checked at ingest) or inside the home (``path``'s
+    ``reports/`` parent)."""
+    home = path.parent.parent
 
-    def card(item: dict, caption: str) -> str:
-        src = _thumbnail(item.get("image_path"))
-        img = f'<img src="{src}" alt="{html.escape(item["item_id"])}">' if src else '<div class="noimg">no image</div>'
-        return f'<figure>{img}<figcaption>{caption}</figcaption></figure>'
+    def card(item: dict, label: str, distance: float | None = None) -> dict:
+        return {"item_id": str(item["item_id"]), "src": _thumbnail(item.get("image_path"), home), "label": label,
+                "category": str(item.get("semantic_category")), "title": str(item.get("title") or item["item_id"]),
+                "distance": distance}  # fmt: skip
 
-    queries = query_item if isinstance(query_item, list) else [query_item]
-    heading = heading or f"Nearest neighbours of {queries[0]['item_id']} in <code>{space}</code>"
-    cards = [card(r, f"{i}. {html.escape(str(r['semantic_category']))}<br>{html.escape(str(r.get('title') or r['item_id']))}"
-                     f"<br>d = {r['distance']:.4f}") for i, r in enumerate(rows, 1)]  # fmt: skip
-    query_cards = [card(q, "query: " + html.escape(str(q.get("semantic_category"))) + "<br>"
-                        + html.escape(str(q.get("title") or q["item_id"]))) for q in queries]  # fmt: skip
-    page = f"""<!doctype html><meta charset="utf-8"><title>{html.escape(re.sub("<[^>]+>", "", heading))}</title>
-<style>body{{font-family:sans-serif}} figure{{display:inline-block;width:120px;margin:6px;vertical-align:top;font-size:12px}}
-img,.noimg{{width:96px;height:96px;object-fit:contain;border:1px solid #ccc}} .query img{{border:3px solid #c33}}</style>
-<h1>{heading}</h1>
-<p>filter: <code>{html.escape(where or 'none')}</code></p>
-<div class="query">{''.join(query_cards)}</div>
-<div>{''.join(cards)}</div>
-"""
+    queries = [card(q, "query: ") for q in (query_item if isinstance(query_item, list) else [query_item])]
+    cards = [card(r, f"{i}. ", r["distance"]) for i, r in enumerate(rows, 1)]
+    title = heading or f"Nearest neighbours of {queries[0]['item_id']} in {space}"
+    page = render_html("gallery.html", title=title, heading=heading, space=space, where=where, queries=queries, rows=cards)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path
 
 
