@@ -8,6 +8,10 @@ whose image_sha1 and model_version are already stored.
 
 Distance: cosine, for flat and indexed search alike (`METRIC`); embeddings from different
 models differ in scale, and cosine makes `_distance` comparable (0 = same direction, 2 = opposite).
+Health (`store.vector_health`): `duplicates` / `dedupe` keep the invariant rows == distinct
+item_id, `check` raises `DamagedSpaceError` (naming the table's folder and the fix) when data
+files are gone; the reads raise it too when Lance fails on a damaged table.
+
 Indexes are built on request by `ensure_indexes` (see `store.vector_index`); compaction is left
 to the caller: the embed job calls `compact(space)` once at its end (every `merge_insert` adds
 a version and a fragment; `compact` merges the fragments and drops the old versions).
@@ -15,8 +19,9 @@ a version and a fragment; `compact` merges the fragments and drops the old versi
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from store import vector_health
 from store.tables import SchemaError
+from store.vector_health import DamagedSpaceError
 from store.vector_index import build_indexes, has_vector_index, search_params
 
 PREFIX = "vectors_"
@@ -122,6 +129,71 @@ class VectorStore:
             raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
         return self.db.open_table(PREFIX + space)
 
+    def path(self, space: str) -> str:
+        """The table's folder, ``<home>/vectors/vectors_<space>.lance``."""
+        return f"{self.uri}/{PREFIX}{space}.lance"
+
+    def drop(self, space: str) -> bool:
+        """Delete ``space`` (also a damaged one); True when it existed."""
+        _check_space(space)
+        if space not in self.spaces():
+            return False
+        try:
+            self.db.drop_table(PREFIX + space)
+        except Exception:  # noqa: BLE001 - too damaged for LanceDB: remove the folder
+            if "://" in self.path(space):
+                raise
+            import shutil
+
+            shutil.rmtree(self.path(space), ignore_errors=True)
+        return True
+
+    # -- health (store.vector_health) -----------------------------------------------------------
+
+    def check(self, space: str) -> None:
+        """`DamagedSpaceError` unless the table's manifest and every data file it names are there."""
+        vector_health.check(self.table(space), space, self.path(space))
+
+    def keys(self, space: str) -> pa.Table | None:
+        """item_id, dataset, image_sha1, model_version and _rowid of every row (one scan of those
+        columns); None when the space does not exist."""
+        if space not in self.spaces():
+            return None
+        with self._reading(space):
+            return self.table(space).to_lance().to_table(
+                columns=["item_id", "dataset", "image_sha1", "model_version"], with_row_id=True)
+
+    def duplicates(self, space: str) -> int:
+        """Rows beyond one per item_id (0 when the invariant rows == distinct item_id holds)."""
+        with self._reading(space):
+            return vector_health.duplicates(self.table(space).to_lance().to_table(columns=["item_id"])["item_id"])
+
+    def dedupe(self, space: str, current: Mapping[str, tuple] | None = None, keys: pa.Table | None = None) -> int:
+        """Keep one row per item_id (the one whose (image_sha1, model_version) is
+        ``current[item_id]``, else the last written); returns how many rows were deleted. Only
+        one writer at a time (the caller holds the space's lock). ``keys``: `keys(space)`
+        when the caller has it."""
+        keys = self.keys(space) if keys is None else keys
+        drop = vector_health.duplicate_row_ids(keys, current) if keys is not None else []
+        vector_health.delete_row_ids(self.table(space), drop)
+        return len(drop)
+
+    def delete_ids(self, space: str, item_ids: Iterable[str]) -> int:
+        """Delete the rows of these item_ids; returns how many rows went."""
+        return vector_health.delete_ids(self.table(space), list(item_ids))
+
+    @contextlib.contextmanager
+    def _reading(self, space: str) -> Iterator[None]:
+        """Turn Lance's error on a damaged table (a data file gone) into `DamagedSpaceError`."""
+        try:
+            yield
+        except DamagedSpaceError:
+            raise
+        except Exception as e:
+            if _lance_error(e):
+                self.check(space)  # raises DamagedSpaceError when the table is damaged
+            raise
+
     def dim(self, space: str) -> int:
         return self.table(space).schema.field("vector").type.list_size
 
@@ -196,18 +268,24 @@ class VectorStore:
         {} when the space does not exist yet."""
         if space not in self.spaces():
             return {}
-        data = self.table(space).to_lance().to_table(columns=["item_id", "image_sha1", "model_version"])
+        with self._reading(space):
+            data = self.table(space).to_lance().to_table(columns=["item_id", "image_sha1", "model_version"])
         return dict(zip(data["item_id"].to_pylist(), zip(data["image_sha1"].to_pylist(), data["model_version"].to_pylist())))
 
     def read(self, space: str, columns: list[str] | None = None) -> pa.Table:
         """Every row of ``space`` (only ``columns`` when given), as Arrow."""
-        return self.table(space).to_lance().to_table(columns=columns)
+        with self._reading(space):
+            return self.table(space).to_lance().to_table(columns=columns)
 
     def get_vector(self, space: str, item_id: str) -> np.ndarray:
         """The stored vector of ``item_id``; KeyError when it is not in the space."""
-        data = self.table(space).to_lance().to_table(columns=["vector"], filter=f"item_id = {_literal(item_id)}")
+        with self._reading(space):
+            data = self.table(space).to_lance().to_table(columns=["vector"], filter=f"item_id = {_literal(item_id)}")
         if not data.num_rows:
             raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
+        if data.num_rows > 1:
+            raise ValueError(f"vector space {space!r} holds {data.num_rows} rows for item {item_id!r} (each item should "
+                             f"have one): run `atelier embed {space}` (it removes duplicates) or `atelier doctor --fix`")  # fmt: skip
         return data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1)
 
     def search(self, space: str, vector: Iterable[float], k: int = 10, where: str | None = None,
@@ -246,7 +324,8 @@ class VectorStore:
             if has_vector_index(table, indices):
                 params = search_params(table, nprobes, refine_factor, indices)
                 builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
-        found = builder.to_arrow()
+        with self._reading(space):
+            found = builder.to_arrow()
         if found.num_rows == 0 and table.count_rows() == 0:  # checked only then: one call less per search
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
         return found
@@ -274,13 +353,38 @@ class VectorStore:
         if where and where.strip():
             _validate_where(table, where, query)
             builder = builder.where(where, prefilter=True)
-        found = builder.to_arrow()
+        with self._reading(space):
+            found = builder.to_arrow()
         return found.select([c for c in [*RESULT_COLUMNS, "text", "_relevance_score"] if c in found.column_names])
+
+    def search_text(self, space: str, text: str, k: int = 10, where: str | None = None) -> pa.Table:
+        """The ``k`` rows whose ``text`` best matches ``text`` (LanceDB full-text search, BM25),
+        ``where`` validated and applied inside the search as in `search`: item_id, dataset,
+        semantic_category, split, text, _score."""
+        table = self.table(space)
+        if "text" not in table.schema.names:
+            raise ValueError(f"vectors_{space} keeps no item texts: re-embed it (atelier embed {space})")
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        builder = table.search(text, query_type="fts").limit(k)
+        if where and where.strip():
+            _validate_where(table, where, np.zeros(table.schema.field("vector").type.list_size, np.float32))
+            builder = builder.where(where, prefilter=True)
+        with self._reading(space):
+            found = builder.to_arrow()
+        return found.select([c for c in ["item_id", "dataset", "semantic_category", "split", "text", "_score"]
+                             if c in found.column_names])  # fmt: skip
 
 
 def _check_space(space: str) -> None:
     if not isinstance(space, str) or not SPACE_RE.match(space):
         raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
+
+
+def _lance_error(e: BaseException) -> bool:
+    """Whether ``e`` came from Lance reading the table's files (not a bad argument of ours)."""
+    text = str(e)
+    return "LanceError" in text or "lance error" in text or "Not found:" in text
 
 
 def _literal(value: str) -> str:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from flows.jobs.embed import (
     resolve_model,
     rows_to_embed,
 )
+from flows.jobs.embed_upkeep import repair_space, space_health, stale_ids
 from flows.jobs.ingest import ingest
 from models import (
     AutoencoderConfig,
@@ -35,12 +37,9 @@ FAST = {"num_workers": 0, "progress": False, "device": "cpu", "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
-def lake_home(sample_root, tmp_path_factory) -> Path:
-    """A home with the sample polyvore and deepfashion lake (never modified: tests copy it)."""
-    home = tmp_path_factory.mktemp("embed_lake")
-    ingest("polyvore", sample_root / "polyvore", home)
-    ingest("deepfashion", sample_root / "deepfashion", home)
-    return home
+def lake_home(sample_lake) -> Path:
+    """The session's sample lake (never modified: tests copy the datasets they need)."""
+    return sample_lake
 
 
 def copy_home(lake_home: Path, tmp_path: Path, datasets=("polyvore", "deepfashion")) -> Path:
@@ -64,7 +63,7 @@ def stored(home: Path, space: str):
     return VectorStore(home).table(space).to_arrow().sort_by("item_id")
 
 
-def test_embed_rows(lake_home):
+def test_embed_rows(lake_home, tmp_path):
     rows = embed_rows(lake_home)
     lake = query(lake_home, "select count(*) filter (where image_ok) from polyvore_items").column(0)[0].as_py()
     df = query(lake_home, "select count(*) filter (where image_ok) from deepfashion_attributes").column(0)[0].as_py()
@@ -78,8 +77,8 @@ def test_embed_rows(lake_home):
     assert deep.num_rows == df and set(deep["split"].to_pylist()) <= {"train", "val", "test"} and deep["split"].null_count == 0
     with pytest.raises(ValueError, match="cannot embed dataset 'nope'"):
         embed_rows(lake_home, dataset="nope")
-    with pytest.raises(ValueError, match="dataset 'viton' is not in the lake"):
-        embed_rows(lake_home, dataset="viton")
+    with pytest.raises(ValueError, match="dataset 'deepfashion2' is not in the lake"):
+        embed_rows(copy_home(lake_home, tmp_path), dataset="deepfashion2")
 
 
 def test_embed_rows_only_datasets_in_lake(lake_home, tmp_path):
@@ -242,7 +241,7 @@ def test_shards_together_equal_one_run(lake_home, tmp_path):
     parts = [embed_space(home, "ae", shard=(i, 3), **FAST) for i in range(3)]
     assert sum(p.n_embedded for p in parts) == whole.n_embedded and all(p.n_embedded > 0 for p in parts)
     assert (home / "reports" / "embed_ae.shard2-of-3.json").exists()
-    assert finalize_space(home, "ae") == {"rows": whole.n_embedded, "index_built": False}
+    assert finalize_space(home, "ae") == {"rows": whole.n_embedded, "index_built": False, "duplicates_removed": 0}
     got = stored(home, "ae")
     assert got["item_id"].equals(expected["item_id"])
     np.testing.assert_allclose(np.stack(got["vector"].to_numpy(zero_copy_only=False)),
@@ -252,3 +251,100 @@ def test_shards_together_equal_one_run(lake_home, tmp_path):
     assert (sum(m.astype(int) for m in masks) == 1).all()  # every item in exactly one shard
     with pytest.raises(ValueError, match="shard 3 of 3"):
         in_shard(ids, 3, 3)
+
+
+# -- upkeep: duplicates, stale vectors, damaged tables (flows.jobs.embed_upkeep) ----------------
+
+
+def rewrite_lake(home: Path, dataset: str, table: str, change) -> None:
+    """Commit the dataset's tables again with ``change(table) -> table`` applied to one of them
+    (what a re-ingest of a changed release does to the lake)."""
+    from store import Lake
+
+    lake = Lake(home)
+    names = [n[len(dataset) + 1:] for n in lake.tables() if n.startswith(f"{dataset}_")]
+    lake.write_dataset(dataset, {n: change(lake.read(dataset, n)) if n == table else lake.read(dataset, n) for n in names})
+
+
+def test_duplicate_is_repaired_by_the_next_embed(lake_home, tmp_path):
+    """An item_id stored twice (what two unlocked writers left) breaks the item's neighbours
+    with a message; the next embed keeps the current row and says how many it removed."""
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    save_ae(home)
+    first = embed_space(home, "ae", **FAST)
+    store = VectorStore(home)
+    rows = store.read("ae").sort_by("item_id")
+    item = rows["item_id"][5].as_py()
+    kept = store.get_vector("ae", item)
+    old = rows.slice(5, 1).to_pylist()[0] | {"model_version": "ae/v0@old", "vector": [0.5] * 128}
+    store.table("ae").add(pa.Table.from_pylist([old], schema=rows.schema))
+    assert store.duplicates("ae") == 1
+    with pytest.raises(ValueError, match=f"holds 2 rows for item '{item}'.*atelier embed ae"):
+        store.get_vector("ae", item)
+
+    again = embed_space(home, "ae", **FAST)
+    assert (again.n_duplicates_removed, again.n_embedded, again.n_skipped_unchanged) == (1, 0, first.n_embedded)
+    table = stored(home, "ae")
+    assert table.num_rows == len(set(table["item_id"].to_pylist())) == first.n_embedded
+    np.testing.assert_array_equal(store.get_vector("ae", item), kept)  # the current row was kept
+    assert json.loads((home / "reports" / "embed_ae.json").read_text())["n_duplicates_removed"] == 1
+
+    store.table("ae").add(pa.Table.from_pylist([old], schema=rows.schema))  # what `atelier doctor` sees and fixes
+    health = space_health(home, "ae")
+    assert (health.rows, health.duplicates, health.stale_ids, health.usable, health.missing) == (first.n_embedded + 1, 1, [], first.n_embedded, 0)
+    assert repair_space(home, "ae") == {"duplicates_removed": 1, "stale_removed": 0} and space_health(home, "ae").ok
+
+
+def test_stale_vectors_are_deleted_within_the_embedded_datasets(lake_home, tmp_path):
+    """Items whose image became unusable or that left the release lose their vectors on the
+    next embed; ``dataset`` limits the clean-up to that dataset."""
+    import pyarrow.compute as pc
+
+    home = copy_home(lake_home, tmp_path)
+    save_ae(home)
+    first = embed_space(home, "ae", **FAST)
+    poly, deep = embed_rows(home, dataset="polyvore"), embed_rows(home, dataset="deepfashion")
+    assert first.n_embedded == poly.num_rows + deep.num_rows and first.n_stale_removed == 0
+    broken, removed = poly["item_id"][0].as_py(), poly["item_id"][1].as_py()
+    deep_broken = deep["item_id"][0].as_py()
+
+    def break_image(column, ids):
+        return lambda t: t.set_column(t.schema.get_field_index("image_ok"), "image_ok",
+                                      pc.and_(t["image_ok"], pc.invert(pc.is_in(t[column], pa.array(ids)))))  # fmt: skip
+
+    rewrite_lake(home, "polyvore", "items", lambda t: break_image("item_id", [broken])(t).filter(pc.not_equal(t["item_id"], removed)))
+    rewrite_lake(home, "deepfashion", "attributes", break_image("image_id", [deep_broken]))
+
+    assert stale_ids(home, "ae") == sorted([broken, removed, deep_broken])
+    only_poly = embed_space(home, "ae", dataset="polyvore", **FAST)
+    assert (only_poly.n_stale_removed, only_poly.stale_ids, only_poly.n_embedded) == (2, sorted([broken, removed]), 0)
+    ids = set(stored(home, "ae")["item_id"].to_pylist())
+    assert broken not in ids and removed not in ids and deep_broken in ids  # other datasets untouched
+    report = json.loads((home / "reports" / "embed_ae.json").read_text())
+    assert report["n_stale_removed"] == 2 and report["stale_ids"] == sorted([broken, removed])
+
+    every = embed_space(home, "ae", **FAST)
+    assert (every.n_stale_removed, every.stale_ids) == (1, [deep_broken])
+    table = stored(home, "ae")
+    usable = embed_rows(home)["item_id"].to_pylist()
+    assert table.num_rows == len(set(table["item_id"].to_pylist())) == len(usable) == first.n_embedded - 3
+    assert set(table["item_id"].to_pylist()) == set(usable)
+
+
+def test_damaged_space_names_its_folder_and_rebuild_recovers(lake_home, tmp_path):
+    from store.vectors import DamagedSpaceError
+
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    save_ae(home)
+    first = embed_space(home, "ae", **FAST)
+    folder = home / "vectors" / "vectors_ae.lance"
+    next((folder / "data").glob("*.lance")).unlink()  # a lost data file
+    message = r"vector space 'ae' is damaged: .*vectors/vectors_ae\.lance: data file .* is missing.*atelier embed ae --rebuild"
+    with pytest.raises(DamagedSpaceError, match=message):
+        embed_space(home, "ae", **FAST)
+    with pytest.raises(DamagedSpaceError, match=message):  # a search says the same
+        VectorStore(home).search("ae", np.ones(128), k=3)
+    rebuilt = embed_space(home, "ae", rebuild=True, **FAST)
+    assert rebuilt.rebuilt and rebuilt.n_embedded == first.n_embedded
+    VectorStore(home).check("ae")
+    assert stored(home, "ae").num_rows == first.n_embedded

@@ -3,11 +3,14 @@ the ANN index's recall, compaction, and the `vectors_<space>` SQL views."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from store import SchemaError, UnknownSpaceError, VectorStore, query, vector_schema
+from store.vectors import DamagedSpaceError
 
 DIM = 16
 CATEGORIES = ["tops", "bottoms", "shoes", "bags", "jewellery", "accessories", "hats", "sunglasses", "scarves", "outerwear"]
@@ -221,3 +224,63 @@ def test_connect_lake_exposes_vector_tables(store):
     by_category = query(home, "select semantic_category, count(*) as n from vectors_test group by 1 order by 1")
     assert by_category["n"].to_pylist() == [50] * 10
     assert query(home, "select len(vector) as d from vectors_test limit 1").to_pylist() == [{"d": DIM}]
+
+
+# -- health: one row per item_id, damaged tables (store.vector_health) -------------------------
+
+
+def test_duplicates_counted_and_deduped_keeping_the_current_row(store, base):
+    table = store.table("test")
+    table.add(make_rows(base[:3] * 2, version="0", sha1="old"))  # item000000-2 again: older rows
+    table.add(make_rows(base[3:4] * 3, start=3, version="9", sha1="x"))  # item000003 again, newest
+    assert store.count("test") == 504 and store.duplicates("test") == 4
+    with pytest.raises(ValueError, match="holds 2 rows for item 'item000001'"):
+        store.get_vector("test", "item000001")
+    # current: item000000 is at its first row (a0, 1); item000001 at the later one (old1, 0);
+    # item000002 and item000003 name nothing stored: the last written row stays
+    current = {"item000000": ("a0", "1"), "item000001": ("old1", "0"), "item000002": ("zz", "7")}
+    assert store.dedupe("test", current) == 4
+    assert store.count("test") == 500 and store.duplicates("test") == 0
+    np.testing.assert_allclose(store.get_vector("test", "item000000"), base[0])
+    np.testing.assert_allclose(store.get_vector("test", "item000001"), base[1] * 2)
+    np.testing.assert_allclose(store.get_vector("test", "item000002"), base[2] * 2)
+    np.testing.assert_allclose(store.get_vector("test", "item000003"), base[3] * 3)
+    assert store.dedupe("test") == 0
+
+
+def test_delete_ids(store):
+    assert store.delete_ids("test", ["item000001", "item000002", "it'em", "item000001"]) == 2
+    assert store.count("test") == 498 and "item000001" not in store.existing("test")
+    assert store.delete_ids("test", []) == 0
+
+
+def test_damaged_table_is_named_with_the_fix(store, base):
+    store.upsert("test", make_rows(base[:10], start=500))  # a second fragment
+    store.check("test")
+    folder = store.path("test")
+    assert folder.endswith("vectors/vectors_test.lance")
+    sorted(Path(folder, "data").glob("*.lance"))[0].unlink()
+    fresh = VectorStore(Path(folder).parents[1])
+    expected = (r"vector space 'test' is damaged: .*vectors/vectors_test\.lance: data file data/.*\.lance is missing.*"
+                r"`atelier embed test --rebuild` .*`atelier doctor --fix`")  # fmt: skip
+    for read in (lambda: fresh.check("test"), lambda: fresh.read("test"), lambda: fresh.existing("test"),
+                 lambda: fresh.search("test", base[0]), lambda: fresh.keys("test")):  # fmt: skip
+        with pytest.raises(DamagedSpaceError, match=expected):
+            read()
+    assert fresh.drop("test") and fresh.spaces() == [] and not fresh.drop("test")
+
+
+def test_text_search_validates_where_like_the_other_modes(tmp_path, base):
+    """`atelier search --mode text` (full-text only: no model) refuses a bad --where before searching."""
+    from flows.jobs.search import search_text
+
+    home = tmp_path / "home"
+    vs = VectorStore(home)
+    texts = pa.array(["red striped top" if i % 2 else "blue jeans" for i in range(50)])
+    vs.upsert("clip", make_rows(base[:50]).append_column("text", texts))
+    vs.ensure_indexes("clip")
+    found = search_text(home, "red top", k=5, mode="text", where="split = 'train'").rows
+    assert found.num_rows == 5 and set(found["split"].to_pylist()) == {"train"}
+    for where in ["no_such_column = 1", "split = 'x'; drop table t", "1=1) OR (1=1"]:
+        with pytest.raises(ValueError, match="bad where filter"):
+            search_text(home, "red top", mode="text", where=where)

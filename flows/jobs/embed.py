@@ -8,26 +8,25 @@ Plain functions, each callable alone (the CLI calls `embed_space`, a Prefect flo
 - `resolve_model(home, space, model_dir)`: which model embeds a space (default:
   `store.models.latest_model`, the highest finished `models/<space>/v<N>`); every vector stores
   `store.models.model_version` (`<space>/v<N>@<weights hash>`);
-- `rows_to_embed(rows, existing, version)`: the rows whose (image_sha1, model_version) are
-  not stored yet (unchanged items are skipped);
-- `vector_rows(rows, vectors, ...)`: one `vector_schema` table per batch;
-- `BatchWriter`: upserts a few thousand rows at a time in a background thread (the model keeps
-  running while LanceDB writes); every flush commits on its own, so a job killed mid-way keeps
-  the flushed rows and a re-run embeds only the rest (`merge_insert` on item_id: no duplicates);
-- `embed_space(home, space, ...)`: all of it, plus failures (unreadable images are skipped and
-  listed, the job goes on), indexes, compaction and `reports/embed_<space>.json`.
+- `flows.jobs.embed_write`: which rows to embed (`rows_to_embed`: unchanged items skipped),
+  their vector rows (`vector_rows`), the background writer (`BatchWriter`);
+- `flows.jobs.embed_upkeep`: the space's lock (`embed_lock`), pruning before the writes
+  (duplicate item_ids, stale rows of items no longer usable, a damaged table refused),
+  `finalize_space` after them (rows == distinct item_id checked, indexes, compaction);
+- `embed_space(home, space, ...)`: all of it, under the lock, plus failures (unreadable images
+  are skipped and listed, the job goes on) and `reports/embed_<space>.json`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,8 @@ import pyarrow as pa
 
 from etl.images import pool_start_method
 from flows.jobs.embed_sources import READERS, ROW_COLUMNS
+from flows.jobs.embed_upkeep import covered_datasets, embed_lock, existing_of, finalize_space, prune
+from flows.jobs.embed_write import WRITER_ROWS, BatchWriter, rows_to_embed, vector_rows
 from flows.jobs.kinds import embedding_kinds
 from store import Lake
 from store.models import NoModelError, model_version
@@ -42,9 +43,9 @@ from store.models import NoModelError, model_version
 SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
 
 DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what embed_rows reads unless told otherwise (a kind says what it embeds: Recipe.embeds)
-WRITER_ROWS = 4096  # rows per upsert: one LanceDB commit (version + fragment) each
 SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-
+__all__ = ["BatchWriter", "EmbedResult", "NoModelError", "WRITER_ROWS", "embed_rows", "embed_space", "finalize_space",
+           "in_shard", "model_version", "prune_space", "resolve_model", "rows_to_embed", "vector_rows", "write_report"]  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -66,6 +67,10 @@ class EmbedResult:
     stopped_early: bool = False  # stop_after_batches cut the run short
     shard: list[int] | None = None  # [index, count] when the run embedded one shard
     report_path: str = ""
+    rebuilt: bool = False  # --rebuild: the space was dropped first
+    n_duplicates_removed: int = 0  # extra rows of an item_id, removed (before and after the writes)
+    n_stale_removed: int = 0  # rows of items no longer usable (image unusable, item gone), removed
+    stale_ids: list[str] = dataclasses.field(default_factory=list)  # the first 100 of them
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -133,84 +138,6 @@ def _read_config(model_dir: Path) -> dict:
     return json.loads((model_dir / "config.json").read_text())
 
 
-# -- skip / rows -------------------------------------------------------------------------------
-
-
-def rows_to_embed(rows: pa.Table, existing: Mapping[str, tuple], version: str) -> pa.Table:
-    """``rows`` without those whose (image_sha1, model_version) is already stored."""
-    if not existing:
-        return rows
-    keep = [existing.get(i) != (s, version) for i, s in
-            zip(rows["item_id"].to_pylist(), rows["image_sha1"].to_pylist())]  # fmt: skip
-    return rows.filter(pa.array(keep, pa.bool_()))
-
-
-def vector_rows(rows: pa.Table, vectors: np.ndarray, model: str, version: str, text: bool = False) -> pa.Table:
-    """A `vector_schema(dim, text)` table: ``rows`` (embed columns) + their ``vectors`` (N x dim);
-    with ``text``, the rows' text column too."""
-    from store.vectors import vector_schema
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, dim = vectors.shape
-    if n != rows.num_rows:
-        raise ValueError(f"{rows.num_rows} rows but {n} vectors")
-    schema = vector_schema(dim, text=text)
-    extra = {"text": rows["text"]} if text else {}
-    return pa.table({
-        "item_id": rows["item_id"], "dataset": rows["dataset"], "semantic_category": rows["semantic_category"],
-        "split": rows["split"], "model": pa.array([model] * n, pa.string()),
-        "model_version": pa.array([version] * n, pa.string()), "image_sha1": rows["image_sha1"],
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim), **extra,
-    }).cast(schema)  # fmt: skip
-
-
-# -- writer ------------------------------------------------------------------------------------
-
-
-class BatchWriter:
-    """Buffers vector rows and upserts ``rows_per_write`` at a time in one background thread
-    (one write in flight; the next batch's embedding overlaps it). `close()` flushes the rest
-    and waits; an error in a write is raised by the next `add`/`close`."""
-
-    def __init__(self, store, space: str, rows_per_write: int = WRITER_ROWS):
-        self.store, self.space, self.rows_per_write = store, space, rows_per_write
-        self.pending: list[pa.Table] = []
-        self.n_pending = 0
-        self.written = 0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="embed-writer")
-        self.future: Future | None = None
-
-    def add(self, table: pa.Table) -> None:
-        self.pending.append(table)
-        self.n_pending += table.num_rows
-        if self.n_pending >= self.rows_per_write:
-            self.flush()
-
-    def flush(self) -> None:
-        self._wait()
-        if not self.pending:
-            return
-        table = pa.concat_tables(self.pending)
-        self.pending, self.n_pending = [], 0
-        self.future = self.pool.submit(self._write, table)
-
-    def _write(self, table: pa.Table) -> None:
-        self.store.upsert(self.space, table, batch_size=max(self.rows_per_write, table.num_rows))
-        self.written += table.num_rows
-
-    def _wait(self) -> None:
-        if self.future is not None:
-            future, self.future = self.future, None
-            future.result()
-
-    def close(self) -> None:
-        try:
-            self.flush()
-            self._wait()
-        finally:
-            self.pool.shutdown(wait=True)
-
-
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -236,50 +163,93 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
                 datasets: tuple[str, ...] | None = None, batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
                 stop_after_batches: int | None = None, progress: bool = True,
                 writer_rows: int = WRITER_ROWS, shard: tuple[int, int] | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> EmbedResult:  # fmt: skip
+                on_progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
+                locked: bool = False) -> EmbedResult:  # fmt: skip
     """Embed the lake's images into ``vectors_<space>`` with the space's latest model (or
     ``model_dir``); only rows whose (image_sha1, model_version) are not stored yet.
 
+    One embed of a space at a time: the job holds the lock ``embed-<space>`` (`embed_lock`) for
+    its whole run, and a second one fails at once with `LockHeld` (``locked``: the caller holds
+    it, as the embed flow does). Before embedding, `prune`: a damaged table raises
+    `DamagedSpaceError` (``rebuild`` drops the space first: everything is embedded again),
+    duplicate item_ids and the rows of items no longer usable (within the datasets read:
+    ``dataset``, else the kind's) are removed and counted.
+
     Images that cannot be read are skipped and listed in ``failures`` (the job goes on).
     ``stop_after_batches`` stops after that many batches (what is embedded by then is stored:
-    the same as a job killed there). At the end: `ensure_indexes`, `compact`, and the result
-    written to ``home/reports/embed_<space>.json``. ``on_progress(done, total)`` is called
-    after each batch; ``progress`` draws a rich bar on stderr.
+    the same as a job killed there). At the end, when anything changed: `finalize_space` (rows
+    == distinct item_id checked, indexes, compaction); the result is written to
+    ``home/reports/embed_<space>.json``. ``on_progress(done, total)`` is called after each
+    batch; ``progress`` draws a rich bar on stderr.
 
     ``shard=(i, n)``: only the rows of shard i of n (`in_shard`: a hash of item_id), so n jobs,
     on one machine or many, embed a space together (LanceDB commits concurrent upserts of
-    disjoint rows); a shard leaves indexing and compaction to `finalize_space`, run once after
-    all shards, and reports to ``embed_<space>.shard<i>-of-<n>.json``."""
+    disjoint rows); a shard takes no lock and prunes nothing (the embed flow does both around
+    its shards), leaves `finalize_space` to be run once after all shards, and reports to
+    ``embed_<space>.shard<i>-of-<n>.json``."""
     from store.vectors import VectorStore
 
     t0 = time.perf_counter()
+    model_dir, version, config, recipe = _space_model(home, space, model_dir)
+    if shard is not None and rebuild:
+        raise ValueError("rebuild a space in one job (or the embed flow), not per shard")
+    with contextlib.nullcontext() if locked or shard is not None else embed_lock(home, space):
+        store = VectorStore(home)
+        rebuilt = rebuild and store.drop(space)
+        wanted = [dataset] if dataset else list(datasets or recipe.embeds)
+        rows = embed_rows(home, dataset, tuple(wanted))
+        if shard is None:
+            pruned = prune(store, space, rows, covered_datasets(home, wanted), version)
+            existing = existing_of(pruned.keys)
+        else:
+            rows = rows.filter(in_shard(rows["item_id"], *shard))
+            existing = store.existing(space)
+        todo = rows_to_embed(rows, existing, version)
+        device = device or _default_device()
+        workers = default_num_workers(device) if num_workers is None else num_workers
+        result = EmbedResult(space=space, model_version=version, n_rows=rows.num_rows,
+                             n_skipped_unchanged=rows.num_rows - todo.num_rows, n_embedded=0, n_failed=0,
+                             model_dir=str(model_dir), dataset=dataset, batch_size=batch_size,
+                             num_workers=workers, shard=list(shard) if shard else None, rebuilt=bool(rebuilt))  # fmt: skip
+        if shard is None:
+            result.n_duplicates_removed, result.n_stale_removed = pruned.duplicates_removed, pruned.stale_removed
+            result.stale_ids = pruned.stale_ids
+        if todo.num_rows:
+            _run(store, space, todo, model_dir, config, version, result, device=device, batch_size=batch_size,
+                 num_workers=workers, stop_after_batches=stop_after_batches, progress=progress,
+                 writer_rows=writer_rows, on_progress=on_progress)  # fmt: skip
+        if shard is None and (result.n_embedded or result.n_stale_removed or result.n_duplicates_removed):
+            result.n_duplicates_removed += finalize_space(home, space)["duplicates_removed"]
+    result.seconds = round(time.perf_counter() - t0, 3)
+    result.report_path = str(write_report(home, result))
+    return result
+
+
+def prune_space(home: Path | str, space: str, *, dataset: str | None = None, rebuild: bool = False) -> dict:
+    """What `embed_space` does before embedding, for the embed flow to run once before its
+    shards (the caller holds the space's lock): with ``rebuild`` drop the space; else check it
+    and remove duplicate item_ids and stale rows (`prune`). Returns {"rebuilt",
+    "n_duplicates_removed", "n_stale_removed", "stale_ids"}."""
+    from store.vectors import VectorStore
+
+    model_dir, version, _, recipe = _space_model(home, space, None)
+    store = VectorStore(home)
+    if rebuild:
+        return {"rebuilt": store.drop(space), "n_duplicates_removed": 0, "n_stale_removed": 0, "stale_ids": []}
+    wanted = [dataset] if dataset else list(recipe.embeds)
+    pruned = prune(store, space, embed_rows(home, dataset, tuple(wanted)), covered_datasets(home, wanted), version)
+    return {"rebuilt": False, "n_duplicates_removed": pruned.duplicates_removed,
+            "n_stale_removed": pruned.stale_removed, "stale_ids": pruned.stale_ids}  # fmt: skip
+
+
+def _space_model(home: Path | str, space: str, model_dir: Path | str | None) -> tuple[Path, str, dict, object]:
+    """(model dir, model_version, config, recipe) of the model that embeds ``space``."""
     model_dir = resolve_model(home, space, model_dir)
-    version = model_version(space, model_dir)
     config = _read_config(model_dir)
     recipe = space_recipe(str(config.get("model_type", space)), space)
     if not recipe.embeds:
         raise ValueError(f"model kind {recipe.name!r} does not embed items (embedding kinds: {embedding_kinds()})")
-    rows = embed_rows(home, dataset, datasets or recipe.embeds)
-    if shard is not None:
-        rows = rows.filter(in_shard(rows["item_id"], *shard))
-    store = VectorStore(home)
-    todo = rows_to_embed(rows, store.existing(space), version)
-    device = device or _default_device()
-    workers = default_num_workers(device) if num_workers is None else num_workers
-    result = EmbedResult(space=space, model_version=version, n_rows=rows.num_rows,
-                         n_skipped_unchanged=rows.num_rows - todo.num_rows, n_embedded=0, n_failed=0,
-                         model_dir=str(model_dir), dataset=dataset, batch_size=batch_size,
-                         num_workers=workers, shard=list(shard) if shard else None)  # fmt: skip
-
-    if todo.num_rows:
-        _run(store, space, todo, model_dir, config, version, result, device=device, batch_size=batch_size,
-             num_workers=workers, stop_after_batches=stop_after_batches, progress=progress,
-             writer_rows=writer_rows, on_progress=on_progress)  # fmt: skip
-    if result.n_embedded and shard is None:  # nothing written: the table is as the last run left it
-        finalize_space(home, space)
-    result.seconds = round(time.perf_counter() - t0, 3)
-    result.report_path = str(write_report(home, result))
-    return result
+    return model_dir, model_version(space, model_dir), config, recipe
 
 
 def in_shard(item_ids: pa.Array | pa.ChunkedArray, index: int, count: int) -> pa.Array:
@@ -289,17 +259,6 @@ def in_shard(item_ids: pa.Array | pa.ChunkedArray, index: int, count: int) -> pa
         raise ValueError(f"shard {index} of {count}: need 0 <= index < count")
     return pa.array([int.from_bytes(hashlib.sha1(str(i).encode()).digest()[:8], "big") % count == index
                      for i in item_ids.to_pylist()], pa.bool_())  # fmt: skip
-
-
-def finalize_space(home: Path | str, space: str) -> dict:
-    """After writes: build the ANN and scalar indexes once the table is big enough, then merge
-    fragments and drop old versions. Returns {"rows", "index_built"}."""
-    from store.vectors import VectorStore
-
-    store = VectorStore(home)
-    built = store.ensure_indexes(space)
-    store.compact(space)
-    return {"rows": store.count(space), "index_built": built}
 
 
 def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, version: str, result: EmbedResult, *,

@@ -2,7 +2,7 @@
 
 :func:`search_text` embeds the query with the clip model's text tower (the latest
 ``home/models/clip/vN`` unless ``model_dir`` is given) and searches ``vectors_clip`` (cosine,
-``where`` filter pushed into the search). ``mode="hybrid"`` also runs LanceDB's full-text search
+``where`` filter validated, then pushed into the search, in every mode). ``mode="hybrid"`` also runs LanceDB's full-text search
 over the items' own texts (Polyvore titles, Synthesis captions, DeepFashion2 categories) and fuses
 both rankings (RRF); ``mode="text"`` is the full-text search alone. The model is loaded once per
 process and directory.
@@ -71,7 +71,7 @@ def search_text(home: Path | str, text: str, k: int = 10, where: str | None = No
     store = VectorStore(home)
     t0 = time.perf_counter()
     if mode == "text":
-        rows = _fts(store, text, k, where)
+        rows = store.search_text("clip", text, k=k, where=where)
         return SearchResult(text, mode, "", rows, seconds={"search": time.perf_counter() - t0})
     model, model_dir = load_clip(home, model_dir)
     t1 = time.perf_counter()
@@ -84,14 +84,3 @@ def search_text(home: Path | str, text: str, k: int = 10, where: str | None = No
     seconds = {"load": t1 - t0, "encode": t2 - t1, "search": time.perf_counter() - t2}
     return SearchResult(text, mode, str(model_dir), rows, truncated, seconds)
 
-
-def _fts(store, text: str, k: int, where: str | None) -> pa.Table:
-    table = store.table("clip")
-    if "text" not in table.schema.names:
-        raise ValueError("vectors_clip keeps no item texts: re-embed it (atelier embed clip)")
-    builder = table.search(text, query_type="fts").limit(k)
-    if where and where.strip():
-        builder = builder.where(where, prefilter=True)
-    found = builder.to_arrow()
-    return found.select([c for c in ["item_id", "dataset", "semantic_category", "split", "text", "_score"]
-                         if c in found.column_names])  # fmt: skip
