@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from etl import RawFormatError, read_polyvore
 from flows.jobs.analyses import neighbours, write_gallery
-from flows.jobs.embed_sources import polyvore_rows
+from flows.jobs.embed_sources import READERS, polyvore_rows
 from flows.jobs.ingest import ingest
 from store import Lake, VectorStore, query
 from store.vectors import vector_schema
@@ -255,3 +256,15 @@ def test_other_readers_paths_stay_inside_the_release(sample_root, tmp_path):
     assert "symlink out of the release" in reasons["viton", cloth.name]
     lake = _lake_text(home)
     assert "SECRET-ANNO" not in lake and not [name for name, sha in outside.items() if sha in lake]
+    for dataset, root in (("deepfashion", df), ("deepfashion2", df2), ("viton", viton)):  # what an embed job would read
+        paths = READERS[dataset](Lake(home))["image_path"].to_pylist()
+        assert paths and all(os.path.realpath(p).startswith(f"{root.resolve()}/") for p in paths), dataset
+
+
+def test_a_release_file_linked_out_of_the_release_stops_the_ingest_naming_it(sample_root, tmp_path):
+    root = Path(shutil.copytree(sample_root / "polyvore", tmp_path / "release" / "polyvore"))
+    meta = root / "polyvore_item_metadata.json"
+    shutil.move(meta, tmp_path / "elsewhere.json")
+    meta.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(RawFormatError, match="polyvore_item_metadata.json: symlink out of the release"):
+        read_polyvore(root)
