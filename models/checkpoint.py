@@ -14,15 +14,11 @@ import dataclasses
 import os
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from models.pretrained import ModelFileError, config_to_dict, load_safetensors, save_safetensors, short_cause, write_atomic
-
-if TYPE_CHECKING:
-    from models.loop import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.safetensors"
@@ -37,9 +33,10 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, cfg: TrainConfig,
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, cfg,
                     step: int, history: dict) -> Path:  # fmt: skip
-    """``torch.save`` of plain values and tensors only (loadable with ``weights_only=True``)."""
+    """``torch.save`` of plain values and tensors only (loadable with ``weights_only=True``);
+    ``cfg`` is the loop's ``TrainConfig``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
@@ -72,7 +69,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def resume_from_checkpoint(model: nn.Module, optimizer, checkpoint_dir, cfg: TrainConfig) -> tuple[int, dict | None, torch.Tensor | None]:
+def resume_from_checkpoint(model: nn.Module, optimizer, checkpoint_dir, cfg) -> tuple[int, dict | None, torch.Tensor | None]:
     """(start step, history, RNG state) from ``checkpoint_dir/checkpoint.pt``, or (0, None, None)."""
     if checkpoint_dir is None or not cfg.resume:
         return 0, None, None

@@ -1,27 +1,37 @@
 """Model directories of a home: ``<home>/models/<name>/v<N>/`` (the store owns the home layout).
 
 A finished version holds ``config.json``, ``model.safetensors`` and ``metrics.json``; while it
-trains it also holds ``ckpt/`` (``checkpoint.pt``, ``best.safetensors``). A directory without
-``config.json`` is an unfinished (or killed) run: it keeps its number, so it is never overwritten,
-and it is never picked as the latest model.
+trains it also holds ``ckpt/`` (``checkpoint.pt``, ``best.safetensors``). ``config.json`` is
+written last (`models.pretrained`), so a directory without it (or without its weights) is an
+unfinished (or killed) run: it keeps its number, so it is never overwritten, and it is never
+picked as the latest model. ``atelier train KIND --resume`` continues the newest one from its
+checkpoint; `check_version` says which are finished, resumable or orphans (`atelier doctor`).
 
 - :func:`model_dir`: where version ``version`` of ``name`` lives;
 - :func:`next_version`: the next free ``v<N>``;
 - :func:`latest_model`: the newest finished version (:class:`NoModelError` when none);
 - :func:`model_versions`: every ``v<N>`` directory, oldest first, finished or not;
 - :func:`model_version`: the version string stored with every vector
-  (``<space>/v<N>@<8 hex of the config + weights hash>``).
+  (``<space>/v<N>@<8 hex of the config + weights hash>``);
+- :func:`all_versions`, :func:`check_version`: every version directory of a home, and whether it
+  is finished (its files readable), resumable (a readable checkpoint) or an orphan.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 METRICS_NAME = "metrics.json"
+CHECKPOINT_DIR = "ckpt"  # <version>/ckpt/: the training loop's checkpoint.pt and best.safetensors
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.safetensors"
 _VERSION = re.compile(r"^v(\d+)$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 VERSION_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a version directory name: no separators, no dots
@@ -103,3 +113,69 @@ def model_version(space: str, path: Path | str) -> str:
             with open(file, "rb") as f:
                 digest.update(hashlib.file_digest(f, "sha1").digest())
     return f"{space}/{path.name}@{digest.hexdigest()[:8]}"
+
+
+# -- health, for `atelier doctor` ----------------------------------------------------------------
+
+
+@dataclass
+class VersionCheck:
+    name: str  # the model family (kind)
+    path: Path  # <home>/models/<name>/<version>
+    state: str  # "finished", "resumable" (unfinished, with a readable checkpoint) or "orphan"
+    problem: str | None = None  # a finished model's unreadable file, an orphan's unreadable checkpoint
+    has_metrics: bool = True  # finished: metrics.json present (saved by `atelier train`)
+
+
+def all_versions(home: Path | str) -> list[Path]:
+    """Every ``v<N>`` directory of every model family of ``home``."""
+    root = models_root(home)
+    if not root.is_dir():
+        return []
+    return [v for p in sorted(root.iterdir()) if p.is_dir() and NAME_RE.match(p.name) for v in model_versions(home, p.name)]
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file cannot be read (its header and size checked, no tensor loaded), or None."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy"):
+            return None
+    except Exception as e:  # noqa: BLE001 - safetensors' own error type
+        return f"{path.name} is damaged or incomplete ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+
+
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why a ``checkpoint.pt`` (a zip written by ``torch.save``) cannot be read, or None (every
+    member's CRC checked; torch is not imported)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        return f"{path.name} is damaged or incomplete ({e})"
+    return f"{path.name} is damaged ({bad} fails its checksum)" if bad else None
+
+
+def check_version(path: Path | str) -> VersionCheck:
+    """Whether a version directory is finished (``config.json`` readable, weights readable),
+    resumable (unfinished, ``ckpt/checkpoint.pt`` and any ``best.safetensors`` readable) or an
+    orphan (unfinished, nothing to resume from)."""
+    path = Path(path)
+    name = path.parent.name
+    if is_finished(path):
+        problem = None
+        try:
+            json.loads((path / CONFIG_NAME).read_text())
+        except (OSError, ValueError) as e:
+            problem = f"{CONFIG_NAME} is damaged ({e})"
+        problem = problem or _safetensors_problem(path / WEIGHTS_NAME)
+        return VersionCheck(name, path, "finished", problem, has_metrics=(path / METRICS_NAME).is_file())
+    ckpt = path / CHECKPOINT_DIR / CHECKPOINT_FILE
+    if not ckpt.is_file():
+        return VersionCheck(name, path, "orphan", None)
+    problem = _checkpoint_problem(ckpt)
+    best = path / CHECKPOINT_DIR / BEST_FILE
+    if problem is None and best.is_file():
+        problem = _safetensors_problem(best)
+    return VersionCheck(name, path, "orphan" if problem else "resumable", problem)

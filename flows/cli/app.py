@@ -13,15 +13,26 @@ from rich.progress import Progress
 from rich.table import Table
 
 from flows.cli.attributes import attributes_app
-from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_flow
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_job
 from flows.cli.demo import demo_app
+from flows.cli.doctor import doctor_app
+from flows.cli.errors import DEBUG_ENV, AtelierGroup, state
 from flows.cli.models import eval_app, models_app, train_app
 from flows.cli.outfits import outfits_app
 from flows.cli.search import search_app
 from flows.cli.serve import serve_app
 
-app = typer.Typer(help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
+app = typer.Typer(cls=AtelierGroup, help="atelier: fashion datasets -> Parquet lake -> vectors -> models and analyses.",
                   no_args_is_help=True, rich_markup_mode="markdown", pretty_exceptions_enable=False)  # fmt: skip
+
+
+@app.callback()
+def root(debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV, help="On an error, print the traceback too (also "
+                                             "ATELIER_DEBUG=1); without it an error a user can cause ends with a message "
+                                             "naming the file and the fix.")] = False) -> None:  # fmt: skip
+    state.debug, state.home = debug, None
+
+
 ingest_app = typer.Typer(help="Ingest a raw dataset release into the lake.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(train_app, name="train")  # train KIND: one sub-command per registered model kind
@@ -32,6 +43,7 @@ app.add_typer(demo_app)  # demo
 app.add_typer(serve_app)  # serve
 app.add_typer(search_app)  # search
 app.add_typer(attributes_app)  # predict-attributes
+app.add_typer(doctor_app)  # doctor
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 
@@ -71,18 +83,17 @@ def samples(
         out.print(f"{folder / dataset}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
 
 
-def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool, **options) -> None:
+def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool | None, **options) -> None:
     """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.jobs.ingest.ingest`."""
     from etl import RawFormatError
     from flows.jobs.ingest import ingest
-    from flows.orchestration.pipelines import ingest_flow
 
     try:
-        if no_prefect:
+        def direct() -> dict:
             with progress_bar() as p:
-                result = ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
-        else:
-            result = run_flow(ingest_flow, dataset=dataset, raw_dir=str(path), home=str(home), options=options or None)
+                return ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
+
+        result = run_job(no_prefect, direct, "flows.orchestration.pipelines:ingest_flow", dataset=dataset, raw_dir=str(path), home=str(home), options=options or None)
     except (RawFormatError, FileNotFoundError, ValueError) as e:
         fail(e)
     print_ingest(result)
@@ -93,7 +104,7 @@ def ingest_polyvore_cmd(
     path: Annotated[Path, typer.Argument(help="Root of a Polyvore Outfits release.", exists=True, file_okay=False)],
     variant: Annotated[Variant, typer.Option(help="Which outfit variant(s) to ingest.")] = Variant.all,
     home: Home = DEFAULT_HOME,
-    no_prefect: NoPrefect = False,
+    no_prefect: NoPrefect = None,
 ) -> None:
     """Ingest a Polyvore Outfits release (items, outfits, FITB, compatibility, images).
 
@@ -115,7 +126,7 @@ def _ingest_command(dataset: str, what: str, example: str):
     def command(
         path: Release,
         home: Home = DEFAULT_HOME,
-        no_prefect: NoPrefect = False,
+        no_prefect: NoPrefect = None,
     ) -> None:
         _run_ingest(dataset, path, home, no_prefect)
 
@@ -129,12 +140,14 @@ for _dataset, (_what, _example) in INGEST_COMMANDS.items():
 
 @app.command()
 def sql(
-    statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    statement: Annotated[str, typer.Argument(help="One read-only statement: SELECT (WITH, FROM, VALUES, SHOW), "
+                                                  "DESCRIBE, SUMMARIZE or EXPLAIN.")],  # fmt: skip
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     home: Home = DEFAULT_HOME,
 ) -> None:
-    """Query every lake table with DuckDB, read-only. Tables are views `<dataset>_<table>`;
-    `quarantine` spans all datasets.
+    """Query every lake table and vector space with DuckDB, read-only and sandboxed. Tables are
+    views `<dataset>_<table>`; `quarantine` and `sources` span all datasets; `vectors_<space>`.
+    Only files under the home's lake/ and vectors/ are readable; no extension, no other file or URL.
 
     Example: `atelier sql "SELECT semantic_category, count(*) FROM polyvore_items GROUP BY 1"`
     """

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.cli.errors import remember_home, report
 from store.lake import DEFAULT_HOME, HOME_ENV
 
 # set before Prefect is imported (it reads its settings once): the temporary server a command
@@ -24,7 +25,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 console = Console(stderr=True)  # progress and errors
 out = Console()  # results
 
-Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, help="Home directory: lake/, vectors/, models/, reports/.")]
+Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, callback=remember_home,
+                                   help="Home directory: lake/, vectors/, models/, reports/.")]  # fmt: skip
 NoPrefect = Annotated[bool | None, typer.Option(
     "--no-prefect/--prefect", show_default=False,
     help="Run as a Prefect flow run (--prefect) or call the job directly (--no-prefect). Default: a flow run when a "
@@ -104,9 +106,12 @@ def print_ingest(result: dict) -> None:
 
 
 def fail(e: Exception | str) -> NoReturn:
-    from rich.markup import escape
-
-    console.print(f"[red]error:[/red] {escape(str(e))}")  # a message may hold [brackets]
+    """End the command with exit code 1 and a message: ``e`` itself, or for an exception the one
+    `flows.cli.errors.explain` writes (the file and the fix; the traceback too with --debug)."""
+    if isinstance(e, BaseException):
+        report(e)
+    else:
+        report(RuntimeError(e), e)
     raise typer.Exit(1)
 
 

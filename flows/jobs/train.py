@@ -27,9 +27,8 @@ from pathlib import Path
 
 from flows.jobs import kinds
 from flows.jobs.options import make_options, reuse_key, train_config
-from store.models import CONFIG_NAME, is_finished, model_dir, model_versions, next_version
-
-CHECKPOINT_DIR = "ckpt"
+from store.locks import lock
+from store.models import CHECKPOINT_DIR, CHECKPOINT_FILE, CONFIG_NAME, is_finished, model_dir, model_versions, next_version
 
 
 @dataclass
@@ -51,7 +50,7 @@ def resumable_version(home: Path | str, name: str) -> str | None:
     for path in reversed(model_versions(home, name)):
         if is_finished(path):
             return None  # a finished model is newer than any unfinished run
-        if (path / CHECKPOINT_DIR / "checkpoint.pt").is_file():
+        if (path / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
             return path.name
     return None
 
@@ -75,13 +74,31 @@ def options_for(kind: str, **values):
     return make_options(kinds.get(kind).options, kind, **values)
 
 
-def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = print, **options) -> TrainResult:
-    """Train one model of ``kind`` (a registered recipe) on the lake; see the module docstring."""
-    import torch
+def train_lock(home: Path | str, kind: str, version: str):
+    """The lock ``train-<kind>-<version>`` a run holds (`store.locks`): one run per version
+    directory, and `atelier doctor` leaves a running one's files alone."""
+    return lock(home, f"train-{kind}-{version.lower()}", f"train {kind} {version}")
 
+
+def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = print, **options) -> TrainResult:
+    """Train one model of ``kind`` (a registered recipe) on the lake; see the module docstring.
+    A run that fails or is interrupted before its first checkpoint leaves no version directory."""
     recipe = kinds.get(kind)
     opts = make_options(recipe.options, recipe.name, **options)
     version, out = _version(home, recipe.name, opts)
+    with train_lock(home, recipe.name, version):
+        created = not out.exists()
+        try:
+            return _train(recipe, opts, Path(home), version, out, log)
+        except BaseException:
+            if created and not (out / CHECKPOINT_DIR / CHECKPOINT_FILE).exists() and not (out / CONFIG_NAME).exists():
+                shutil.rmtree(out, ignore_errors=True)  # nothing to resume from: no orphan left behind
+            raise
+
+
+def _train(recipe: kinds.Recipe, opts, home: Path, version: str, out: Path, log: Callable[[str], None]) -> TrainResult:
+    import torch
+
     prepared = recipe.prepare(Path(home), opts, log)
     log(f"{recipe.name} {version}: {prepared.describe} -> {out}")
     torch.manual_seed(opts.seed)  # model init
