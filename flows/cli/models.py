@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_flow
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_job
 from flows.jobs import kinds
 from flows.jobs.options import base_type, field_comment, option_fields
 
@@ -73,11 +73,11 @@ def _option_parameters(cls: type) -> list[inspect.Parameter]:
 
 def _common_parameters() -> list[inspect.Parameter]:
     return [inspect.Parameter("home", inspect.Parameter.KEYWORD_ONLY, default=DEFAULT_HOME, annotation=Home),
-            inspect.Parameter("no_prefect", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=NoPrefect)]  # fmt: skip
+            inspect.Parameter("no_prefect", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=NoPrefect)]  # fmt: skip
 
 
 def _train_command(recipe: kinds.Recipe):
-    def command(home: Path, no_prefect: bool, **options) -> None:
+    def command(home: Path, no_prefect: bool | None, **options) -> None:
         train_kind(recipe.name, options, home, no_prefect)
 
     command.__signature__ = inspect.Signature(_option_parameters(recipe.options) + _common_parameters())
@@ -87,20 +87,17 @@ def _train_command(recipe: kinds.Recipe):
     return command
 
 
-def train_kind(kind: str, options: dict, home: Path, no_prefect: bool) -> dict:
+def train_kind(kind: str, options: dict, home: Path, no_prefect: bool | None) -> dict:
     """Train ``kind`` (through the Prefect `train` flow unless ``no_prefect``) and print its summary."""
     from flows.jobs.train import train_model
-    from flows.orchestration.pipelines import train_flow
 
     options = {k: v for k, v in options.items() if v is not None}
     weights = options.get("weights")
     if weights is not None and not Path(weights).exists():
         fail(f"--weights {weights} does not exist")
     try:
-        if no_prefect:
-            result = train_model(kind, home, log=console.print, **options).to_dict()
-        else:
-            result = run_flow(train_flow, home=str(home), models=[kind], options={kind: options})[kind]
+        result = run_job(no_prefect, lambda: {kind: train_model(kind, home, log=console.print, **options).to_dict()},
+                         "flows.orchestration.pipelines:train_flow", home=str(home), models=[kind], options={kind: options})[kind]
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as e:
         fail(e)
     m = result["metrics"]
@@ -114,7 +111,7 @@ def _eval_command(recipe: kinds.Recipe):
         version: Annotated[str | None, typer.Option(help="Which version (v<N>); default the latest finished one.")] = None,
         report: Annotated[bool, typer.Option(help="Also run the kind's report (FITB, neighbour precision, structure).")] = True,
         home: Home = DEFAULT_HOME,
-        no_prefect: NoPrefect = False,
+        no_prefect: NoPrefect = None,
     ) -> None:
         eval_kind(recipe.name, home, version, report, no_prefect)
 
@@ -124,15 +121,12 @@ def _eval_command(recipe: kinds.Recipe):
     return command
 
 
-def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool) -> dict:
+def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool | None) -> dict:
     from flows.evaluation import evaluate_kind
-    from flows.orchestration.pipelines import eval_flow
 
     try:
-        if no_prefect:
-            result = evaluate_kind(kind, home, version=version, report=report, log=console.print)
-        else:
-            result = run_flow(eval_flow, home=str(home), models=[kind], version=version, report=report)[kind]
+        result = run_job(no_prefect, lambda: {kind: evaluate_kind(kind, home, version=version, report=report, log=console.print)},
+                         "flows.orchestration.pipelines:eval_flow", home=str(home), models=[kind], version=version, report=report)[kind]
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(e)
     out.print_json(json.dumps(result.get("held_out"), default=str))
@@ -156,35 +150,47 @@ def embed(
     shards: Annotated[int | None, typer.Option(min=1, help="Parallel embed tasks (default: 1; 2 per Dask worker).")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler, e.g. tcp://10.0.0.5:8786.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Run the shards on a local Dask cluster of N processes.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Drop the space first and embed every item again (repairs a damaged table).")] = False,
     home: Home = DEFAULT_HOME,
-    no_prefect: NoPrefect = False,
+    no_prefect: NoPrefect = None,
 ) -> None:
     """Embed the lake's images with the latest trained model into the LanceDB table vectors_SPACE;
-    unchanged items (same image sha1 and model version) are skipped. Runs as the Prefect flow
-    `embed`, one task per shard, on Dask with --dask-address or --workers.
+    unchanged items (same image sha1 and model version) are skipped; vectors of items no longer
+    usable (image broken, item gone from the release) and duplicate rows are removed. One embed
+    of a space at a time (a second one stops at once and names the first). Runs as the Prefect
+    flow `embed`, one task per shard, on Dask with --dask-address or --workers.
 
     Example: `atelier embed resnet --dataset polyvore --workers 2 --home ./home`
     """
     from flows.jobs.embed import embed_space
-    from flows.orchestration.pipelines import DaskUnreachableError, ShardsFailedError, dask_runner, embed_flow
+    from store.locks import LockHeld
 
     if space not in kinds.embedding_kinds():
         fail(f"{space!r} is not an embedding kind; embedding kinds: {', '.join(kinds.embedding_kinds())}")
-    if no_prefect and (dask_address or workers or (shards or 1) > 1):
+    sharded = bool(dask_address or workers or (shards or 1) > 1)  # shards are Prefect tasks
+    if no_prefect and sharded:
         fail("--no-prefect embeds in this process: drop --dask-address, --workers and --shards")
+    flow_fn = "flows.orchestration.pipelines:embed_flow"
+    if dask_address or workers:
+        from flows.orchestration.pipelines import dask_runner, embed_flow
+
+        flow_fn = embed_flow.with_options(task_runner=dask_runner(address=dask_address, workers=workers))
+    n = shards or (2 * (workers or 2) if (dask_address or workers) else 1)
     try:
-        if no_prefect:
-            result = embed_space(home, space, dataset=dataset, batch_size=batch_size).to_dict()
-        else:
-            flow_fn = embed_flow
-            if dask_address or workers:
-                flow_fn = embed_flow.with_options(task_runner=dask_runner(address=dask_address, workers=workers))
-            n = shards or (2 * (workers or 2) if (dask_address or workers) else 1)
-            result = run_flow(flow_fn, space=space, home=str(home), dataset=dataset, shards=n, batch_size=batch_size)
-    except (FileNotFoundError, KeyError, ValueError, DaskUnreachableError, ShardsFailedError) as e:
+        result = run_job(no_prefect, lambda: embed_space(home, space, dataset=dataset, batch_size=batch_size, rebuild=rebuild).to_dict(),
+                         flow_fn, needed=sharded, space=space, home=str(home), dataset=dataset, shards=n, batch_size=batch_size,
+                         rebuild=rebuild)  # fmt: skip
+    except (FileNotFoundError, KeyError, ValueError, LockHeld) as e:
         fail(e)
-    out.print(f"vectors_{space} ({result['model_version']}): {result['n_embedded']} embedded, "
-              f"{result['n_skipped_unchanged']} unchanged, {result['n_failed']} failed")  # fmt: skip
+    except Exception as e:  # the orchestration's own errors, without importing Prefect to name them
+        if type(e).__name__ not in ("DaskUnreachableError", "ShardsFailedError"):
+            raise
+        fail(e)
+    removed = [f"{n} {what}" for n, what in ((result["n_stale_removed"], "stale (items no longer usable)"),
+                                             (result["n_duplicates_removed"], "duplicate")) if n]  # fmt: skip
+    out.print(f"vectors_{space} ({result['model_version']}): {'rebuilt, ' if result['rebuilt'] else ''}"
+              f"{result['n_embedded']} embedded, {result['n_skipped_unchanged']} unchanged, {result['n_failed']} failed"
+              + (f"; removed {' and '.join(removed)} rows" if removed else ""))  # fmt: skip
     for f in result["failures"][:10]:
         out.print(f"  skipped {f['item_id']}: {f['error']}")
 

@@ -74,15 +74,28 @@ def eval_flow(home: str, models: list[str], version: str | None = None, report: 
 
 @flow(name="embed", flow_run_name="embed-{space}")
 def embed_flow(space: str, home: str, dataset: str | None = None, shards: int = 1, batch_size: int = 64,
-               device: str | None = None) -> dict:  # fmt: skip
+               device: str | None = None, rebuild: bool = False) -> dict:  # fmt: skip
     """Embed the lake's images into ``vectors_<space>``, ``shards`` tasks in parallel (on the
     flow's task runner: threads here, Dask workers with `dask_runner`), then index and compact
-    once. Raises ShardsFailedError naming the failed shards after storing the others."""
+    once. One embed of a space at a time: the flow holds the lock ``embed-<space>`` around its
+    shards (`LockHeld` at once when another runs); stale and duplicate rows are removed first
+    (``rebuild``: the space is dropped and embedded again). Raises ShardsFailedError naming the
+    failed shards after storing the others."""
+    from flows.jobs.embed import prune_space
+    from flows.jobs.embed_upkeep import embed_lock
+
     if shards < 1:
         raise ValueError(f"shards must be >= 1, got {shards}")
+    with embed_lock(home, space):  # one shard prunes in its task; several, here first
+        pruned = prune_space(home, space, dataset=dataset, rebuild=rebuild) if shards > 1 else {}
+        return _embed_shards(space, home, dataset, shards, batch_size, device, rebuild, pruned)
+
+
+def _embed_shards(space: str, home: str, dataset: str | None, shards: int, batch_size: int, device: str | None,
+                  rebuild: bool, pruned: dict) -> dict:  # fmt: skip
     futures = embed_shard_task.map(unmapped(str(home)), unmapped(space), list(range(shards)), unmapped(shards),
                                    dataset=unmapped(dataset), batch_size=unmapped(batch_size),
-                                   device=unmapped(device))  # fmt: skip
+                                   device=unmapped(device), rebuild=unmapped(rebuild))  # fmt: skip
     results, failed = [], []
     for index, future in enumerate(futures):
         try:
@@ -95,9 +108,13 @@ def embed_flow(space: str, home: str, dataset: str | None = None, shards: int = 
         "n_skipped_unchanged": sum(r["n_skipped_unchanged"] for r in results),
         "model_version": results[0]["model_version"] if results else None,
         "failures": [f for r in results for f in r["failures"]][:100], "shard_results": results,
+        "rebuilt": bool(pruned.get("rebuilt") or any(r["rebuilt"] for r in results)),
+        "stale_ids": [*pruned.get("stale_ids", []), *(i for r in results for i in r["stale_ids"])][:100],
+        **{n: pruned.get(n, 0) + sum(r[n] for r in results) for n in ("n_stale_removed", "n_duplicates_removed")},
     }  # fmt: skip
-    if shards > 1 and summary["n_embedded"]:
+    if shards > 1 and (summary["n_embedded"] or summary["n_stale_removed"] or summary["n_duplicates_removed"]):
         summary["finalize"] = finalize_task(str(home), space)
+        summary["n_duplicates_removed"] += summary["finalize"]["duplicates_removed"]
     if failed:
         raise ShardsFailedError(f"{len(failed)} of {shards} shards of {space!r} failed ({'; '.join(failed)}); "
                                 f"{summary['n_embedded']} rows of the others are stored: run the flow again "
@@ -165,10 +182,18 @@ def ingest_and_embed_flow(dataset: str, raw_dir: str, home: str, spaces: list[st
 def run(flow_fn, **parameters) -> tuple[object, dict]:
     """Run a flow; returns (its result, {"flow_run_id", "name", "url"}): ``url`` is the run's
     page when a Prefect server is configured (PREFECT_API_URL), else None (the run went to a
-    temporary server that stopped with the process). Raises what the flow raised."""
+    temporary server that stopped with the process). Raises what the flow raised.
+
+    Runs are tagged with this process (`runs.process_tags`); runs of earlier commands whose
+    process died are marked Crashed first."""
+    from prefect import tags
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
-    state = flow_fn(**parameters, return_state=True)
+    from flows.orchestration.runs import mark_crashed_runs, process_tags
+
+    mark_crashed_runs()  # runs of killed commands would otherwise show "Running" forever
+    with tags(*process_tags()):
+        state = flow_fn(**parameters, return_state=True)
     details = {"flow_run_id": str(state.state_details.flow_run_id), "name": flow_fn.name, "url": None}
     if PREFECT_API_URL.value():
         ui = PREFECT_UI_URL.value() or PREFECT_API_URL.value().removesuffix("/api")

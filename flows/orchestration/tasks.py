@@ -127,12 +127,14 @@ def progress_logger(label: str, every: float = 0.1):
 
 @task(name="embed-shard", task_run_name="embed-{space}-shard{index}-of-{count}", persist_result=False, **IO_RETRIES)
 def embed_shard_task(home: str, space: str, index: int, count: int, dataset: str | None = None,
-                     batch_size: int = 64, device: str | None = None) -> dict:  # fmt: skip
-    """`flows.jobs.embed.embed_space` of one shard (the whole space when count is 1, then finalised)."""
+                     batch_size: int = 64, device: str | None = None, rebuild: bool = False) -> dict:  # fmt: skip
+    """`flows.jobs.embed.embed_space` of one shard (the whole space when count is 1, then finalised),
+    under the space's lock held by the embed flow."""
     from flows.jobs.embed import embed_space
 
     shard = None if count == 1 else (index, count)
     result = embed_space(home, space, dataset=dataset, batch_size=batch_size, device=device, shard=shard,
+                         locked=True, rebuild=rebuild and shard is None,
                          progress=False, on_progress=progress_logger(f"embed {space} shard {index}/{count}"))  # fmt: skip
     out = result.to_dict()
     out["failures"] = out["failures"][:100]  # the full list is in the shard's report
