@@ -53,6 +53,9 @@ class LockHeld(RuntimeError):
         super().__init__(f"{info.what} is already running (pid {info.pid} on {info.host}, since {info.started}); "
                          "wait for it or, if it died, run `atelier doctor --fix`")  # fmt: skip
 
+    def __reduce__(self):  # pickled whole (a Prefect or Dask worker sends it back)
+        return type(self), (self.info,)
+
 
 @dataclass
 class LockInfo:
@@ -67,6 +70,8 @@ class LockInfo:
 
 
 def locks_dir(home: Path | str) -> Path:
+    if isinstance(home, str) and "://" in home:
+        raise ValueError(f"job locks need a home on a file system (got {home}): an object-store home has none yet")
     return Path(home) / LOCKS_DIR
 
 

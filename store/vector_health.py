@@ -35,6 +35,9 @@ class DamagedSpaceError(ValueError):
         super().__init__(f"vector space {space!r} is damaged: {path}: {cause}. Rebuild it: `atelier embed {space} "
                          "--rebuild` (drops the space and embeds every item again) or `atelier doctor --fix`")  # fmt: skip
 
+    def __reduce__(self):  # pickled whole (a Prefect or Dask worker sends it back)
+        return type(self), (self.space, self.path, self.cause)
+
 
 def short_cause(e: BaseException) -> str:
     """The first part of a Lance error (without its Rust source locations), at most 300 characters."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -53,6 +54,11 @@ def test_lock_names_its_holder_and_is_removed(tmp_path):
     with pytest.raises(ValueError, match="bad lock name"):
         with lock(tmp_path, "../x", "x"):
             pass
+    with pytest.raises(ValueError, match="job locks need a home on a file system"):
+        with lock("s3://bucket/home", "embed-ae", "embed ae"):
+            pass
+    again = pickle.loads(pickle.dumps(e.value))  # as a Prefect or Dask worker sends it back
+    assert isinstance(again, LockHeld) and str(again) == str(e.value) and again.info.pid == os.getpid()
 
 
 def test_stale_lock_is_detected_taken_over_and_cleared(tmp_path, caplog):

@@ -3,6 +3,7 @@ the ANN index's recall, compaction, and the `vectors_<space>` SQL views."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -265,8 +266,10 @@ def test_damaged_table_is_named_with_the_fix(store, base):
                 r"`atelier embed test --rebuild` .*`atelier doctor --fix`")  # fmt: skip
     for read in (lambda: fresh.check("test"), lambda: fresh.read("test"), lambda: fresh.existing("test"),
                  lambda: fresh.search("test", base[0]), lambda: fresh.keys("test")):  # fmt: skip
-        with pytest.raises(DamagedSpaceError, match=expected):
+        with pytest.raises(DamagedSpaceError, match=expected) as e:
             read()
+    again = pickle.loads(pickle.dumps(e.value))  # as a Prefect or Dask worker sends it back
+    assert (type(again), str(again), again.path) == (DamagedSpaceError, str(e.value), folder)
     assert fresh.drop("test") and fresh.spaces() == [] and not fresh.drop("test")
 
 
