@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from flows.jobs.ingest import ingest
 from flows.jobs.items import training_items
@@ -134,27 +136,65 @@ def test_no_lake_and_no_model_errors(tmp_path):
     assert next_version(tmp_path / "half", "ae") == "v2"
 
 
-class Killed(Exception):
-    pass
+TIMING = ("seconds", "train_seconds", "steps_per_second", "resumed_from_step")  # differ between runs by nature
 
 
-def test_resume_continues_a_killed_run_to_the_same_weights(lake_home, tmp_path):
+def _same_run(metrics: dict) -> dict:
+    """metrics.json without its timings and how the run was started (resume or not)."""
+    out = {k: v for k, v in metrics.items() if k not in TIMING}
+    out["options"] = {k: v for k, v in metrics["options"].items() if k != "resume"}
+    return out
+
+
+def test_resume_continues_an_interrupted_run_to_the_same_weights_and_metrics(lake_home, monkeypatch):
+    """A run interrupted after its step-2 checkpoint (KeyboardInterrupt at step 4, before step 4's
+    checkpoint), continued by `atelier train ae --resume`, interrupted again while saving (weights
+    written, metrics.json not), and continued again, saves the same weights and metrics.json
+    (timings aside) as the same run uninterrupted; meanwhile the unfinished version is never the latest."""
+    import models.pretrained
+    from flows.cli import app
+    from store.models import NoModelError
+
     opts = {**TINY, "steps": 4, "eval_every": 2, "seed": 3}
+    args = ["train", "ae", "--resume", "--steps", "4", "--eval-every", "2", "--seed", "3", "--image-size", "32",
+            "--batch-size", "8", "--no-prefect", "--home", str(lake_home)]  # fmt: skip
 
-    def kill_after_step_2(line: str) -> None:
+    def interrupt_at_step_4(line: str) -> None:
         if line.startswith("step 4/4"):
-            raise Killed(line)  # the step-2 checkpoint is written, step 4's is not: a job killed mid-run
+            raise KeyboardInterrupt  # Ctrl-C: the step-2 checkpoint is written, step 4's is not
 
-    with pytest.raises(Killed):
-        train_model("ae", lake_home, **{**opts, "log": kill_after_step_2})
-    killed = sorted((lake_home / "models" / "ae").iterdir())[-1]
+    try:
+        before = latest_model(lake_home, "ae")
+    except NoModelError:
+        before = None
+    with pytest.raises(KeyboardInterrupt):
+        train_model("ae", lake_home, **{**opts, "log": interrupt_at_step_4})
+    killed = max((lake_home / "models" / "ae").iterdir(), key=lambda p: int(p.name[1:]))
     assert not (killed / "config.json").exists() and (killed / "ckpt" / "checkpoint.pt").exists()
-    resumed = train_model("ae", lake_home, **opts, resume=True)
-    assert resumed.path == killed and resumed.metrics["resumed_from_step"] == 2
+    assert (latest_model(lake_home, "ae") if before else None) == before  # never picked while unfinished
+
+    real = getattr(models.pretrained, "write_json", None)  # (no such hook before config.json was written last)
+
+    def interrupt_saving_metrics(path, data, **kw):
+        if Path(path).name == "metrics.json":
+            raise KeyboardInterrupt  # killed while saving: the weights are written
+        return real(path, data, **kw)
+
+    monkeypatch.setattr(models.pretrained, "write_json", interrupt_saving_metrics, raising=False)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code != 0 and (killed / "model.safetensors").exists()
+    assert not (killed / "config.json").exists() and not list(killed.glob("*.tmp"))
+    assert (latest_model(lake_home, "ae") if before else None) == before  # weights alone are not a model
+    monkeypatch.undo()
+
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["resumed_from_step"] == 4 and latest_model(lake_home, "ae") == killed
     whole = train_model("ae", lake_home, **opts)
     assert whole.path != killed and whole.metrics["resumed_from_step"] == 0
-    a, b = resumed.model.state_dict(), whole.model.state_dict()
-    assert all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+    assert (killed / "model.safetensors").read_bytes() == (whole.path / "model.safetensors").read_bytes()
+    assert _same_run(resumed) == _same_run(json.loads((whole.path / "metrics.json").read_text()))
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_model("ae", lake_home, **opts, resume=True)
 
