@@ -162,6 +162,25 @@ def test_disk_full_in_embed(home, monkeypatch):
     assert "What was written before is intact" in text  # Lance commits a write whole or not at all
 
 
+def test_report_written_on_a_full_disk_leaves_no_temp(tmp_path, monkeypatch):
+    from store.files import write_text
+
+    target = tmp_path / "reports" / "eval_ae.json"
+    with tiny_disk(target.parent) as mounted:
+        if not mounted:
+            real = Path.write_text
+
+            def full(self, data, *a, **kw):
+                real(self, data[:10], *a, **kw)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(Path, "write_text", full)
+        with pytest.raises(OSError) as e:
+            write_text(target, "x" * 200_000)
+        assert e.value.errno == errno.ENOSPC and e.value.filename == str(target)
+        assert list(target.parent.iterdir()) == []
+
+
 @contextmanager
 def read_only(home: Path, monkeypatch):
     """``home`` read-only: a read-only bind mount (root), chmod (not root), else a hook making

@@ -24,11 +24,11 @@ precision. ``lift`` = precision / baseline (> 1: the space groups the label bett
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from store.files import write_text
 from store.vectors import VectorStore
 
 
@@ -164,6 +164,4 @@ def _write_report(path: Path, neighbours: dict) -> None:
             data = {}
     data = data if isinstance(data, dict) else {}
     data["neighbours"] = neighbours
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")

@@ -11,11 +11,11 @@ report its recipe names (:data:`REPORTS`), written to ``<home>/reports/eval_<kin
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from flows.jobs import kinds
+from store.files import write_text
 from store.models import latest_model, model_dir
 
 
@@ -83,8 +83,6 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
     folder = home / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"eval_{kind}.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    os.replace(tmp, target)
+    write_text(target, json.dumps(out, indent=2, default=str) + "\n")
     out["json_path"] = str(target)
     return out

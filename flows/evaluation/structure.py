@@ -208,6 +208,7 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
     import models.clip  # noqa: F401  (registers model_type "clip" for load_pretrained)
     import models.siamese  # noqa: F401  (registers "siamese")
     from models import load_pretrained
+    from store.files import write_text
     from store.models import latest_model
 
     if spaces is None:
@@ -238,9 +239,7 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
     reports.mkdir(parents=True, exist_ok=True)
     result["json_path"], result["png_path"] = str(reports / "structure.json"), str(reports / "structure.png")
     _chart(reports / "structure.png", result["models"], k)
-    tmp = reports / "structure.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(reports / "structure.json")
+    write_text(reports / "structure.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

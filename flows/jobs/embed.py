@@ -38,6 +38,7 @@ from flows.jobs.embed_upkeep import covered_datasets, embed_lock, existing_of, f
 from flows.jobs.embed_write import WRITER_ROWS, BatchWriter, rows_to_embed, vector_rows
 from flows.jobs.kinds import embedding_kinds
 from store import Lake
+from store.files import write_text
 from store.models import NoModelError, model_version
 
 SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
@@ -344,7 +345,5 @@ def write_report(home: Path | str, result: EmbedResult) -> Path:
     path = folder / f"embed_{result.space}{suffix}.json"
     data = result.to_dict()
     data["report_path"] = str(path)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
     return path
