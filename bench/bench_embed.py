@@ -13,14 +13,24 @@ pipeline run against the forward pass timed just before it (this 2-core VM's spe
 +-10% between runs, so best-of-each and paired figures are both reported).
 
     .venv/bin/python bench/bench_embed.py --out bench/results/embed.json --images 2000
+
+``--compare-ref REF`` measures instead the embed job of commit REF (its whole tree, from `git
+archive`) against the working tree's, on the same lake and model: alternating subprocesses, each
+one fresh embed (vector table removed first) and one re-run on the unchanged lake, timed inside
+the process (`EmbedResult.seconds` / `loop_seconds`: no interpreter start or imports). What the
+working tree adds per run: the space's lock, the table check, the duplicate and stale-row checks.
+
+    .venv/bin/python bench/bench_embed.py --compare-ref 3293c36 --repeat 6 --out bench/results/embed_before_after.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +54,81 @@ from models import (
 )
 
 ITEMS_PER_SCALE = 480  # about the Polyvore items the sample generator writes per unit of scale
+ROOT = Path(__file__).resolve().parents[1]
+# one measurement in a fresh process, with the code of the tree given first on its path
+CHILD = """import json, shutil, sys, time
+tree, home, batch_size, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, tree)
+from flows.jobs.embed import embed_space
+shutil.rmtree(home + "/vectors", ignore_errors=True)
+first = embed_space(home, "resnet", batch_size=batch_size, num_workers=0, device=device, progress=False)
+t = time.perf_counter()
+again = embed_space(home, "resnet", batch_size=batch_size, num_workers=0, device=device, progress=False)
+rerun = time.perf_counter() - t
+assert first.n_failed == 0 and again.n_embedded == 0 and again.n_skipped_unchanged == first.n_embedded
+added = {}
+try:  # what the lock and the checks cost alone (the working tree only), median of 20 calls
+    import statistics
+    from flows.jobs.embed_upkeep import embed_lock
+    from store.vectors import VectorStore
+    store = VectorStore(home)
+    def lock_cycle():
+        with embed_lock(home, "resnet"):
+            pass
+    for name, fn in {"lock_acquire_release": lock_cycle, "check_table_files": lambda: store.check("resnet"),
+                     "keys_scan": lambda: store.keys("resnet"), "duplicates_scan": lambda: store.duplicates("resnet")}.items():
+        times = []
+        for _ in range(20):
+            t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+        added[name] = statistics.median(times)
+except ImportError:
+    pass
+import torch
+print(json.dumps({"module": sys.modules["flows.jobs.embed"].__file__, "n": first.n_embedded, "added_s": added, "threads": torch.get_num_threads(),
+                  "seconds": first.seconds, "loop_seconds": first.loop_seconds, "rerun_s": rerun}))
+"""
+
+
+def compare(ref: str, home: Path, n: int, args, device: str, tmp: Path) -> None:
+    """The embed job of ``ref`` vs the working tree's, alternating subprocesses (see the docstring)."""
+    before = tmp / "before"
+    before.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    trees = {"before": before, "after": ROOT}
+    runs: dict[str, list[dict]] = {k: [] for k in trees}
+    for rep in range(args.repeat):
+        for name in (("before", "after") if rep % 2 == 0 else ("after", "before")):  # alternate who goes first
+            out = subprocess.run([sys.executable, "-c", CHILD, str(trees[name]), str(home), str(args.batch_size), device],
+                                 cwd=trees[name], check=True, capture_output=True, text=True)  # fmt: skip
+            run = json.loads(out.stdout.strip().splitlines()[-1])
+            assert run["module"].startswith(str(trees[name])) and run["n"] == n, run
+            runs[name].append(run)
+            print(f"rep {rep} {name}: {n / run['seconds']:.0f} img/s, loop {n / run['loop_seconds']:.0f} img/s, "
+                  f"re-run {run['rerun_s'] * 1000:.0f} ms", file=sys.stderr)  # fmt: skip
+
+    def figures(name: str) -> dict:
+        seconds = [r["seconds"] for r in runs[name]]
+        return {"images_per_s_median": round(n / statistics.median(seconds), 1), "images_per_s_best": round(n / min(seconds), 1),
+                "loop_images_per_s_median": round(n / statistics.median(r["loop_seconds"] for r in runs[name]), 1),
+                "rerun_unchanged_s_median": round(statistics.median(r["rerun_s"] for r in runs[name]), 4),
+                "runs_s": [round(x, 3) for x in seconds], "rerun_s": [round(r["rerun_s"], 4) for r in runs[name]]}  # fmt: skip
+
+    result = {name: figures(name) for name in trees}
+    b, a = result["before"], result["after"]
+    added_ms = {k: round(1000 * statistics.median(r["added_s"][k] for r in runs["after"]), 2) for k in runs["after"][0]["added_s"]}
+    write_results(args.out, {
+        "benchmark": "embed before/after", "before": f"{ref} ({sha})", "after": "working tree", "device": device,
+        "images": n, "model": f"resnet18 embedder, random init, {args.image_size} px input, 128-d",
+        "batch_size": args.batch_size, "repeat": args.repeat, "torch_threads": runs["after"][0]["threads"], **result,
+        "after_to_before_throughput_median": round(a["images_per_s_median"] / b["images_per_s_median"], 3),
+        "after_to_before_throughput_best": round(a["images_per_s_best"] / b["images_per_s_best"], 3),
+        "after_to_before_rerun_median": round(a["rerun_unchanged_s_median"] / b["rerun_unchanged_s_median"], 3),
+        "added_steps_ms_median": added_ms,
+        "added_steps_fraction_of_a_run": round(sum(added_ms.values()) / 1000 / statistics.median(a["runs_s"]), 5),
+        "target": "throughput within 5% (ratio >= 0.95)",
+    })  # fmt: skip
 
 
 def main() -> None:
@@ -56,6 +141,7 @@ def main() -> None:
     parser.add_argument("--workers", default="0", help="DataLoader num_workers settings to try, e.g. 0,2 (workers start from a forkserver: +2-3 s here)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--compare-ref", default=None, help="git ref: its embed job against the working tree's (alternating processes)")
     args = parser.parse_args()
     device = args.device or default_device()
     workers = [int(w) for w in args.workers.split(",")]
@@ -75,6 +161,8 @@ def main() -> None:
             home / "models" / "resnet" / "v1")
         print(f"lake: {n} images (scale {scale}, {args.source_size} px JPEGs), setup {setup_s:.1f}s; device {device}",
               file=sys.stderr)  # fmt: skip
+        if args.compare_ref:
+            return compare(args.compare_ref, home, n, args, device, tmp)
 
         # (b) forward only: the same images, pre-decoded, in batches of the same size
         model = load_pretrained(model_dir, device=device)
