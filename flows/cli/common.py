@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.cli.errors import remember_home, report
+from flows.cli.errors import quiet_engine_tracebacks, remember_home, report
 from store.lake import DEFAULT_HOME, HOME_ENV
 
 # set before Prefect is imported (it reads its settings once): the temporary server a command
@@ -81,6 +81,7 @@ def run_flow(flow_fn, **parameters):
     """Run a Prefect flow (`flows.orchestration.pipelines.run`), say where the run can be seen, return its result."""
     from flows.orchestration.pipelines import run
 
+    quiet_engine_tracebacks()  # a failed task's traceback only with --debug (flows.cli.errors)
     result, where = run(flow_fn, **parameters)
     if where["url"]:
         console.print(f"Prefect flow run {where['name']} {where['flow_run_id']}: {where['url']}")

@@ -23,6 +23,7 @@ Kept light (no pyarrow, torch, duckdb imports): exceptions are recognised by cla
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import shutil
@@ -260,6 +261,24 @@ def report(e: BaseException, message: str | None = None) -> None:
     console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # [brackets] escaped; no hard wrap in a path
 
 
+class _NoTraceback(logging.Filter):
+    """Drops the traceback of a log record (the console's copy) unless --debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not debug_enabled():
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_engine_tracebacks() -> None:
+    """Prefect logs a failed task's or flow's traceback to the console, before the command's
+    message: without --debug the console shows the log line without it (call once Prefect has
+    set up its logging; its API log handler, which runs first, still sends the whole record)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
 class AtelierGroup(TyperGroup):
     """The root `atelier` group: ``--debug`` is taken anywhere on the command line, and an
     exception :func:`explain` recognises ends the command with its message and exit code 1."""
@@ -283,4 +302,5 @@ class AtelierGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-__all__ = ["AtelierGroup", "DEBUG_ENV", "causes", "debug_enabled", "explain", "mount_point", "remember_home", "report", "state"]
+__all__ = ["AtelierGroup", "DEBUG_ENV", "causes", "debug_enabled", "explain", "mount_point", "quiet_engine_tracebacks", "remember_home",
+           "report", "state"]
