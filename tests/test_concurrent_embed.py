@@ -123,3 +123,29 @@ def test_embed_flow_holds_the_lock_and_prunes_before_its_shards(polyvore_home, p
     rewrite_lake(polyvore_home, "polyvore", "items", lambda t: t.filter(pc.not_equal(t["item_id"], broken)))
     again = embed_flow("ae", str(polyvore_home), shards=2)
     assert (again["n_stale_removed"], again["stale_ids"], again["n_embedded"], again["finalize"]["rows"]) == (1, [broken], 0, n - 1)
+
+
+def test_learned_vectors_are_written_under_the_space_lock(tmp_path):
+    """WumBERT's training writes ``vectors_wumbert``: it too is one writer at a time."""
+    import numpy as np
+    import pyarrow as pa
+
+    from flows.jobs.outfits import Catalogue, load_catalogue, write_learned_vectors
+    from store.locks import LockHeld, held_locks, lock
+
+    home, ids = tmp_path / "home", ["a", "b", "c"]
+    VectorStore(home).upsert("toy", pa.table({
+        "item_id": ids, "dataset": ["polyvore"] * 3, "semantic_category": ["tops", "shoes", "bags"], "split": [None] * 3,
+        "model": ["toy"] * 3, "model_version": ["t1"] * 3, "image_sha1": ids,
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.eye(3, 4, dtype=np.float32).reshape(-1)), 4)}))  # fmt: skip
+    catalogue = load_catalogue(home, "toy")
+    assert isinstance(catalogue, Catalogue)
+
+    class Model:  # what write_learned_vectors asks of a WumBERT
+        def item_vectors(self, vectors, index):
+            return vectors[index] * 2
+
+    with lock(home, "embed-wumbert", "embed wumbert"), pytest.raises(LockHeld, match="embed wumbert is already running"):
+        write_learned_vectors(home, Model(), catalogue, "v1")
+    assert "wumbert" not in VectorStore(home).spaces()
+    assert write_learned_vectors(home, Model(), catalogue, "v1") == 3 and held_locks(home) == []

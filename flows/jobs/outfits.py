@@ -150,9 +150,12 @@ def write_learned_vectors(home: Path | str, model, catalogue: Catalogue, version
         "image_sha1": [meta[i]["image_sha1"] for i in catalogue.item_ids],
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim),
     }, schema=vector_schema(dim))  # fmt: skip
-    store.upsert(WUMBERT_SPACE, rows)
-    # items an earlier version had, gone since (a LanceDB filter: no bound parameters, the value escaped)
-    store.delete(WUMBERT_SPACE, f"model_version != {_literal(version)}")
-    store.compact(WUMBERT_SPACE)
-    store.ensure_indexes(WUMBERT_SPACE)
+    from flows.jobs.embed_upkeep import embed_lock
+
+    with embed_lock(home, WUMBERT_SPACE):  # one writer per space: another train writing it fails at once
+        store.upsert(WUMBERT_SPACE, rows)
+        # items an earlier version had, gone since (a LanceDB filter: no bound parameters, the value escaped)
+        store.delete(WUMBERT_SPACE, f"model_version != {_literal(version)}")
+        store.compact(WUMBERT_SPACE)
+        store.ensure_indexes(WUMBERT_SPACE)
     return rows.num_rows
