@@ -247,6 +247,31 @@ def test_pickle_with_code_as_weights_is_refused_without_torchs_advice(home, tmp_
     assert not (home / "models" / "resnet").exists() or not any((home / "models" / "resnet").iterdir())
 
 
+def test_clip_weights_damaged_or_a_pickle_are_named(tmp_path):
+    from test_clip import tiny_checkpoint
+
+    from models.clip import ClipEmbedder
+    from models.pretrained import ModelFileError
+
+    marker = tmp_path / "the pickle ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    folder = tiny_checkpoint(tmp_path / "clip")
+    weights = folder / "model.safetensors"
+    os.truncate(weights, weights.stat().st_size // 2)
+    with pytest.raises(ModelFileError, match="damaged or incomplete weights") as e:
+        ClipEmbedder.from_checkpoint(folder)
+    assert e.value.path == weights
+    weights.unlink()
+    torch.save({"text_projection.weight": Payload()}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelFileError, match="not weights atelier can load safely") as e:
+        ClipEmbedder.from_checkpoint(folder)
+    assert e.value.path == folder / "pytorch_model.bin" and "weights_only" not in str(e.value) and not marker.exists()
+
+
 def test_truncated_lake_table_then_train_is_a_short_message(home):
     items = Lake(home).path("polyvore", "items")
     os.truncate(items, items.stat().st_size // 2)
