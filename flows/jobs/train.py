@@ -60,8 +60,10 @@ def _version(home: Path | str, name: str, opts) -> tuple[str, Path]:
     if opts.resume and version is None:
         version = resumable_version(home, name)
         if version is None:
+            older = [p.name for p in model_versions(home, name) if not is_finished(p) and (p / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()]
+            hint = f" newer than the latest finished one; continue an older one with --version {older[-1]}" if older else ""
             raise FileNotFoundError(f"nothing to resume: no unfinished {name} version with a checkpoint under "
-                                    f"{Path(home) / 'models' / name}")  # fmt: skip
+                                    f"{Path(home) / 'models' / name}{hint}")  # fmt: skip
     version = version or next_version(home, name)
     out = model_dir(home, name, version)
     if (out / CONFIG_NAME).exists():
