@@ -51,6 +51,28 @@ def _step(name: str) -> None:
     """A named point of the commit protocol; tests replace it to kill the process there."""
 
 
+def _write_table(table: pa.Table, path: Path) -> None:
+    """One table as zstd Parquet; an OSError names the file (pyarrow's disk-full error does not)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.write_table(table, path, compression="zstd")
+    except OSError as e:
+        if e.filename:
+            raise
+        raise OSError(e.errno or _errno_in(str(e)), e.strerror or str(e), str(path)) from e
+
+
+def _errno_in(text: str) -> int | None:
+    """The errno an error's text names ("... error 28 ...", "No space left on device"), if any."""
+    import errno
+
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+        if os.strerror(code) in text or f"error {code})" in text:
+            return code
+    return None
+
+
 class Lake:
     """Read and write the lake of one home directory."""
 
@@ -100,8 +122,6 @@ class Lake:
         On any error the new version is removed and the previous tables stay as they were. The
         new version holds only the tables given (optional ones not given are gone after the swap).
         """
-        import pyarrow.parquet as pq
-
         from store.tables import TABLES, conform
 
         if dataset not in TABLES:
@@ -118,7 +138,7 @@ class Lake:
                 pending = []
                 for name, table in items:
                     checked[name] = conform(dataset, name, table)
-                    pending.append(writer.submit(pq.write_table, checked[name], version / f"{name}.parquet", compression="zstd"))
+                    pending.append(writer.submit(_write_table, checked[name], version / f"{name}.parquet"))
                 for future in pending:
                     future.result()
                     _step("table written")

@@ -126,7 +126,7 @@ def test_disk_full_saving_the_model_says_resume_and_resume_finishes(home, monkey
     assert (version / "config.json").exists() and (version / "model.safetensors").exists() and leftovers(home) == []
 
 
-def test_disk_full_in_ingest_names_the_home_and_leaves_the_lake_as_it_was(home, sample_root, monkeypatch):
+def test_disk_full_in_ingest_names_the_file_and_leaves_the_lake_as_it_was(home, sample_root, monkeypatch):
     import pyarrow.parquet as pq
 
     before = {v: p.read_bytes() for v, p in Lake(home).tables().items()}
@@ -138,7 +138,7 @@ def test_disk_full_in_ingest_names_the_home_and_leaves_the_lake_as_it_was(home, 
 
     monkeypatch.setattr(pq, "write_table", full)
     res = atelier("ingest", "polyvore", sample_root / "polyvore", "--no-prefect", "--home", home)
-    assert_message(res, f"disk full while writing under the home {home}", "free space on", "atelier doctor")
+    assert_message(res, f"disk full while writing {home / 'lake' / '.versions' / 'polyvore'}", "items.parquet", "free space on")
     assert {v: p.read_bytes() for v, p in Lake(home).tables().items()} == before
     assert Lake(home).garbage() == [] and leftovers(home / "lake") == []
 
