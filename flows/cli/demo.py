@@ -37,8 +37,8 @@ def demo(
     after, vs random), embeds every dataset's items into vectors_clip and searches them by text,
     trains the attribute classifier (per-head accuracy vs majority class) and predicts a few
     held-out images, trains the siamese structure model and scores same-garment-in-another-colour
-    retrieval for siamese vs resnet vs clip. Runs as the Prefect flow `demo`
-    (ingest, train, embed and analyze flows inside it).
+    retrieval for siamese vs resnet vs clip. With a Prefect server configured (or --prefect)
+    it is the flow run `demo` (ingest, train, embed and analyze flows inside it).
 
     Example: `atelier demo --home ./atelier-home`
     """

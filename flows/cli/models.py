@@ -157,8 +157,9 @@ def embed(
     """Embed the lake's images with the latest trained model into the LanceDB table vectors_SPACE;
     unchanged items (same image sha1 and model version) are skipped; vectors of items no longer
     usable (image broken, item gone from the release) and duplicate rows are removed. One embed
-    of a space at a time (a second one stops at once and names the first). Runs as the Prefect
-    flow `embed`, one task per shard, on Dask with --dask-address or --workers.
+    of a space at a time (a second one stops at once and names the first). As the Prefect flow
+    `embed` (server configured, --prefect, or sharded): one task per shard, on Dask with
+    --dask-address or --workers.
 
     Example: `atelier embed resnet --dataset polyvore --workers 2 --home ./home`
     """
