@@ -31,6 +31,7 @@ HOME_ENV = "ATELIER_HOME"
 DEFAULT_HOME = Path("atelier-home")
 VERSIONS = ".versions"  # lake/.versions/<dataset>/<version>/<table>.parquet
 MANIFEST = "_manifest.json"  # written into a version once all its tables are: what it holds
+MIGRATING = ".migrating"  # in .versions/<dataset>/ while a legacy plain folder is being replaced
 
 
 def default_home() -> Path:
@@ -162,20 +163,24 @@ class Lake:
         `current`, which points at the newest complete version)."""
         pointer = self.root / dataset
         previous = pointer.resolve() if pointer.is_dir() else None
+        migrating = version.parent / MIGRATING
         if pointer.is_dir() and not pointer.is_symlink():
+            migrating.touch()
             previous = version.parent / f"legacy-{uuid.uuid4().hex[:8]}"
             os.replace(pointer, previous)
             _step("legacy moved")
         link = self.root / f".{dataset}.{uuid.uuid4().hex}.link"
         link.symlink_to(version.relative_to(self.root), target_is_directory=True)
         os.replace(link, pointer)  # the commit
+        migrating.unlink(missing_ok=True)
         return previous
 
     def _recover(self, dataset: str) -> None:
-        """A pointer lost between the two renames of a legacy folder's first commit: point at the
-        newest complete version (the one being committed, whose manifest was written first)."""
+        """A pointer lost between the two renames of a legacy folder's first commit (the marker
+        `.migrating` says so): point at the newest complete version (the one being committed,
+        whose manifest was written first). A pointer a user removed stays removed."""
         complete = sorted(p for p in self.versions(dataset) if (p / MANIFEST).exists())
-        if complete:
+        if complete and (self.root / VERSIONS / dataset / MIGRATING).exists():
             self._point(dataset, complete[-1])
 
     def versions(self, dataset: str) -> list[Path]:

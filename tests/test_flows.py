@@ -45,10 +45,14 @@ def test_ingest_is_cached_on_an_unchanged_release_and_redone_when_it_changes(pol
     shutil.copy(second_image, first_image)
     changed = ingest_flow("polyvore", str(polyvore_release), str(home))
     assert not changed["cached"] and changed["images_probed"] == 1 and len(calls) == 2
-    # the lake's tables gone (a wiped home): the cached result no longer describes it, so it runs
-    shutil.rmtree(home / "lake" / "polyvore")
+    # the lake's tables gone (a wiped lake, or just the dataset's pointer removed): the cached
+    # result no longer describes it, so it runs
+    (home / "lake" / "polyvore").unlink()
     rebuilt = ingest_flow("polyvore", str(polyvore_release), str(home))
     assert not rebuilt["cached"] and len(calls) == 3 and (home / "lake" / "polyvore" / "items.parquet").exists()
+    shutil.rmtree(home / "lake")
+    rebuilt = ingest_flow("polyvore", str(polyvore_release), str(home))
+    assert not rebuilt["cached"] and len(calls) == 4 and (home / "lake" / "polyvore" / "items.parquet").exists()
 
 
 def test_transient_error_is_retried_and_the_flow_completes(polyvore_release, home, monkeypatch):

@@ -130,3 +130,12 @@ def test_a_damaged_table_is_named_and_a_damaged_probe_cache_costs_only_a_reprobe
     assert again.rows == first.rows
     assert "probing every image again" in caplog.text
     assert isinstance(Lake(home).read("polyvore", "image_probes"), pa.Table)
+
+
+def test_a_pointer_removed_by_a_user_stays_removed_and_the_next_commit_cleans_up(tmp_path):
+    home = tmp_path / "home"
+    Lake(home).write_dataset("polyvore", generation(2))
+    (home / "lake" / "polyvore").unlink()
+    assert Lake(home).read("polyvore", "sources") is None and Lake(home).tables() == {}
+    Lake(home).write_dataset("polyvore", generation(3))
+    assert _generation_seen(home) == {3} and len(Lake(home).versions("polyvore")) == 1
