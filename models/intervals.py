@@ -175,3 +175,35 @@ def compare_text(name_a: str, a: Interval, name_b: str, b: Interval) -> str:
     ``"...: within the intervals (no difference shown)"`` when they overlap."""
     verdict = "separated" if separated(a, b) else "within the intervals (no difference shown)"
     return f"{name_a} {a} vs {name_b} {b}: {verdict}"
+
+
+# ----------------------------------------------------------------------------- evaluation results
+
+PER_ITEM = "per_item"  # the key under which an evaluation returns its per-item values
+
+
+def without_per_item(result: dict) -> dict:
+    """An evaluation result without its per-item values (what metrics.json's ``evals`` keep)."""
+    return {k: v for k, v in result.items() if k != PER_ITEM}
+
+
+def strip_per_item(metrics: dict, keys=("first", "last", "kept", "before", "after", "val")) -> dict:
+    """:func:`models.loop.fit`'s metrics with the per-item values removed from every evaluation
+    (``evals`` and the sections named by ``keys``): they serve the intervals, not metrics.json."""
+    out = dict(metrics)
+    if isinstance(out.get("evals"), list):
+        out["evals"] = [without_per_item(e) if isinstance(e, dict) else e for e in out["evals"]]
+    for key in keys:
+        if isinstance(out.get(key), dict):
+            out[key] = without_per_item(out[key])
+    return out
+
+
+def score_text(section: dict, key: str, intervals_key: str = "intervals") -> str:
+    """``section[key]`` with its interval when ``section[intervals_key][key]`` holds one
+    ("0.620 [0.551, 0.688]"), else to three decimals (a result saved before intervals)."""
+    found = (section.get(intervals_key) or {}).get(key)
+    if isinstance(found, dict):
+        return str(Interval.from_dict(found))
+    value = section.get(key)
+    return "n/a" if value is None else f"{value:.3f}"

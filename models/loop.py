@@ -24,7 +24,8 @@ its evaluation and the metric that selects among evaluations. Everything else is
   ``checkpoint.pt`` (so they survive a resume), or in memory without a ``checkpoint_dir``.
 - Early stopping (``cfg.patience``, off by default): training ends once ``patience``
   evaluations in a row have not beaten the best one. Select on a validation split only: a kind
-  whose evaluation is the split it reports keeps ``select="last"`` and no patience.
+  whose evaluation is the split it reports sets ``Task.reported``, and then :func:`fit` refuses
+  ``select="best"`` and ``patience`` (ValueError).
 - Helpers the kinds' modules share (public, so no module imports another's private names):
   :func:`evaluation` (the decorator of an evaluation function), :func:`rng_neutral`,
   :func:`to_device`, :func:`prepare_model`, :func:`epoch_batches`, :func:`loss_curve`,
@@ -248,12 +249,18 @@ class Task:
     # reuses them) and handed to evaluate as keyword arguments: state(device) -> dict.
     state: Callable[[torch.device], dict] | None = None
     n_train: int | None = None  # training examples, for the metrics (default: len(loader.dataset))
+    # The evaluation is on the split the kind reports (its held-out figures), not a validation
+    # split: nothing may be chosen on it, so fit refuses select="best" and early stopping.
+    reported: bool = False
 
     def __post_init__(self):
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.select not in ("best", "last"):
             raise ValueError(f"select must be 'best' or 'last', got {self.select!r}")
+        if self.reported and self.select == "best":
+            raise ValueError(f"{self.kind}: its evaluation is the reported held-out split; keeping the best of it "
+                             "would choose on the reported figures (select='last')")  # fmt: skip
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -281,6 +288,9 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
     With ``checkpoint_dir``, checkpoints at every evaluation and resumes from one (``cfg.resume``).
     ``model`` ends with the kept weights (``kept_step``), on ``cfg.device``."""
     t0 = time.perf_counter()
+    if task.reported and cfg.patience is not None:
+        raise ValueError(f"{task.kind} evaluates on its reported held-out split, not a validation split: early stopping "
+                         f"(patience {cfg.patience}) would choose on the reported figures; train without --patience")  # fmt: skip
     if callable(task.batches):
         if cfg.epochs is not None:
             raise ValueError("epochs needs a DataLoader; this task draws its batches: set steps")

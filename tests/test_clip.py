@@ -132,7 +132,7 @@ def test_retrieval_recall_on_a_hand_made_example():
     shifted = retrieval_recall(eye, eye.roll(1, dims=0))  # every text matches another image best
     assert shifted["t2i_r1"] == 0.0 and shifted["t2i_r5"] == 1.0
     tied = retrieval_recall(torch.ones(4, 2) / 2**0.5, torch.ones(4, 2) / 2**0.5)
-    assert tied["t2i_r1"] == 0.0 and tied["t2i_r5"] == 1.0  # 4 ties: expected rank 1.5 -> not @1
+    assert tied["t2i_r1"] == 0.25 and tied["t2i_r5"] == 1.0  # 4 ties: the expected hit at R@1 is 1/4 (tests/test_tie_rule.py)
 
 
 def test_pairs_use_the_official_synthesis_split_and_a_disjoint_polyvore_split(clip_home):

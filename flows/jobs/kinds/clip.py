@@ -160,28 +160,40 @@ def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
 
 
 def finish(model, prepared, opts, metrics, log) -> dict:
-    """Held-out R@K per source (Synthesis captions, Polyvore titles)."""
-    from models.clip_train import evaluate_clip
+    """Held-out R@K per source (Synthesis captions, Polyvore titles), with intervals."""
+    from models.clip_train import evaluate_clip, with_intervals
 
     by_source = {}
     for source in prepared.data["counts"]:
         part = _split(prepared.data["pairs"], source, True)
         if part.num_rows >= 2:
-            by_source[source] = evaluate_clip(model, _loader(part, model.config.image_size, 128, False), metrics["device"])
+            by_source[source] = with_intervals(evaluate_clip(model, _loader(part, model.config.image_size, 128, False),
+                                                             metrics["device"]))  # fmt: skip
     return {"after_by_source": by_source, "truncated_texts": prepared.data["truncated"]}
 
 
+def held_out_text(a: dict, b: dict | None = None) -> str:
+    """One held-out evaluation (``a``; ``b``: the one before fine-tuning) as a line, each R@K
+    with its 95% interval next to the exact random baseline."""
+    from models.intervals import score_text
+
+    def was(key: str) -> str:
+        return f"{b[key]:.3f} -> " if b else ""
+
+    return (f"text->image R@1 {was('t2i_r1')}{score_text(a, 't2i_r1')}, R@10 {was('t2i_r10')}{score_text(a, 't2i_r10')}; "
+            f"image->text R@1 {score_text(a, 'i2t_r1')}, R@10 {score_text(a, 'i2t_r10')} "
+            f"(random R@1 {a['random_r1']:.3f}, R@10 {a['random_r10']:.3f}, exact; n {a['n']}; 95% intervals over queries)")  # fmt: skip
+
+
 def summary(m: dict) -> str:
-    b, a = m["before"], m["after"]
-    return (f"held-out text->image R@1 {b['t2i_r1']:.3f} -> {a['t2i_r1']:.3f}, R@10 {b['t2i_r10']:.3f} -> "
-            f"{a['t2i_r10']:.3f}; image->text R@1 {a['i2t_r1']:.3f} (random R@1 {a['random_r1']:.3f}, "
-            f"R@10 {a['random_r10']:.3f}; n {a['n']})")  # fmt: skip
+    return "held-out " + held_out_text(m["after"], m["before"])
 
 
 def evaluate(home, path, log) -> dict:
-    """Held-out R@K (text -> image, image -> text) of a saved model, per source, vs random."""
+    """Held-out R@K (text -> image, image -> text) of a saved model, per source, vs random,
+    with 95% bootstrap intervals over the held-out queries."""
     from models import default_device, load_pretrained, read_metrics
-    from models.clip_train import evaluate_clip
+    from models.clip_train import evaluate_clip, with_intervals
 
     metrics = read_metrics(path) or {}
     options = metrics.get("options", {})
@@ -191,8 +203,10 @@ def evaluate(home, path, log) -> dict:
     for source in sorted(set(pairs["source"].to_pylist())):
         part = _split(pairs, source, True)
         if part.num_rows >= 2:
-            out[source] = evaluate_clip(model, _loader(part, model.config.image_size, 128, False), next(model.parameters()).device)
-    return {"split": HELD_OUT, "by_source": out}
+            out[source] = with_intervals(evaluate_clip(model, _loader(part, model.config.image_size, 128, False),
+                                                       next(model.parameters()).device))  # fmt: skip
+    lines = [f"{source} ({HELD_OUT[source]}): {held_out_text(r)}" for source, r in out.items()]
+    return {"split": HELD_OUT, "by_source": out, "summary": lines}
 
 
 RECIPE = Recipe(
