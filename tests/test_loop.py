@@ -184,3 +184,14 @@ def test_task_refuses_bad_mode_and_draws_refuse_epochs():
         dataclasses.replace(_task(), mode="up")
     with pytest.raises(ValueError, match="epochs"):
         fit(_model(), _task(draw=True), _cfg(epochs=2))
+
+
+def test_an_evaluation_on_the_reported_split_chooses_nothing():
+    """Task.reported (the evaluation is the held-out split a kind reports, not validation):
+    keeping its best evaluation or stopping early on it would select on the reported figures."""
+    with pytest.raises(ValueError, match="reported"):
+        dataclasses.replace(_task(select="last"), reported=True, select="best")
+    reported = dataclasses.replace(_task(select="last"), reported=True)
+    with pytest.raises(ValueError, match="patience"):
+        fit(_model(), reported, _cfg(patience=2))
+    assert fit(_model(), reported, _cfg(steps=4))["kept_step"] == 4

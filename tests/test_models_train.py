@@ -99,6 +99,16 @@ def test_classifier_beats_majority_baseline():
     assert [c["step"] for c in metrics["train_loss_curve"]] == [10, 20]
     assert metrics["train_loss_last"] < metrics["train_loss_first"]
     json.dumps(metrics)  # ready for metrics.json
+    # 95% intervals over the val images, for the score and the majority class (issue 15);
+    # per-image values serve them and stay out of metrics.json; no maximum over evaluations
+    # of the reported split
+    iv = metrics["intervals"]
+    assert iv["val_accuracy"]["value"] == metrics["val_accuracy"] and iv["val_accuracy"]["n"] == metrics["n_val"]
+    assert iv["val_accuracy"]["low"] <= metrics["val_accuracy"] <= iv["val_accuracy"]["high"]
+    assert iv["val_majority_baseline"]["value"] == 0.5 and iv["val_majority_baseline"]["low"] < 0.5
+    assert iv["accuracy_minus_majority"]["value"] == pytest.approx(metrics["val_accuracy"] - 0.5)
+    assert "best_val_accuracy" not in metrics and not any("per_item" in e for e in metrics["evals"])
+    assert "per_item" not in metrics["last"] and "per_item" not in metrics["kept"]
 
 
 def test_autoencoder_ssim_improves():
@@ -113,6 +123,11 @@ def test_autoencoder_ssim_improves():
     assert metrics["first_val_ssim"] == metrics["evals"][0]["val_ssim"]
     assert 0.0 < metrics["baseline_ssim"] < 1.0
     json.dumps(metrics)
+    iv = metrics["intervals"]
+    assert iv["val_ssim"]["value"] == pytest.approx(metrics["val_ssim"]) and iv["val_ssim"]["n"] == 24
+    assert iv["baseline_ssim"]["low"] <= metrics["baseline_ssim"] <= iv["baseline_ssim"]["high"]
+    assert iv["ssim_minus_baseline"]["value"] == pytest.approx(metrics["val_ssim"] - metrics["baseline_ssim"])
+    assert "best_val_ssim" not in metrics and "per_item" not in metrics["evals"][-1]
 
 
 def test_epochs_replace_steps():

@@ -41,20 +41,28 @@ def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
 
 
 def summary(m: dict) -> str:
-    return f"val SSIM {m['val_ssim']:.3f} (mean-image baseline {m['baseline_ssim']:.3f})"
+    """The held-out (val) SSIM next to the mean-image baseline, each with its 95% interval."""
+    from models.intervals import score_text
+
+    return (f"val SSIM {score_text(m, 'val_ssim')} (mean-image baseline {score_text(m, 'baseline_ssim')}; "
+            f"n {m.get('n_val', '?')}, 95% intervals over images)")  # fmt: skip
 
 
 def evaluate(home, path, log) -> dict:
-    """Held-out (val) SSIM of a saved model vs the train mean image."""
+    """Held-out (val) SSIM of a saved model vs the train mean image, with 95% bootstrap
+    intervals over the val images."""
     from models import ConvAutoencoder, default_device, evaluate_autoencoder, read_metrics
-    from models.train import mean_image
+    from models.intervals import without_per_item
+    from models.train import autoencoder_intervals, mean_image
 
     metrics = read_metrics(path) or {}
     opts = AutoencoderOptions(**{k: v for k, v in metrics.get("options", {}).items() if k in AutoencoderOptions.__dataclass_fields__})
     model = ConvAutoencoder.from_pretrained(path, device=default_device())
     train_loader, val_loader = loaders(prepare_items(home, opts, log, "ae"), opts)
     device = next(model.parameters()).device
-    return {"split": "val", **evaluate_autoencoder(model, val_loader, device, mean_image(train_loader, device).cpu())}
+    result = evaluate_autoencoder(model, val_loader, device, mean_image(train_loader, device).cpu())
+    out = {"split": "val", **without_per_item(result), "intervals": autoencoder_intervals(result)}
+    return {**out, "summary": [summary(out)]}
 
 
 RECIPE = Recipe(

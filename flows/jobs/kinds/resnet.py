@@ -2,7 +2,9 @@
 embedding layer is the ``resnet`` space.
 
 Data: Polyvore items with a usable image, hash split 80/20 by item id (`flows.jobs.items`).
-Selection: the last weights (``val`` is the split the held-out accuracy is reported on).
+Selection: the last weights (``val`` is the split the held-out accuracy is reported on, so
+nothing is chosen on it: no early stopping). Scores carry 95% bootstrap intervals over the val
+images, and so does the majority-class baseline (`models.train.classifier_intervals`).
 """
 
 from __future__ import annotations
@@ -69,12 +71,19 @@ def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
 
 
 def summary(m: dict) -> str:
-    return f"val accuracy {m['val_accuracy']:.3f} (majority class {m['val_majority_baseline']:.3f})"
+    """The held-out (val) accuracy next to the majority class, each with its 95% interval."""
+    from models.intervals import score_text
+
+    return (f"val accuracy {score_text(m, 'val_accuracy')} (majority class {score_text(m, 'val_majority_baseline')}; "
+            f"n {m.get('n_val', '?')}, 95% intervals over images)")  # fmt: skip
 
 
 def evaluate(home, path, log) -> dict:
-    """Held-out (val) category accuracy of a saved model vs the majority class."""
+    """Held-out (val) category accuracy of a saved model vs the majority class, with 95%
+    bootstrap intervals over the val images."""
     from models import ResNetEmbedder, default_device, evaluate_classifier, read_metrics
+    from models.intervals import without_per_item
+    from models.train import classifier_intervals
 
     metrics = read_metrics(path) or {}
     opts = ResNetOptions(**{k: v for k, v in metrics.get("options", {}).items() if k in ResNetOptions.__dataclass_fields__})
@@ -83,7 +92,9 @@ def evaluate(home, path, log) -> dict:
         raise ValueError(f"{path} was trained on classes {metrics.get('classes')}, the lake has {prepared.data['classes']}")
     model = ResNetEmbedder.from_pretrained(path, device=default_device())
     _, val_loader = loaders(prepared, opts)
-    return {"split": "val", **evaluate_classifier(model, val_loader, next(model.parameters()).device)}
+    result = evaluate_classifier(model, val_loader, next(model.parameters()).device)
+    out = {"split": "val", **without_per_item(result), "intervals": classifier_intervals(result)}
+    return {**out, "summary": [summary(out)]}
 
 
 RECIPE = Recipe(
