@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from etl.samples.polyvore import sample_truth
 from flows.cli import app
-from flows.evaluation.fitb import auc, evaluate_fitb
+from flows.evaluation.fitb import auc, evaluate_fitb, exact_chance, fitb_credit
 from flows.jobs.complete import CompletionModel, complete
 from flows.jobs.ingest import ingest
 from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits
@@ -95,15 +95,87 @@ def test_fitb_report_has_models_and_baselines(home_copy):
     test = report["splits"]["test"]
     methods = test["methods"]
     assert set(methods) == {"random", "mean of context (toy)", "umbert v1", "wumbert v1"}
+    # no question repeats an item: the exact chance is 1/4
     assert methods["random"]["fitb_accuracy"] == 0.25 and methods["random"]["compatibility_auc"] == 0.5
-    assert test["questions"]["toy"]["fitb"] == 119 and test["questions"]["toy"]["compatibility"] == 240
-    # style is visible in the toy space: learned models beat chance clearly
-    assert methods["umbert v1"]["fitb_accuracy"] > 0.5 and methods["mean of context (toy)"]["fitb_accuracy"] > 0.35
+    assert methods["random"]["intervals"]["fitb_accuracy"]["exact"] is True
+    assert test["questions"]["toy"]["fitb"] == 116 and test["questions"]["toy"]["compatibility"] == 240
+    # style is visible in the toy space: learned models beat chance clearly (a style-only scorer expects 0.5)
+    assert methods["umbert v1"]["fitb_accuracy"] > 0.35 and methods["mean of context (toy)"]["fitb_accuracy"] > 0.3
     for m in methods.values():
         assert 0 <= m["fitb_accuracy"] <= 1 and 0 <= m["hit_at_10"] <= 1
+        for key in ("fitb_accuracy", "compatibility_auc", "hit_at_10", "rank_percentile"):
+            iv = m["intervals"][key]
+            assert iv["low"] <= m[key] == iv["value"] <= iv["high"] and iv["level"] == 0.95
+    fitb_n = methods["umbert v1"]["intervals"]["fitb_accuracy"]
+    assert fitb_n["n"] == 116 and 0.05 < fitb_n["high"] - fitb_n["low"] < 0.3  # ~116 questions: about +-0.09
+    compared = {(c["metric"], c["a"], c["b"]): c for c in test["comparisons"]}
+    c = compared[("fitb_accuracy", "umbert v1", "mean of context (toy)")]
+    assert c["text"].endswith("separated" if c["separated"] else "within the intervals (no difference shown)")
+    assert c["difference"]["value"] == pytest.approx(methods["umbert v1"]["fitb_accuracy"] - methods["mean of context (toy)"]["fitb_accuracy"])
+    assert ("compatibility_auc", "umbert v1", "wumbert v1") in compared
     assert (home_copy / "reports" / "fitb_nondisjoint.png").stat().st_size > 5000
+    assert json.loads((home_copy / "reports" / "fitb_nondisjoint.json").read_text())["title"] == "Polyvore nondisjoint"
     saved = json.loads((home_copy / "models" / "umbert" / "v1" / "metrics.json").read_text())
     assert saved["eval_fitb"]["nondisjoint"]["test"] == methods["umbert v1"]
+
+
+def test_fitb_credit_and_exact_chance_by_hand():
+    """Ties at the top count as the expected hit over the tied positions; a repeated candidate
+    ties with itself. Chance is 1/(distinct items x positions of the answer's item)."""
+    cands = [[1, 2, 3, 4], [1, 2, 2, 3], [5, 1, 1, 2], [1, 2, 3, 4], [7, 8, 9, 6]]
+    answers = [0, 0, 1, 0, 3]
+    scores = np.array([[0.9, 0.1, 0.2, 0.3],  # answer on top: 1
+                       [0.1, 0.9, 0.8, 0.2],  # item 2 on top (its first position's score counts at both): 0
+                       [0.0, 0.7, 0.1, 0.2],  # the answer's item 1 at positions 1 and 2, on top: 1/2
+                       [0.5, 0.5, 0.1, 0.1],  # two items tie at the top: 1/2
+                       [0.1, 0.2, 0.3, 0.4]])  # fmt: skip
+    assert fitb_credit(scores, cands, answers).tolist() == [1.0, 0.0, 0.5, 0.5, 1.0]
+    assert exact_chance(cands, answers) == pytest.approx([1 / 4, 1 / 3, 1 / 6, 1 / 4, 1 / 4])
+    # the same by simulation: random scores per distinct item
+    rng = np.random.default_rng(0)
+    sims = []
+    for _ in range(4000):
+        table = {i: rng.random() for c in cands for i in c}
+        sims.append(fitb_credit(np.array([[table[i] for i in c] for c in cands]), cands, answers))
+    assert np.mean(sims, axis=0) == pytest.approx(exact_chance(cands, answers), abs=0.03)
+
+
+def test_eval_fitb_refuses_a_model_of_another_variant(home_copy):
+    """umbert v1 / wumbert v1 were trained on nondisjoint: every disjoint test item is in
+    nondisjoint train outfits, so scoring them on disjoint is refused, naming trained_on."""
+    res = runner.invoke(app, ["eval", "fitb", "--variant", "disjoint", "--home", str(home_copy)])
+    output = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "trained on nondisjoint, scored on disjoint" in output and "trained_on: dataset polyvore, variant nondisjoint" in output
+    assert "--allow-cross-variant" in output and not (home_copy / "reports" / "fitb_disjoint.json").exists()
+    res = runner.invoke(app, ["eval", "fitb", "--variant", "disjoint", "--allow-cross-variant", "--home", str(home_copy)])
+    assert res.exit_code == 0, res.output
+    assert "cross-variant: umbert v1 trained on nondisjoint, scored on disjoint" in " ".join(res.output.split())
+    report = json.loads((home_copy / "reports" / "fitb_disjoint.json").read_text())
+    assert report["title"].startswith("Polyvore disjoint (cross-variant: umbert v1 trained on nondisjoint, scored on disjoint")
+    assert report["cross_variant"] == {"umbert v1": "trained on nondisjoint, scored on disjoint",
+                                       "wumbert v1": "trained on nondisjoint, scored on disjoint"}  # fmt: skip
+    saved = json.loads((home_copy / "models" / "umbert" / "v1" / "metrics.json").read_text())
+    assert saved["eval_fitb"]["disjoint"]["test"]["cross_variant"] == "trained on nondisjoint, scored on disjoint"
+
+
+def test_eval_refuses_a_model_trained_on_other_splits(home_copy):
+    """The lake re-ingested since training (here: the split digests the model kept differ): its
+    held-out outfits may be its training outfits, so `eval fitb` and `eval umbert` refuse it."""
+    from flows.evaluation import evaluate_kind
+    from flows.jobs.outfits import CrossVariantError, split_sets
+
+    path = home_copy / "models" / "umbert" / "v1" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    assert metrics["trained_on"]["split_sets"] == split_sets(home_copy, "nondisjoint")
+    metrics["trained_on"]["split_sets"]["test"] = "0" * 16
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(CrossVariantError, match="trained on other nondisjoint splits than the lake holds now.*trained_on: "):
+        evaluate_fitb(home_copy, "nondisjoint", models=["umbert"], log=lambda _: None)
+    with pytest.raises(CrossVariantError, match="umbert/v1: trained on other nondisjoint splits"):
+        evaluate_kind("umbert", home_copy, log=lambda _: None)
+    report = evaluate_fitb(home_copy, "nondisjoint", models=["umbert"], allow_cross_variant=True, log=lambda _: None)
+    assert "cross-variant: umbert v1 trained on other nondisjoint splits" in report["title"]
 
 
 def test_auc():

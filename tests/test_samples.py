@@ -8,7 +8,7 @@ import json
 from helpers import tree_digest
 
 from etl.samples import write_samples
-from etl.samples.polyvore import STYLES
+from etl.samples.polyvore import STYLES, sample_truth
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(sample_root, tmp_path):
@@ -48,6 +48,26 @@ def test_polyvore_outfits_follow_the_style_rules(sample_root):
             qset = q["question"][0].rsplit("_", 1)[0]
             assert len(q["answers"]) == 4
             assert sum(a.rsplit("_", 1)[0] == qset for a in q["answers"]) == 1
+
+
+def test_fitb_candidates_are_four_items_of_the_category_one_distractor_of_the_style(sample_root):
+    """No item twice among a question's candidates; every distractor has the blank's category;
+    exactly one has the answer's hidden style (so a style-only scorer expects 0.5, chance 0.25)."""
+    root = sample_root / "polyvore"
+    truth = sample_truth(0, 1)
+    for variant in ("nondisjoint", "disjoint"):
+        for split in ("train", "valid", "test"):
+            outfits = {o["set_id"]: {it["index"]: it["item_id"] for it in o["items"]}
+                       for o in json.loads((root / variant / f"{split}.json").read_text())}  # fmt: skip
+            questions = json.loads((root / variant / f"fill_in_blank_{split}.json").read_text())
+            assert len(questions) > 0.9 * len(outfits)
+            for q in questions:
+                qset = q["question"][0].rsplit("_", 1)[0]
+                items = [outfits[t.rsplit("_", 1)[0]][int(t.rsplit("_", 1)[1])] for t in q["answers"]]
+                answer = items[[t.rsplit("_", 1)[0] for t in q["answers"]].index(qset)]
+                assert len(set(items)) == 4, (variant, split, q)
+                assert {truth[i]["category"] for i in items} == {truth[answer]["category"]}
+                assert sum(truth[i]["style"] == truth[answer]["style"] for i in items) == 2, (variant, split, q)
 
 
 def test_disjoint_variant_splits_share_no_items(sample_root):

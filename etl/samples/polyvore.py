@@ -9,8 +9,14 @@ Ground truth (what later models are scored against):
    `all-body + shoes` (25%), plus `accessories` (50%) and one extra drawn from the style's
    preferred extra categories.
 3. Fill-in-the-blank: the right answer is the left-out item; the three other candidates have the
-   same semantic category but come from outfits of OTHER styles. A model that has learned the
-   style rules (colour palette + pattern) answers well above the 25% of chance.
+   same semantic category and come from other outfits of the split: one of the SAME style, two of
+   OTHER styles, four different items (no item twice in a question). Within a style items are
+   drawn independently, so the same-style distractor is as good a fit as the answer: chance is
+   25%, a scorer that knows each item's style perfectly expects 50%, and a score well above 50%
+   would mean information the rules do not give (a leak). (The real release draws distractors of
+   the blank's category; with four equally common styles, random ones would share the answer's
+   style 3 x 1/4 = 0.75 times per question: one of three, fixed, keeps that share and makes the
+   50% ceiling exact.)
 4. Compatibility: label 1 lines are real outfits; label 0 lines replace every item of an outfit
    with an item of the same category drawn from random outfits of the same split (mixed styles).
 5. `disjoint`: train / valid / test outfits use disjoint item pools. `nondisjoint`: outfits of
@@ -50,6 +56,8 @@ FINE_CATEGORIES: dict[str, tuple[str, str, str]] = {
 }
 CATEGORY_IDS = {(sem, k): 11 + 10 * i + k for i, sem in enumerate(SEMANTIC_CATEGORIES) for k in range(3)}
 GARMENTS_WITH_SLEEVES = ("tops", "outerwear", "all-body")
+# FITB distractors of the answer's own style, of 3 (see rule 3 of the module docstring)
+SAME_STYLE_DISTRACTORS = 1
 
 
 @dataclass(frozen=True)
@@ -207,13 +215,13 @@ def _write_split(folder: Path, split: str, outfits: list[tuple[str, str, list[Sa
         {"set_id": set_id, "items": [{"item_id": it.item_id, "index": k} for k, it in enumerate(chosen, 1)]}
         for set_id, _, chosen in outfits
     ]))  # fmt: skip
-    # tokens of this split, by (category, style), to draw candidates and negatives from
-    tokens: dict[tuple[str, str], list[str]] = defaultdict(list)
+    # tokens of this split by category (compatibility negatives), and by category, style and item (FITB distractors)
     by_category: dict[str, list[str]] = defaultdict(list)
+    items: dict[str, dict[str, dict[str, list[str]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for set_id, style, chosen in outfits:
         for k, it in enumerate(chosen, 1):
-            tokens[(it.category, style)].append(f"{set_id}_{k}")
             by_category[it.category].append(f"{set_id}_{k}")
+            items[it.category][style][it.item_id].append(f"{set_id}_{k}")
     lines = []
     for set_id, _, chosen in outfits:
         lines.append("1 " + " ".join(f"{set_id}_{k}" for k in range(1, len(chosen) + 1)))
@@ -224,12 +232,25 @@ def _write_split(folder: Path, split: str, outfits: list[tuple[str, str, list[Sa
     questions = []
     for set_id, style, chosen in outfits:
         blank = rng.randrange(len(chosen))
-        cat = chosen[blank].category
-        others = [t for s in STYLES if s != style for t in tokens[(cat, s)]]
-        if len(others) < 3:
+        distractors = _distractors(rng, items[chosen[blank].category], style, chosen[blank].item_id)
+        if distractors is None:
             continue
-        answers = [f"{set_id}_{blank + 1}", *rng.sample(others, 3)]
+        answers = [f"{set_id}_{blank + 1}", *distractors]
         rng.shuffle(answers)
         question = [f"{set_id}_{k}" for k in range(1, len(chosen) + 1) if k != blank + 1]
         questions.append({"question": question, "answers": answers, "blank_position": blank + 1})
     (folder / f"fill_in_blank_{split}.json").write_text(json.dumps(questions))
+
+
+def _distractors(rng: random.Random, by_style: dict[str, dict[str, list[str]]], style: str, answer: str) -> list[str] | None:
+    """Three FITB distractors of the blank's category (``by_style``: style -> item_id -> its
+    tokens in this split): SAME_STYLE_DISTRACTORS of the answer's style, the rest of other styles,
+    each a different item, none the answer's item (a token of a random other outfit holding a
+    uniformly drawn item). None when the split lacks them (the question is left out)."""
+    same = sorted((style, i) for i in by_style.get(style, {}) if i != answer)
+    other = sorted((s, i) for s, by_item in by_style.items() if s != style for i in by_item)
+    n_other = 3 - SAME_STYLE_DISTRACTORS
+    if len(same) < SAME_STYLE_DISTRACTORS or len(other) < n_other:
+        return None
+    picked = rng.sample(same, SAME_STYLE_DISTRACTORS) + rng.sample(other, n_other)
+    return [rng.choice(by_style[s][i]) for s, i in picked]

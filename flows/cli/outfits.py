@@ -31,36 +31,53 @@ def fitb(
     variant: Annotated[EvalVariant, typer.Option(help="Polyvore variant whose question files are scored.")] = EvalVariant.nondisjoint,
     model: Annotated[list[OutfitModel] | None, typer.Option(help="Model(s) to score (default: every trained one).")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="K of hit@K.")] = 10,
+    allow_cross_variant: Annotated[bool, typer.Option(
+        help="Score a model trained on another variant (or on other splits than the lake holds now) anyway; "
+             "the report is marked cross-variant. Without it such a model is refused: its training outfits "
+             "may hold the questions' items.")] = False,  # fmt: skip
     home: Home = DEFAULT_HOME,
 ) -> None:
     """Score the latest umBERT / WumBERT on the Polyvore fill-in-the-blank and compatibility
-    questions (valid and test splits): FITB accuracy (chance 25%), compatibility AUC and hit@K of
-    the blank among its category's catalogue items, next to the random and mean-of-context
-    baselines. Writes HOME/reports/fitb_VARIANT.json + .png and each model's metrics.json.
+    questions (valid and test splits): FITB accuracy, compatibility AUC and hit@K of the blank
+    among its category's catalogue items, next to the random (exact chance for the questions as
+    written) and mean-of-context baselines, each with its 95% bootstrap interval over the
+    questions; says which differences are within the intervals. Writes
+    HOME/reports/fitb_VARIANT.json + .png and each model's metrics.json.
 
     Example: `atelier eval fitb --variant nondisjoint --home ./home`
     """
     from flows.evaluation.fitb import evaluate_fitb
 
     try:
-        report = evaluate_fitb(home, variant.value, models=[m.value for m in model] if model else None, k=k, log=lambda _: None)
+        report = evaluate_fitb(home, variant.value, models=[m.value for m in model] if model else None, k=k, log=lambda _: None,
+                               allow_cross_variant=allow_cross_variant)  # fmt: skip
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(e)
     print_fitb(report)
 
 
+def _cell(m: dict, key: str) -> str:
+    iv = m.get("intervals", {}).get(key)
+    if iv:
+        return f"{iv['value']:.3f} (exact)" if iv.get("exact") else f"{iv['value']:.3f} [{iv['low']:.3f}, {iv['high']:.3f}]"
+    return f"{m[key]:.3f}" if m.get(key) is not None else "-"
+
+
 def print_fitb(report: dict) -> None:
     k = report["k"]
+    title = report.get("title", f"Polyvore {report['variant']}")
     for split, r in report["splits"].items():
         counts = "; ".join(f"{s}: {c['fitb']} FITB, {c['compatibility']} compatibility questions"
                            + (f" ({c['skipped']['fitb']} + {c['skipped']['compatibility']} skipped: items without vectors)"
                               if any(c["skipped"].values()) else "") for s, c in r["questions"].items())  # fmt: skip
         t = Table("method", "FITB accuracy", "compatibility AUC", f"hit@{k}", "rank percentile",
-                  title=f"Polyvore {report['variant']} / {split} ({counts})", title_justify="left")  # fmt: skip
+                  title=f"{title} / {split} ({counts}; 95% intervals over the questions)", title_justify="left")  # fmt: skip
         for method, m in r["methods"].items():
-            t.add_row(method, *(f"{m[key]:.3f}" if m.get(key) is not None else "-"
-                                for key in ("fitb_accuracy", "compatibility_auc", f"hit_at_{k}", "rank_percentile")))  # fmt: skip
+            t.add_row(method, *(_cell(m, key) for key in ("fitb_accuracy", "compatibility_auc", f"hit_at_{k}", "rank_percentile")))
         out.print(t)
+        for c in r.get("comparisons", []):
+            if c["b"] != "random" or c["a"].startswith("mean of context"):  # models vs random: in the table
+                out.print(f"  {c['metric'].replace('_', ' ')}: {c['text']}")
     out.print(f"report: {report['json_path']}\nfigure: {report['png_path']}")
 
 

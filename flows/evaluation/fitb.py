@@ -1,19 +1,25 @@
 """``atelier eval fitb``: fill-in-the-blank accuracy, compatibility AUC and hit@K on the Polyvore
-question files, for umBERT/WumBERT and two baselines measured in the same run.
+question files, for umBERT/WumBERT and two baselines measured in the same run, each figure with
+its 95% bootstrap interval over the questions (seeded; ``models.intervals``).
 
 Methods (each scores a candidate item ``c`` given the context items of its outfit):
-- ``random``: the exact expectation of guessing (FITB 1/candidates, AUC 0.5, hit@K = K over the
-  category's catalogue size), not a sample;
+- ``random``: the exact expectation of a random item scorer for the questions as written (FITB:
+  :func:`exact_chance`, 1/4 for four different items, more or less when a question repeats an
+  item; AUC 0.5; hit@K = K over the category's catalogue size), not a sample, marked exact;
 - ``mean of context``: cosine between ``c``'s space vector and the mean of the context's vectors
   (compatibility: each item against the mean of the others, averaged);
 - a model: the model predicts the blank's vector with the blank entering as the mask token with
   ``c``'s own category (so no candidate's category leaks the answer), scored by cosine to
   ``c``'s vector as the model sees it (compatibility: every item masked in turn, averaged).
 
-hit@K is the research metric: the answer's rank among every catalogue item of its category
-(context items left out), exact (not ANN). Questions with an item that has no vector in the space
-are skipped and counted. Reports: ``<home>/reports/fitb_<variant>.json`` + ``.png``; each model's
-``metrics.json`` gets ``eval_fitb[<variant>][<split>]``.
+FITB credit (:func:`fitb_credit`): a tie at the top counts as the expected hit over the tied
+positions (an item repeated among the candidates ties with itself). hit@K is the research
+metric: the answer's rank among every catalogue item of its category (context items left out),
+exact (not ANN). Questions with an item that has no vector in the space are skipped and counted.
+Where two methods' intervals overlap the report says so (``comparisons``). A model trained on
+another variant or other splits is refused unless ``allow_cross_variant`` (then marked in the
+title). Reports: ``<home>/reports/fitb_<variant>.json`` + ``.png``; each model's ``metrics.json``
+gets ``eval_fitb[<variant>][<split>]``.
 """
 
 from __future__ import annotations
@@ -25,8 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.evaluation.fitb_report import compare_methods, record, report_title, write_report
 from flows.jobs import kinds
-from flows.jobs.outfits import VARIANTS, _require_polyvore, load_catalogue, outfit_data
+from flows.jobs.outfits import (
+    VARIANTS,
+    CrossVariantError,
+    _require_polyvore,
+    describe_trained_on,
+    load_catalogue,
+    outfit_data,
+    trained_elsewhere,
+)
+from models.intervals import N_BOOT, Interval, bootstrap, bootstrap_indices, exact
 from store.models import latest_model
 from store.sql import query
 
@@ -123,45 +139,102 @@ class Scorer:
         return [float(sims[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _score(scorer: Scorer, q: Questions, k: int) -> dict:
+def fitb_credit(scores: np.ndarray, candidates: list[list[int]], answers: list[int]) -> np.ndarray:
+    """Per question, the credit of an item scorer's choice: the positions holding the best-scored
+    item(s) tie (a candidate repeated at two positions scores the same at both: its first
+    position's score counts), and a tie counts as the expected hit over the tied positions
+    (1/t when the answer's position is among t tied ones, else 0)."""
+    credit = np.zeros(len(candidates))
+    for i, (row, cands, answer) in enumerate(zip(scores, candidates, answers)):
+        first = {c: row[j] for j, c in reversed(list(enumerate(cands)))}
+        canonical = np.array([first[c] for c in cands])
+        top = np.flatnonzero(canonical == canonical.max())
+        credit[i] = 1 / len(top) if answer in top else 0.0
+    return credit
+
+
+def exact_chance(candidates: list[list[int]], answers: list[int]) -> np.ndarray:
+    """Per question, the expected credit (:func:`fitb_credit`) of a uniformly random item scorer:
+    each distinct candidate item gets an independent random score, so the answer's item is on
+    top with probability 1/d (d distinct items) and then shares the credit with its m positions:
+    1/(d*m); 1/4 for four different items, 1/3 when two distractor positions hold one item, 1/6
+    when a distractor position repeats the answer's item."""
+    return np.array([1 / (len(set(c)) * c.count(c[a])) for c, a in zip(candidates, answers)])
+
+
+def _auc_interval(scores: list[float], labels: list[int], seed: int, n_boot: int) -> Interval | None:
+    """AUC with its bootstrap interval over the questions: a resample's AUC is the weighted
+    Mann-Whitney statistic (weights = how often each question was drawn), from one matrix of
+    positive-vs-negative comparisons (1, 1/2 for a tie, 0), so each resample costs a product."""
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if auc(s, y) is None:
+        return None
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    wins = (s[pos, None] > s[None, neg]) + 0.5 * (s[pos, None] == s[None, neg])
+
+    def stat(idx: np.ndarray) -> float:
+        w = np.bincount(idx, minlength=len(y)).astype(np.float64)
+        total = w[pos].sum() * w[neg].sum()
+        return float(w[pos] @ wins @ w[neg] / total) if total else float("nan")
+
+    return bootstrap_indices(len(y), stat, n_boot=n_boot, seed=seed)
+
+
+def _method(intervals: dict[str, Interval | None]) -> dict:
+    """A method's scores: each metric's value, and under ``intervals`` its 95% interval."""
+    return {**{k: (iv.value if iv else None) for k, iv in intervals.items()},
+            "intervals": {k: iv.to_dict() for k, iv in intervals.items() if iv}}  # fmt: skip
+
+
+def _score(scorer: Scorer, q: Questions, k: int, seed: int, n_boot: int) -> tuple[dict, np.ndarray | None]:
+    """(the method's scores with intervals, its per-question FITB credit)."""
     import torch
 
     from models.outfit_train import rank_percentile
 
-    out: dict = {}
+    iv: dict[str, Interval | None] = {}
+    credit = None
     if q.fitb_context:
-        scores = scorer.blank(q.fitb_context, q.fitb_candidates)
-        out["fitb_accuracy"] = float((scores.argmax(1) == np.asarray(q.fitb_answer)).mean())
+        credit = fitb_credit(scorer.blank(q.fitb_context, q.fitb_candidates), q.fitb_candidates, q.fitb_answer)
+        iv["fitb_accuracy"] = bootstrap(credit, n_boot=n_boot, seed=seed)
         answers = [c[a] for c, a in zip(q.fitb_candidates, q.fitb_answer)]
         pred = scorer.predicted(q.fitb_context, answers)
         rank, pct = rank_percentile(pred @ scorer.catalogue.T, torch.tensor(answers), scorer.data.categories,
                                     [torch.tensor(c) for c in q.fitb_context])  # fmt: skip
-        out[f"hit_at_{k}"] = float((rank < k).float().mean())
-        out["rank_percentile"] = float(pct.mean())
+        iv[f"hit_at_{k}"] = bootstrap((rank < k).float().numpy(), n_boot=n_boot, seed=seed)
+        iv["rank_percentile"] = bootstrap(pct.numpy(), n_boot=n_boot, seed=seed)
     if q.compat_rows:
-        out["compatibility_auc"] = auc(scorer.compatibility(q.compat_rows), q.compat_labels)
-    return out
+        iv["compatibility_auc"] = _auc_interval(scorer.compatibility(q.compat_rows), q.compat_labels, seed, n_boot)
+    return _method(iv), credit
 
 
 def _random(q: Questions, categories, k: int, exclude_counts: list[int]) -> dict:
+    """Exact expectations of random scoring for these questions (no sampling: marked exact)."""
     sizes = np.bincount(categories.numpy())
-    out: dict = {}
+    iv: dict[str, Interval | None] = {}
     if q.fitb_context:
-        out["fitb_accuracy"] = float(np.mean([1 / len(c) for c in q.fitb_candidates]))
+        n = len(q.fitb_context)
+        iv["fitb_accuracy"] = exact(float(exact_chance(q.fitb_candidates, q.fitb_answer).mean()), n)
         answers = [c[a] for c, a in zip(q.fitb_candidates, q.fitb_answer)]
         # the answer among its category's items minus the context items of that category
         pool = np.array([sizes[categories[a]] for a in answers]) - np.asarray(exclude_counts)
-        out[f"hit_at_{k}"] = float(np.mean(np.minimum(k, pool) / pool))
-        out["rank_percentile"] = 0.5
+        iv[f"hit_at_{k}"] = exact(float(np.mean(np.minimum(k, pool) / pool)), n)
+        iv["rank_percentile"] = exact(0.5, n)
     if q.compat_rows:
-        out["compatibility_auc"] = 0.5
-    return out
+        iv["compatibility_auc"] = exact(0.5, len(q.compat_rows))
+    return _method(iv)
 
 
 def evaluate_fitb(home: Path | str, variant: str = "nondisjoint", models: list[str] | None = None,
-                  splits: tuple[str, ...] = SPLITS, k: int = HIT_K, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                  splits: tuple[str, ...] = SPLITS, k: int = HIT_K, log: Callable[[str], None] = print,
+                  allow_cross_variant: bool = False, seed: int = 0, n_boot: int = N_BOOT) -> dict:  # fmt: skip
     """Score the latest trained ``models`` (default: whichever of umbert/wumbert exist) and the
-    baselines on ``variant``'s question files; write the JSON + PNG report; return it."""
+    baselines on ``variant``'s question files, each figure with its 95% bootstrap interval over
+    the questions (``seed``); write the JSON + PNG report; return it.
+
+    A model trained on another variant, or on other splits than the lake holds now, is refused
+    (:class:`CrossVariantError` naming its ``trained_on``) unless ``allow_cross_variant``; then
+    the report's title and ``cross_variant`` say so."""
     from models import load_pretrained
 
     if variant not in VARIANTS:
@@ -171,19 +244,19 @@ def evaluate_fitb(home: Path | str, variant: str = "nondisjoint", models: list[s
     if not names:
         raise FileNotFoundError(f"no trained umbert or wumbert under {Path(home) / 'models'}: "
                                 "run `atelier train umbert --space resnet` first")  # fmt: skip
-    loaded = {}
-    for name in names:
-        path = latest_model(home, name)
-        loaded[f"{name} {path.name}"] = (path, load_pretrained(path))
-    report: dict = {"variant": variant, "k": k, "splits": {}, "models": {}}
+    paths = {f"{name} {path.name}": path for name, path in ((n, latest_model(home, n)) for n in names)}
+    cross = _cross_variant(home, paths, variant, allow_cross_variant)
+    loaded = {label: (path, load_pretrained(path)) for label, path in paths.items()}
+    report: dict = {"variant": variant, "title": report_title(variant, cross), "cross_variant": cross, "k": k,
+                    "interval": {"level": 0.95, "bootstrap": "over questions", "n_boot": n_boot, "seed": seed},
+                    "splits": {}, "models": {}}  # fmt: skip
     for label, (path, model) in loaded.items():
         trained = json.loads((path / "metrics.json").read_text()).get("trained_on", {})
-        report["models"][label] = {"path": str(path), "space": model.config.space, "trained_on_variant": trained.get("variant")}
-        if trained.get("variant") not in (None, variant):
-            log(f"note: {label} was trained on {trained.get('variant')}, evaluated on {variant}")
+        report["models"][label] = {"path": str(path), "space": model.config.space, "trained_on_variant": trained.get("variant"),
+                                   "cross_variant": cross.get(label)}  # fmt: skip
     spaces = sorted({m.config.space for _, m in loaded.values()})
     for split in splits:
-        results, counts = {}, {}
+        results, counts, credits = {}, {}, {}
         for space in spaces:
             catalogue = load_catalogue(home, space)
             q = load_questions(home, variant, split, catalogue.index)
@@ -191,19 +264,43 @@ def evaluate_fitb(home: Path | str, variant: str = "nondisjoint", models: list[s
             cats = data.categories
             excl = [sum(cats[x] == cats[c[a]] for x in ctx) for ctx, c, a in zip(q.fitb_context, q.fitb_candidates, q.fitb_answer)]
             results.setdefault("random", _random(q, cats, k, [int(e) for e in excl]))
-            results[f"mean of context ({space})"] = _score(Scorer("mean", data), q, k)
+            mean = f"mean of context ({space})"
+            results[mean], credits[mean] = _score(Scorer("mean", data), q, k, seed, n_boot)
             for label, (_, model) in loaded.items():
                 if model.config.space == space:
                     mdata, _ = outfit_data(catalogue, [], model.config.categories, model.item_ids or None)
-                    results[label] = _score(Scorer(label, mdata, model), q, k)
+                    results[label], credits[label] = _score(Scorer(label, mdata, model), q, k, seed, n_boot)
             counts[space] = {"fitb": len(q.fitb_context), "compatibility": len(q.compat_rows), "skipped": q.skipped}
-        report["splits"][split] = {"methods": results, "questions": counts}
+        comparisons = compare_methods(results, credits, {label: m.config.space for label, (_, m) in loaded.items()},
+                                      seed, n_boot)  # fmt: skip
+        report["splits"][split] = {"methods": results, "questions": counts, "comparisons": comparisons}
         for method, r in results.items():
-            log(f"{variant}/{split} {method}: " + ", ".join(f"{m} {v:.3f}" for m, v in r.items() if v is not None))
-    _write_report(home, report)
+            log(f"{variant}/{split} {method}: " + ", ".join(f"{m} {Interval.from_dict(r['intervals'][m])}"
+                                                            for m in r["intervals"]))  # fmt: skip
+        for c in comparisons:
+            log(f"{variant}/{split} {c['metric']}: {c['text']}")
+    write_report(home, report)
     for label, (path, _) in loaded.items():
-        _record(path, variant, {s: v["methods"][label] for s, v in report["splits"].items()})
+        record(path, variant, {s: {**v["methods"][label], **({"cross_variant": cross[label]} if label in cross else {})}
+                               for s, v in report["splits"].items()})  # fmt: skip
     return report
+
+
+def _cross_variant(home: Path | str, paths: dict[str, Path], variant: str, allow: bool) -> dict[str, str]:
+    """label -> why it is scored cross-variant; raises CrossVariantError for the first one unless ``allow``."""
+    cross = {}
+    for label, path in paths.items():
+        trained = (json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").is_file() else {}).get("trained_on") or {}
+        why = trained_elsewhere(home, trained, variant)
+        if why and not allow:
+            raise CrossVariantError(
+                f"{label} ({path}) was {why} ({describe_trained_on(trained)}): its training outfits may hold the "
+                f"held-out questions' items, so the score would be contaminated. Train one on {variant} "
+                f"(`atelier train {label.split()[0]} --variant {variant}`) or pass --allow-cross-variant to score it "
+                "anyway (the report is marked cross-variant)")  # fmt: skip
+        if why:
+            cross[label] = why
+    return cross
 
 
 def _has_model(home: Path | str, name: str) -> bool:
@@ -221,41 +318,3 @@ def _categories(loaded: dict, space: str) -> tuple[str, ...]:
         if model.config.space == space:
             return tuple(model.config.categories)
     return POLYVORE_CATEGORIES
-
-
-def _record(path: Path, variant: str, scores: dict) -> None:
-    metrics_path = path / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics.setdefault("eval_fitb", {})[variant] = scores
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
-
-
-def _write_report(home: Path | str, report: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    reports = Path(home) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    stem = reports / f"fitb_{report['variant']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    metrics = [("fitb_accuracy", "FITB accuracy"), ("compatibility_auc", "compatibility AUC"), (f"hit_at_{report['k']}", f"hit@{report['k']}")]
-    splits = list(report["splits"])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), dpi=100)
-    for ax, (key, title) in zip(axes, metrics):
-        methods = list(report["splits"][splits[0]]["methods"])
-        width = 0.8 / max(1, len(splits))
-        for j, split in enumerate(splits):
-            values = [report["splits"][split]["methods"].get(m, {}).get(key) or 0 for m in methods]
-            ax.bar(np.arange(len(methods)) + j * width, values, width, label=split)
-        ax.set_xticks(np.arange(len(methods)) + width * (len(splits) - 1) / 2, methods, rotation=30, ha="right", fontsize=8)
-        ax.set_title(title)
-        ax.set_ylim(0, 1)
-    axes[0].legend()
-    fig.suptitle(f"Polyvore {report['variant']} (sample or real, as ingested)")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"))
-    plt.close(fig)
-    report["json_path"], report["png_path"] = str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))
-

@@ -4,6 +4,8 @@
 - :func:`load_outfits`: ``polyvore_outfit_items`` of one variant and split, as item-id lists.
 - :func:`outfit_data`: outfits as catalogue rows (:class:`models.outfit_train.OutfitData`);
   items without a vector are dropped and counted, outfits left with under 2 items too.
+- :func:`split_sets` / :func:`trained_elsewhere`: digests of a variant's splits, kept in a model's
+  ``trained_on``; why a model may not be scored on a variant (another variant, other splits).
 - :func:`write_learned_vectors`: WumBERT's learned item vectors as the vector space ``wumbert``, so
   that ``atelier complete --model wumbert`` and ``atelier neighbours --space wumbert`` search them.
   Training is the ``umbert`` / ``wumbert`` kinds (`flows.jobs.kinds.outfit`).
@@ -94,6 +96,45 @@ def check_disjoint_outfits(home: Path | str, variant: str) -> dict[str, int]:
                     raise ValueError(f"{variant}: outfit {set_id} ({sorted(items)}) is in both {where[key]} and {split}")
                 where[key] = split
     return counts
+
+
+def split_sets(home: Path | str, variant: str) -> dict[str, str]:
+    """A digest per split of ``variant``'s outfits (set_ids and their items): what a model was
+    trained on, so that an evaluation can tell the lake now holds other splits."""
+    _require_polyvore(home, "outfit_items")
+    rows = query(home, "SELECT split, md5(string_agg(set_id || ':' || item_id, ',' ORDER BY set_id, \"index\")) AS digest "
+                       "FROM polyvore_outfit_items WHERE variant = $variant GROUP BY split ORDER BY split",
+                 {"variant": variant})  # fmt: skip
+    return dict(zip(rows["split"].to_pylist(), (d[:16] for d in rows["digest"].to_pylist())))
+
+
+class CrossVariantError(ValueError):
+    """A model scored on outfits or questions of another variant or split set than it was trained on."""
+
+
+def trained_elsewhere(home: Path | str, trained_on: dict, variant: str) -> str | None:
+    """Why a model with ``trained_on`` (its metrics.json entry) cannot be scored on ``variant``'s
+    held-out outfits and questions without contamination, or None when it can: trained on
+    another variant (every disjoint test item is in nondisjoint train outfits), or on other
+    splits of it than the lake holds now (re-ingested since: its test outfits may be the
+    model's train outfits). Models saved before the digests were kept are compared by counts."""
+    was = trained_on.get("variant")
+    if was is not None and was != variant:
+        return f"trained on {was}, scored on {variant}"
+    if trained_on.get("split_sets"):
+        if trained_on["split_sets"] != split_sets(home, variant):
+            return f"trained on other {variant} splits than the lake holds now (split digests {trained_on['split_sets']})"
+    elif trained_on.get("outfits_per_split"):
+        now = {split: len(load_outfits(home, variant, split)) for split in trained_on["outfits_per_split"]}
+        if now != trained_on["outfits_per_split"]:
+            return f"trained on {variant} splits of {trained_on['outfits_per_split']} outfits, the lake holds {now}"
+    return None
+
+
+def describe_trained_on(trained_on: dict) -> str:
+    """``variant nondisjoint, split train, space ae, outfits {...}``: a model's trained_on in one line."""
+    keys = ("dataset", "variant", "split", "space", "outfits_per_split")
+    return "trained_on: " + ", ".join(f"{k} {trained_on[k]}" for k in keys if trained_on.get(k) is not None)
 
 
 def outfit_data(catalogue: Catalogue, outfits: list[list[str]], categories: tuple[str, ...],

@@ -29,10 +29,10 @@ class OutfitOptions(TrainOptions):
 
 def _prepare(name: str):
     def prepare(home, opts, log) -> Prepared:
-        from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits, outfit_data
+        from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits, outfit_data, split_sets
         from models.outfit import OutfitConfig
 
-        counts = check_disjoint_outfits(home, opts.variant)
+        counts, digests = check_disjoint_outfits(home, opts.variant), split_sets(home, opts.variant)
         catalogue = load_catalogue(home, opts.space)
         learn = name == "wumbert"
         config = OutfitConfig(item_dim=catalogue.vectors.shape[1], space=opts.space, objective=opts.objective,
@@ -43,12 +43,13 @@ def _prepare(name: str):
         val, val_counts = outfit_data(catalogue, [o for _, o in load_outfits(home, opts.variant, "valid")], config.categories, ids)
         trained_on = {"dataset": "polyvore", "variant": opts.variant, "split": "train", "eval_split": "valid",
                       "space": opts.space, "space_model_version": catalogue.model_version, "outfits_per_split": counts,
+                      "split_sets": digests,
                       "train": train_counts, "valid": val_counts, "catalogue_items": len(catalogue.item_ids)}  # fmt: skip
         describe = (f"{train_counts['outfits']} train / {val_counts['outfits']} valid {opts.variant} outfits, "
                     f"{len(catalogue.item_ids)} items of space {opts.space}")  # fmt: skip
         return Prepared(data={"config": config, "catalogue": catalogue, "train": train, "val": val, "ids": ids},
                         trained_on=trained_on, describe=describe,
-                        fingerprint={"space_model_version": catalogue.model_version, "outfits": counts})  # fmt: skip
+                        fingerprint={"space_model_version": catalogue.model_version, "outfits": counts, "split_sets": digests})  # fmt: skip
 
     return prepare
 
@@ -84,14 +85,21 @@ def after_save(home, model, prepared, version, log) -> None:
 
 
 def evaluate(home, path, log) -> dict:
-    """Mean rank percentile / hit@10 of the masked item over the valid and test outfits."""
-    from flows.jobs.outfits import load_catalogue, load_outfits, outfit_data
+    """Mean rank percentile / hit@10 of the masked item over the valid and test outfits of the
+    variant the model was trained on; refused (CrossVariantError naming its trained_on) when the
+    lake holds other splits of it now."""
+    from flows.jobs.outfits import CrossVariantError, describe_trained_on, load_catalogue, load_outfits, outfit_data, trained_elsewhere
     from models import load_pretrained, read_metrics
     from models.outfit_train import evaluate_outfits
 
     model = load_pretrained(path)
     config = model.config
-    variant = ((read_metrics(path) or {}).get("trained_on") or {}).get("variant", "nondisjoint")
+    trained_on = (read_metrics(path) or {}).get("trained_on") or {}
+    variant = trained_on.get("variant", "nondisjoint")
+    why = trained_elsewhere(home, trained_on, variant)
+    if why:
+        raise CrossVariantError(f"{path}: {why} ({describe_trained_on(trained_on)}): its held-out outfits may be "
+                                f"training outfits; train it again on this lake (`atelier train {path.parent.name}`)")  # fmt: skip
     ids = list(getattr(model, "item_ids", []) or []) or None
     catalogue = load_catalogue(home, config.space, order=ids)
     out = {}
