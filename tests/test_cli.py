@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     assert res.exit_code == 0, res.output
     output = " ".join(res.output.split())  # rich wraps lines at the terminal width
     for text in ("Polyvore items per semantic category", "majority_baseline", "Quarantine",
-                 "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120)",
+                 "resnet v1 (trained, 3 steps, random init): val accuracy", "(majority class 0.120 [",
                  "ae v1 (trained, 3 steps", "mean-image baseline", "neighbours of", "Neighbour precision vs random",
                  "umbert v1 (trained, 10 steps, random init): contrastive objective, space ae, nondisjoint outfits: valid rank percentile", "wumbert v1 (trained", "FITB accuracy",
                  "Polyvore nondisjoint / test", "searched vectors_wumbert",

@@ -204,11 +204,18 @@ def test_eval_reproduces_the_saved_models_held_out_score(lake_home, resnet_runs)
 
     first = resnet_runs[0]
     latest = latest_model(lake_home, "resnet")  # other tests of this module train newer versions
-    result = evaluate_kind("resnet", lake_home, log=lambda _: None)
+    lines = []
+    result = evaluate_kind("resnet", lake_home, log=lines.append)
     assert result["version"] == latest.name
     saved = json.loads((latest / "metrics.json").read_text())
     assert result["held_out"]["val_accuracy"] == pytest.approx(saved["val_accuracy"])
     assert result["held_out"]["val_majority_baseline"] == pytest.approx(saved["val_majority_baseline"])
+    # the same 95% intervals (seeded bootstrap over the same val images), printed with the baseline's
+    assert result["held_out"]["intervals"] == saved["intervals"] and "per_item" not in result["held_out"]
+    acc, majority = (saved["intervals"][k] for k in ("val_accuracy", "val_majority_baseline"))
+    expected = (f"resnet {latest.name} held out: val accuracy {acc['value']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}] "
+                f"(majority class {majority['value']:.3f} [{majority['low']:.3f}, {majority['high']:.3f}]")  # fmt: skip
+    assert any(line.startswith(expected) for line in lines), lines
     assert "sample datasets' hidden ground truth" in result["report"]["skipped"]  # no samples/manifest.json here
     assert json.loads((lake_home / "reports" / "eval_resnet.json").read_text())["version"] == latest.name
     older = evaluate_kind("resnet", lake_home, version=first.version, report=False, log=lambda _: None)

@@ -68,7 +68,9 @@ REPORTS: dict[str, Callable[[Path, str, Path, Callable[[str], None]], dict]] = {
 def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, report: bool = True,
                   log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """The held-out evaluation of the latest (or ``version``) model of ``kind`` and, with
-    ``report``, the report its recipe names; written to ``<home>/reports/eval_<kind>.json``."""
+    ``report``, the report its recipe names; written to ``<home>/reports/eval_<kind>.json``.
+    Every score carries its 95% bootstrap interval and its baseline's (``intervals``); the
+    lines of the evaluation's ``summary`` are logged."""
     recipe = kinds.get(kind)
     home = Path(home)
     path = model_dir(home, kind, version) if version else latest_model(home, kind)
@@ -77,6 +79,8 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
     out: dict = {"kind": kind, "version": path.name, "path": str(path)}
     if recipe.evaluate is not None:
         out["held_out"] = recipe.evaluate(home, path, log)
+        for line in (out["held_out"] or {}).get("summary") or []:  # each score with its 95% interval and baseline
+            log(f"{kind} {path.name} held out: {line}")
     if report and recipe.report is not None:
         out["report_name"] = recipe.report
         out["report"] = REPORTS[recipe.report](home, kind, path, log)
