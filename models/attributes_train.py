@@ -10,7 +10,9 @@ Loss: the sum over heads of cross-entropy (optionally class-weighted, :func:`cla
 inverse frequency in the train labels) + BCE of the benchmark head. Evaluation (no_grad, eval
 mode, RNG-neutral) reports per head accuracy, balanced accuracy and the majority-class baselines
 (:func:`head_metrics`), and for the benchmark head the mean per-attribute accuracy / balanced
-accuracy against predicting "absent" for every attribute. The model kept at the end is the one
+accuracy against predicting "absent" for every attribute; :func:`attribute_intervals` adds their
+95% bootstrap intervals over the images (from the per-image predictions an evaluation returns
+under ``per_item``, which stay out of the metrics). The model kept at the end is the one
 with the best validation score (mean balanced accuracy over the heads) among the evaluations
 (``select="best"``: ``best.safetensors`` beside the checkpoint, so it survives a resume)."""
 
@@ -19,12 +21,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from models.attributes import BENCHMARK_HEAD
+from models.intervals import PER_ITEM, bootstrap, bootstrap_indices, exact, strip_per_item, without_per_item
 from models.loop import Task, TrainConfig, evaluation, fit, to_device
 from models.pretrained import autocast_for
 
@@ -168,11 +172,76 @@ def evaluate_attributes(model: nn.Module, loader: DataLoader, device: torch.devi
              for name in preds if name != BENCHMARK_HEAD}
     result = {"loss": total_loss / n, "n": n, "heads": heads,
               "score": sum(h["balanced_accuracy"] for h in heads.values()) / max(1, len(heads))}
+    result[PER_ITEM] = {name: {"pred": torch.cat(preds[name]).long().tolist(), "target": torch.cat(targets[name]).long().tolist()}
+                        for name in preds}  # fmt: skip
     if BENCHMARK_HEAD in preds:
         result["benchmark"] = multilabel_metrics(torch.cat(preds[BENCHMARK_HEAD]), torch.cat(targets[BENCHMARK_HEAD]))
         if not heads:
             result["score"] = result["benchmark"].get("mean_balanced_accuracy", 0.0)
     return result
+
+
+# ----------------------------------------------------------------------------- intervals
+
+
+def _balanced(pred: np.ndarray, target: np.ndarray) -> float:
+    """numpy :func:`balanced_accuracy`: mean recall over the classes present in ``target``."""
+    counts = np.bincount(target)
+    right = np.bincount(target, weights=(pred == target).astype(float), minlength=len(counts))
+    present = counts > 0
+    return float((right[present] / counts[present]).mean())
+
+
+def _multilabel_balanced(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean over attributes of the balanced accuracy of (N, A) bool predictions (recall of
+    "has" and of "has not", over the values present), as :func:`multilabel_metrics`."""
+    pos = target.sum(0)
+    neg = target.shape[0] - pos
+    rec_pos = np.where(pos > 0, (pred & target).sum(0) / np.maximum(pos, 1), 0.0)
+    rec_neg = np.where(neg > 0, (~pred & ~target).sum(0) / np.maximum(neg, 1), 0.0)
+    return float(((rec_pos + rec_neg) / ((pos > 0).astype(int) + (neg > 0).astype(int))).mean())
+
+
+def attribute_intervals(result: dict, seed: int = 0) -> dict:
+    """95% bootstrap intervals over the images (seeded: every score and baseline sees the same
+    resamples) of an :func:`evaluate_attributes` result: per head ``accuracy``,
+    ``majority_accuracy`` (the majority class of the whole split, per image right or wrong),
+    ``balanced_accuracy``, and ``majority_balanced_accuracy`` (exact: 1 / classes present);
+    for the benchmark head ``mean_accuracy``, ``all_negative_accuracy``,
+    ``mean_balanced_accuracy``, ``all_negative_balanced_accuracy``. {} without per-item values."""
+    items = result.get(PER_ITEM)
+    if not items:
+        return {}
+    out: dict = {"heads": {}}
+    for name, h in result["heads"].items():
+        pred, target = np.asarray(items[name]["pred"]), np.asarray(items[name]["target"])
+        correct = (pred == target).astype(float)
+        out["heads"][name] = {
+            "accuracy": bootstrap(correct, seed=seed).to_dict(),
+            "majority_accuracy": bootstrap((target == h["majority_class"]).astype(float), seed=seed).to_dict(),
+            "balanced_accuracy": bootstrap_indices(len(target), lambda i, p=pred, t=target: _balanced(p[i], t[i]), seed=seed).to_dict(),
+            "majority_balanced_accuracy": exact(h["majority_balanced_accuracy"], len(target)).to_dict(),
+        }
+    if BENCHMARK_HEAD in items and result.get("benchmark", {}).get("n"):
+        pred = np.asarray(items[BENCHMARK_HEAD]["pred"], dtype=bool)
+        target = np.asarray(items[BENCHMARK_HEAD]["target"], dtype=bool)
+        none = np.zeros_like(pred)
+        out["benchmark"] = {
+            "mean_accuracy": bootstrap((pred == target).mean(1), seed=seed).to_dict(),
+            "all_negative_accuracy": bootstrap((~target).mean(1), seed=seed).to_dict(),
+            "mean_balanced_accuracy": bootstrap_indices(len(target), lambda i: _multilabel_balanced(pred[i], target[i]),
+                                                        seed=seed).to_dict(),
+            "all_negative_balanced_accuracy": bootstrap_indices(len(target), lambda i: _multilabel_balanced(none[i], target[i]),
+                                                                seed=seed).to_dict(),
+        }  # fmt: skip
+    return out
+
+
+def with_intervals(result: dict | None) -> dict | None:
+    """An evaluation as reported: ``intervals`` added (:func:`attribute_intervals`), per-item values dropped."""
+    if result is None:
+        return None
+    return {**without_per_item(result), "intervals": attribute_intervals(result)}
 
 
 # ----------------------------------------------------------------------------- loop
@@ -217,10 +286,10 @@ def train_attribute_classifier(model: nn.Module, train_loader: DataLoader, val_l
     )  # fmt: skip
     metrics = fit(model, task, cfg, checkpoint_dir, log)
     return {
-        **metrics,
+        **strip_per_item(metrics),
         "evals": [_evals_row(e) for e in metrics["evals"]],
         "weighted_loss": weights is not None,
         "selected_by": "val score = mean balanced accuracy over the attribute heads",
-        "val": {k: v for k, v in metrics["kept"].items() if k != "step"},
+        "val": with_intervals({k: v for k, v in metrics["kept"].items() if k != "step"}),
         "last_val_score": metrics["last"]["score"],
     }

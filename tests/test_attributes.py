@@ -156,6 +156,30 @@ def test_balanced_accuracy_by_hand():
     assert ml["all_negative_balanced_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
 
 
+def test_attribute_intervals_agree_with_the_scores():
+    """The numpy balanced accuracies behind the intervals equal the torch ones they resample."""
+    from models.attributes_train import attribute_intervals, evaluate_attributes, head_metrics
+    from models.intervals import PER_ITEM
+
+    pred, target = [0, 1, 1, 2, 2, 2, 0, 1], [0, 1, 2, 2, 2, 0, 0, 1]
+    bp = torch.tensor([[1, 0], [0, 0], [0, 0], [1, 1]]).bool()
+    bt = torch.tensor([[1, 0], [1, 0], [0, 0], [0, 0]])
+    result = {"heads": {"neck": head_metrics(torch.tensor(pred), torch.tensor(target))},
+              "benchmark": multilabel_metrics(bp, bt),
+              PER_ITEM: {"neck": {"pred": pred, "target": target}, "benchmark": {"pred": bp.long().tolist(), "target": bt.tolist()}}}
+    iv = attribute_intervals(result)
+    neck, h = iv["heads"]["neck"], result["heads"]["neck"]
+    for key in ("accuracy", "balanced_accuracy", "majority_accuracy", "majority_balanced_accuracy"):
+        assert neck[key]["value"] == pytest.approx(h[key]) and neck[key]["n"] == 8, key
+        assert neck[key]["low"] <= neck[key]["value"] <= neck[key]["high"], key
+    for key in ("mean_accuracy", "mean_balanced_accuracy", "all_negative_accuracy", "all_negative_balanced_accuracy"):
+        assert iv["benchmark"][key]["value"] == pytest.approx(result["benchmark"][key]), key
+    assert attribute_intervals({"heads": {}}) == {}
+    model = AttributeClassifier(AttributeConfig(heads={"neck": 3}, image_size=32, missing_class=False))
+    loader = torch.utils.data.DataLoader(_ColourTask(6, 2), batch_size=3)
+    assert len(evaluate_attributes(model, loader, "cpu")[PER_ITEM]["neck"]["target"]) == 6
+
+
 class _ColourTask(torch.utils.data.Dataset):
     """32 px images whose neck class (0/1/2) is their dominant colour channel."""
 
@@ -224,6 +248,15 @@ def test_training_beats_the_majority_class(trained, attr_home):
     assert b["n_attributes"] == 21 and b["mean_balanced_accuracy"] > b["all_negative_balanced_accuracy"] + 0.03, b
     assert metrics["best_step"] in [e["step"] for e in metrics["evals"]]
     assert metrics["weighted_loss"] is False and len(metrics["class_weights"]["neck"]) == 8
+    # 95% intervals over the images for each score and its baseline; per-image values stay out
+    t = heads["sleeve_length"]["test"]
+    iv = t["intervals"]
+    assert iv["accuracy"]["value"] == pytest.approx(t["accuracy"]) and iv["accuracy"]["n"] == t["n"]
+    assert iv["balanced_accuracy"]["low"] <= t["balanced_accuracy"] <= iv["balanced_accuracy"]["high"]
+    assert iv["majority_accuracy"]["value"] == pytest.approx(t["majority_accuracy"]) and iv["majority_balanced_accuracy"]["exact"]
+    assert heads["benchmark"]["test"]["intervals"]["mean_accuracy"]["value"] == pytest.approx(heads["benchmark"]["test"]["mean_accuracy"])
+    assert "per_item" not in metrics["val"] and "per_item" not in metrics["test"] and "intervals" in metrics["test"]
+    assert any(line.startswith("attributes v1: test: neck acc ") and f"{iv['accuracy']['low']:.3f}" in line for line in lines)
     loaded = AttributeClassifier.from_pretrained(result.path)
     assert loaded.config.benchmark_attributes[0] == "solid" and loaded.config.heads["sleeve_length"] == 5
 

@@ -9,7 +9,9 @@ lists (``deepfashion_image_attributes`` and ``deepfashion_attribute_names``, non
 their image names match the research rows (``image_name`` = ``image_id`` or ``images/<image_id>``),
 a multi-label head covers those attributes; rows without benchmark labels are left out of its
 loss and scores. Selection: the best ``val`` evaluation (mean balanced accuracy over the heads);
-``test`` is reported, never chosen on.
+``test`` is reported, never chosen on (evaluated once, at the end). Every score carries its
+95% bootstrap interval over the split's images, and so does its baseline (majority class, all
+negative; the majority class's balanced accuracy 1 / classes present is exact).
 """
 
 from __future__ import annotations
@@ -118,13 +120,21 @@ class AttributeOptions(ImageOptions):
 
 
 def _summary(val: dict, test: dict | None) -> dict:
-    """Per head: {"val": {accuracy, balanced_accuracy, majority_*}, "test": {...}} (+ benchmark)."""
+    """Per head: {"val": {accuracy, balanced_accuracy, majority_*, intervals}, "test": {...}}
+    (+ benchmark); ``intervals``: 95% bootstrap intervals over the split's images, when the
+    evaluation has them (`models.attributes_train.attribute_intervals`)."""
     keys = ("accuracy", "balanced_accuracy", "majority_accuracy", "majority_balanced_accuracy", "majority_class", "n",
             "known_accuracy", "known_balanced_accuracy", "n_missing_labels")
-    out = {h: {s: {k: r["heads"][h][k] for k in keys if k in r["heads"][h]} for s, r in (("val", val), ("test", test)) if r}
-           for h in val["heads"]}  # fmt: skip
+    splits = [(s, r) for s, r in (("val", val), ("test", test)) if r]
+
+    def part(r: dict, head: str | None) -> dict:
+        scores = r["benchmark"] if head is None else {k: r["heads"][head][k] for k in keys if k in r["heads"][head]}
+        found = (r.get("intervals") or {}).get("benchmark") if head is None else (r.get("intervals") or {}).get("heads", {}).get(head)
+        return {**scores, "intervals": found} if found else dict(scores)
+
+    out = {h: {s: part(r, h) for s, r in splits} for h in val["heads"]}
     if "benchmark" in val:
-        out["benchmark"] = {s: r["benchmark"] for s, r in (("val", val), ("test", test)) if r}
+        out["benchmark"] = {s: part(r, None) for s, r in splits}
     return out
 
 
@@ -182,30 +192,49 @@ def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
 
 def finish(model, prepared, opts, metrics, log) -> dict:
     """The kept model on the test split; per-head val / test scores next to the majority class."""
-    from models.attributes_train import evaluate_attributes
+    from models.attributes_train import evaluate_attributes, with_intervals
 
     loaders = prepared.data["loaders"]
-    test = evaluate_attributes(model, loaders["test"], metrics["device"]) if "test" in loaders else None
+    test = with_intervals(evaluate_attributes(model, loaders["test"], metrics["device"])) if "test" in loaders else None
     heads = _summary(metrics["val"], test)
     for h, s in heads.items():
         if h != "benchmark":
-            log(f"{h}: " + "; ".join(f"{split} acc {r['accuracy']:.3f} (majority {r['majority_accuracy']:.3f}), balanced "
-                                     f"{r['balanced_accuracy']:.3f} (majority {r['majority_balanced_accuracy']:.3f})"
-                                     for split, r in s.items()))  # fmt: skip
+            log(f"{h}: " + "; ".join(f"{split} {_head_text(r)}" for split, r in s.items()))
     return {"test": test, "heads": heads}
+
+
+def _head_text(r: dict) -> str:
+    from models.intervals import score_text
+
+    return (f"acc {score_text(r, 'accuracy')} (majority {score_text(r, 'majority_accuracy')}), balanced "
+            f"{score_text(r, 'balanced_accuracy')} (majority {r['majority_balanced_accuracy']:.3f}, exact)")  # fmt: skip
+
+
+def _benchmark_text(r: dict) -> str:
+    from models.intervals import score_text
+
+    return (f"benchmark attributes mean acc {score_text(r, 'mean_accuracy')} (all negative "
+            f"{score_text(r, 'all_negative_accuracy')}), balanced {score_text(r, 'mean_balanced_accuracy')} "
+            f"({score_text(r, 'all_negative_balanced_accuracy')})")  # fmt: skip
+
+
+def summary_lines(heads: dict) -> list[str]:
+    """One line per split (test first): each head's score and baseline with 95% intervals."""
+    lines = []
+    for split in ("test", "val"):
+        parts = [(_benchmark_text(s[split]) if h == "benchmark" else f"{h} {_head_text(s[split])}")
+                 for h, s in heads.items() if split in s]  # fmt: skip
+        if parts:
+            n = next((s[split].get("n") for s in heads.values() if split in s), "?")
+            lines.append(f"{split} (n {n}, 95% intervals over images): " + "; ".join(parts))
+    return lines
 
 
 def summary(m: dict) -> str:
     parts = []
     for head, splits in m["heads"].items():
         s = splits.get("test") or splits.get("val")
-        if head == "benchmark":
-            parts.append(f"benchmark attributes mean acc {s['mean_accuracy']:.3f} (all negative "
-                         f"{s['all_negative_accuracy']:.3f}), balanced {s['mean_balanced_accuracy']:.3f} "
-                         f"({s['all_negative_balanced_accuracy']:.3f})")  # fmt: skip
-            continue
-        parts.append(f"{head} acc {s['accuracy']:.3f} (majority {s['majority_accuracy']:.3f}), balanced "
-                     f"{s['balanced_accuracy']:.3f} ({s['majority_balanced_accuracy']:.3f})")  # fmt: skip
+        parts.append(_benchmark_text(s) if head == "benchmark" else f"{head} {_head_text(s)}")
     return "test: " + "; ".join(parts)
 
 
@@ -213,7 +242,7 @@ def evaluate(home, path, log) -> dict:
     """Per-head val and test scores of a saved model next to the majority class."""
     from models import default_device
     from models.attributes import AttributeClassifier
-    from models.attributes_train import evaluate_attributes
+    from models.attributes_train import evaluate_attributes, with_intervals
 
     model = AttributeClassifier.from_pretrained(path, device=default_device())
     rows, names = attribute_rows(home, benchmark=bool(model.config.benchmark_attributes))
@@ -221,8 +250,9 @@ def evaluate(home, path, log) -> dict:
         rows, names = attribute_rows(home, benchmark=False)
     loaders = _loaders(rows, model.config.image_size, 64, len(names), 0)
     device = next(model.parameters()).device
-    scores = {split: evaluate_attributes(model, loaders[split], device) for split in ("val", "test") if split in loaders}
-    return {"heads": _summary(scores["val"], scores.get("test")), **scores}
+    scores = {split: with_intervals(evaluate_attributes(model, loaders[split], device)) for split in ("val", "test") if split in loaders}
+    heads = _summary(scores["val"], scores.get("test"))
+    return {"heads": heads, **scores, "summary": summary_lines(heads)}
 
 
 RECIPE = Recipe(
