@@ -14,12 +14,18 @@ everything else far: symmetric InfoNCE (:func:`siamese_loss`) over in-batch pair
   image's one-pixel border (white for product shots and the mask crops; ``background="white"``
   fixes it to white) and a pixel is garment when one of its channels differs from that colour by
   more than ``mask_tolerance``. So ``embed`` works on any catalogue image (what the embed job
-  hands it), and recolouring a garment on a plain background cannot change its vector. A cluttered
-  background (a user photo's uncropped box) defeats it: the mask then is the clutter too.
+  hands it). A property of the mode, by construction (tested, not measured): the input
+  (:meth:`SiameseEncoder.prepare`) is identical under any permutation of the RGB channels when
+  the background is grey or white, so such a recolouring cannot move its vector, trained or
+  not; the structure evaluation therefore recolours with other transforms
+  (``models.recolour.EVAL_RECOLOURS``). A cluttered background (a user photo's uncropped box)
+  defeats the mask: it then is the clutter too.
 
-Also here (pure tensor code): :func:`permute_channels` / :func:`hue_rotate` (recolouring,
-for augmentation and the colour tests), :class:`PairSet` (the tensors a training run uses) and
-:func:`retrieve` / :func:`random_recall` (recall@K with groups, the query excluded).
+Also here (pure tensor code): :class:`PairSet` (the tensors a training run uses) and
+:func:`retrieve` / :func:`group_hits` / :func:`group_recall` / :func:`random_recall` (recall@K
+with groups, the query excluded, ties counted as the expected hit (``models.ranking``), 95%
+bootstrap intervals over the queries). The recolourings are in ``models.recolour``
+(``permute_channels`` / ``hue_rotate`` re-exported here).
 """
 
 from __future__ import annotations
@@ -28,15 +34,18 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.intervals import N_BOOT, bootstrap, exact
 from models.pretrained import PretrainedMixin
+from models.ranking import expected_hit, tie_counts
+from models.recolour import PERMUTATIONS, hue_rotate, permute_channels  # noqa: F401  (re-exported)
 from models.resnet import ResNetConfig, ResNetEmbedder
 
 MODES = ("color_mask_crop", "color_crop", "grayscale_mask", "sketch")
-PERMUTATIONS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))  # every RGB order but the identity
 
 
 @dataclass
@@ -73,23 +82,6 @@ def garment_mask(x: torch.Tensor, tolerance: float = 0.1, background: str = "bor
         border = torch.cat([x[:, :, 0, :], x[:, :, -1, :], x[:, :, 1:-1, 0], x[:, :, 1:-1, -1]], dim=2)
         bg = border.median(dim=2).values[:, :, None, None]
     return ((x - bg).abs().amax(dim=1, keepdim=True) > tolerance).to(x.dtype)
-
-
-def permute_channels(x: torch.Tensor, perm: tuple[int, int, int]) -> torch.Tensor:
-    """The image(s) with RGB reordered by ``perm`` (white and greys unchanged)."""
-    return x[..., list(perm), :, :]
-
-
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def hue_rotate(x: torch.Tensor, angle: float) -> torch.Tensor:
-    """Rotate the hue by ``angle`` radians in YIQ space (luma and greys kept), clamped to [0, 1];
-    ``x`` is (..., 3, H, W)."""
-    c, s = math.cos(angle), math.sin(angle)
-    rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-    m = (torch.linalg.inv(_YIQ) @ rot @ _YIQ).to(x.dtype).to(x.device)
-    return torch.einsum("ij,...jhw->...ihw", m, x).clamp(0, 1)
 
 
 class SiameseEncoder(PretrainedMixin, nn.Module):
@@ -215,27 +207,87 @@ def random_recall(gallery_size: int, n_targets: int, k: int) -> float:
     return 1.0 - math.comb(gallery_size - n_targets, k) / math.comb(gallery_size, k)
 
 
+def group_hits(queries: torch.Tensor, gallery: torch.Tensor, query_group: torch.Tensor,
+               gallery_group: torch.Tensor, ks: tuple[int, ...] = (1, 10),
+               exclude: torch.Tensor | None = None) -> dict:  # fmt: skip
+    """Per query that has a target (a gallery item of its group, ``exclude`` left out): its
+    expected hit@k for each of ``ks`` (``models.ranking``: ties with the best target count as
+    the expected hit over the tied positions) and its exact random-ranking chance
+    (:func:`random_recall`). Returns {"has": (Q,) bool, "hits": {k: (n,) float64},
+    "random": {k: (n,) float64}} over the ``n = has.sum()`` queries with a target."""
+    same = (query_group[:, None] == gallery_group[None, :]).numpy()
+    candidates = np.ones_like(same)
+    if exclude is not None:
+        rows = torch.nonzero(exclude >= 0).squeeze(1).numpy()
+        candidates[rows, exclude.numpy()[rows]] = False
+    same &= candidates
+    has = same.any(1)
+    sim = (queries.float() @ gallery.float().T).numpy()[has]
+    greater, tied, relevant_tied = tie_counts(sim, same[has], candidates[has])
+    sizes, targets = candidates[has].sum(1), same[has].sum(1)
+    return {"has": has,
+            "hits": {k: expected_hit(greater, tied, relevant_tied, k) for k in ks},
+            "random": {k: np.array([random_recall(int(g), int(t), k) for g, t in zip(sizes, targets)]) for k in ks}}  # fmt: skip
+
+
+def recall_intervals(hits: dict, random: dict, prefix: str = "", suffix: str = "", n_boot: int = N_BOOT,
+                     seed: int = 0) -> dict:  # fmt: skip
+    """{"{prefix}r{k}{suffix}": 95% bootstrap interval over the queries (``to_dict``),
+    "{prefix}random_r{k}{suffix}": the exact random chance} from :func:`group_hits`' arrays."""
+    out = {}
+    for k, h in hits.items():
+        if len(h):
+            out[f"{prefix}r{k}{suffix}"] = bootstrap(h, n_boot=n_boot, seed=seed).to_dict()
+            out[f"{prefix}random_r{k}{suffix}"] = exact(float(np.mean(random[k])), len(h)).to_dict()
+    return out
+
+
 def group_recall(queries: torch.Tensor, gallery: torch.Tensor, query_group: torch.Tensor,
                  gallery_group: torch.Tensor, k: int = 10, exclude: torch.Tensor | None = None,
-                 ks: tuple[int, ...] = (1,)) -> dict:  # fmt: skip
-    """recall@k (a query is a hit when a gallery item of its group is in its top k) over the
-    queries that have a target, with the random baseline (mean of :func:`random_recall`); the
-    same for each of ``ks`` (``r1`` ...), and ``n_queries`` / ``gallery`` sizes."""
-    same = query_group[:, None] == gallery_group[None, :]
-    gallery_size = torch.full((len(queries),), gallery.shape[0])
-    if exclude is not None:
-        rows = torch.nonzero(exclude >= 0).squeeze(1)
-        same[rows, exclude[rows]] = False
-        gallery_size[rows] -= 1
-    n_targets = same.sum(1)
-    has = n_targets > 0
-    out: dict = {"n_queries": int(has.sum()), "gallery": int(gallery.shape[0])}
-    top = retrieve(queries, gallery, max(k, *ks), exclude) if bool(has.any()) else None
-    for kk in sorted({k, *ks}):
-        if top is None:
-            out[f"r{kk}"] = out[f"random_r{kk}"] = None
-            continue
-        hits = same.gather(1, top[:, :kk]).any(1)
-        rand = [random_recall(int(g), int(t), kk) for g, t in zip(gallery_size[has], n_targets[has])]
-        out[f"r{kk}"], out[f"random_r{kk}"] = hits[has].float().mean().item(), sum(rand) / len(rand)
+                 ks: tuple[int, ...] = (1,), intervals: bool = False, seed: int = 0) -> dict:  # fmt: skip
+    """recall@k (a query's expected hit: a gallery item of its group in its top k, ties counted
+    by :mod:`models.ranking`) over the queries that have a target, with the random baseline
+    (mean of :func:`random_recall`, exact); the same for each of ``ks`` (``r1`` ...), and
+    ``n_queries`` / ``gallery`` sizes. ``intervals``: also ``"intervals"`` {metric: 95%
+    bootstrap interval over the queries, seeded; the random baseline exact}."""
+    kk = tuple(sorted({k, *ks}))
+    g = group_hits(queries, gallery, query_group, gallery_group, kk, exclude)
+    n = int(g["has"].sum())
+    out: dict = {"n_queries": n, "gallery": int(gallery.shape[0])}
+    for key in kk:
+        out[f"r{key}"] = float(g["hits"][key].mean()) if n else None
+        out[f"random_r{key}"] = float(g["random"][key].mean()) if n else None
+    if intervals:
+        out["intervals"] = recall_intervals(g["hits"], g["random"], seed=seed)
+    return out
+
+
+def untrained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The same architecture as ``model`` (``type(model)(config)``) from random init under
+    ``torch.manual_seed(seed)`` (no local backbone weights), on its device, in eval mode: the
+    untrained baseline beside a trained model. The global RNG is left as it was."""
+    import copy
+    import dataclasses
+
+    config = copy.deepcopy(model.config)
+    if dataclasses.is_dataclass(config) and "backbone_weights" in {f.name for f in dataclasses.fields(config)}:
+        config = dataclasses.replace(config, backbone_weights=None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        twin = type(model)(config)
+    params = next(iter(model.parameters()), None)
+    return twin.to(params.device if params is not None else "cpu").eval()
+
+
+def compare_intervals(a: dict, b: dict, keys, name_a: str = "trained", name_b: str = "untrained") -> dict:
+    """{key: {"separated", "verdict"}} for the metrics ``keys`` of two results with
+    ``"intervals"`` (``models.intervals.compare_text``: separated, or within the intervals)."""
+    from models.intervals import Interval, compare_text, separated
+
+    out = {}
+    for key in keys:
+        ia, ib = (r.get("intervals", {}).get(key) for r in (a, b))
+        if ia and ib:
+            ia, ib = Interval.from_dict(ia), Interval.from_dict(ib)
+            out[key] = {"separated": separated(ia, ib), "verdict": compare_text(name_a, ia, name_b, ib)}
     return out

@@ -1,21 +1,23 @@
-"""Training ``siamese`` on positive pairs, and its held-out pair evaluation.
+"""Training ``siamese`` on positive pairs, and its pair evaluation.
 
 - :class:`PairDataset`: one positive pair per item, augmented: a random horizontal flip of each
-  side, and (``colour_augment``) one side recoloured (a random channel permutation or hue
-  rotation), so that colour is no cue for which pictures belong together.
-- :func:`evaluate_pairs`: held-out recall@K of left -> right and right -> left (a hit: an
-  image of the query's group in the top K) with the random baseline, under ``torch.no_grad()``.
+  side, and (``colour_augment``) one side recoloured by one of ``models.recolour.TRAIN_RECOLOURS``
+  (channel permutations, hue rotations by multiples of 60 degrees), so that colour is no cue for
+  which pictures belong together. The structure evaluation recolours with a disjoint set.
+- :func:`evaluate_pairs`: recall@K of left -> right and right -> left (a hit: an image of the
+  query's group in the top K, ties counted as the expected hit) with the random baseline, under
+  ``torch.no_grad()``; ``intervals=True`` adds 95% bootstrap intervals over the queries.
 - :func:`train_siamese_model`: symmetric InfoNCE with same-group pairs masked, on
   :func:`models.loop.fit`.
 
-Evaluation runs at step 0 (the untrained model), every ``eval_every`` steps and at the end;
-``metrics["before"]`` / ``metrics["after"]`` are the first and last. The final weights are kept
-(``select="last"``): the held-out pairs are the split reported.
+Evaluation during training (step 0, every ``eval_every`` steps and the end) is on the
+**validation** pairs only (a hash split of the training groups, ``flows.jobs.pairs``): they
+drive early stopping and, with ``keep_best``, which weights are kept (:data:`SELECT_METRIC`).
+The held-out test pairs are scored once, by the caller, after training (the kind's ``finish``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 
@@ -25,19 +27,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from models.loop import Task, TrainConfig, evaluation, fit, to_device
 from models.pretrained import autocast_for
-from models.siamese import PERMUTATIONS, PairSet, as_float, group_recall, hue_rotate, permute_channels, siamese_loss
+from models.recolour import TRAIN_RECOLOURS
+from models.siamese import PairSet, as_float, group_recall, siamese_loss
 
 K = 10
 
 
+SELECT_METRIC = "r1_both"  # validation mean of R@1 both ways (R@10 saturates on a few validation groups)
+
+
 def recolour(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One image (3, H, W) recoloured at random: half the time a non-identity channel permutation,
-    otherwise a hue rotation by 60-300 degrees (greys, and so white backgrounds, stay)."""
-    if torch.rand((), generator=generator) < 0.5:
-        perm = PERMUTATIONS[int(torch.randint(len(PERMUTATIONS), (), generator=generator))]
-        return permute_channels(x, perm)
-    angle = math.radians(60 + 240 * float(torch.rand((), generator=generator)))
-    return hue_rotate(x, angle)
+    otherwise a hue rotation by a training angle (``models.recolour.TRAIN_RECOLOURS``; greys, and
+    so white backgrounds, stay). Never one of the structure evaluation's recolourings."""
+    perms = [r for r in TRAIN_RECOLOURS if r.kind == "permute"]
+    hues = [r for r in TRAIN_RECOLOURS if r.kind == "hue"]
+    pool = perms if torch.rand((), generator=generator) < 0.5 else hues
+    return pool[int(torch.randint(len(pool), (), generator=generator))](x)
 
 
 class PairDataset(Dataset):
@@ -76,22 +82,42 @@ def embed_all(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, 
 
 
 @evaluation
-def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, k: int = K) -> dict:
-    """Held-out retrieval between the two sides: ``r{k}`` (each left image's group among all right
-    images), ``r{k}_reverse`` (right -> left), their random baselines and sizes."""
+def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, k: int = K,
+                   intervals: bool = False, seed: int = 0) -> dict:  # fmt: skip
+    """Retrieval between the two sides: ``r{k}`` (each left image's group among all right
+    images), ``r{k}_reverse`` (right -> left), their random baselines (exact), ``r1_both`` (the
+    mean of the two R@1: the selection metric) and sizes; ``intervals``: also ``"intervals"``
+    {metric: 95% bootstrap interval over the queries (seeded), random exact}."""
     device = torch.device(device)
     a = embed_all(model.embed, data.left, device)
     b = embed_all(model.embed_line, data.right, device)
-    fwd = group_recall(a, b, data.left_group, data.right_group, k)
-    rev = group_recall(b, a, data.right_group, data.left_group, k)
-    out = {key: fwd[key] for key in ("r1", "random_r1", f"r{k}", f"random_r{k}")}
-    out.update({f"{key}_reverse": rev[key] for key in ("r1", "random_r1", f"r{k}", f"random_r{k}")})
-    return {**out, "n_left": len(data.left), "n_right": len(data.right), "n_pairs": len(data)}
+    fwd = group_recall(a, b, data.left_group, data.right_group, k, intervals=intervals, seed=seed)
+    rev = group_recall(b, a, data.right_group, data.left_group, k, intervals=intervals, seed=seed)
+    keys = ("r1", "random_r1", f"r{k}", f"random_r{k}")
+    out = {key: fwd[key] for key in keys}
+    out.update({f"{key}_reverse": rev[key] for key in keys})
+    out[SELECT_METRIC] = (fwd["r1"] + rev["r1"]) / 2 if fwd["r1"] is not None and rev["r1"] is not None else None
+    out.update(n_left=len(data.left), n_right=len(data.right), n_pairs=len(data))
+    if intervals:
+        out["intervals"] = {**{key: fwd["intervals"][key] for key in keys if key in fwd["intervals"]},
+                            **{f"{key}_reverse": rev["intervals"][key] for key in keys if key in rev["intervals"]}}  # fmt: skip
+    return out
+
+
+def summary_line(e: dict, k: int = K) -> str:
+    """One evaluation's figures: with intervals when it has them."""
+    from models.intervals import Interval
+
+    def f(key):
+        iv = (e.get("intervals") or {}).get(key)
+        return str(Interval.from_dict(iv)) if iv else f"{e[key]:.3f}"
+
+    return (f"R@1 {f('r1')}, R@{k} {f(f'r{k}')} (random {e['random_r1']:.3f} / {e[f'random_r{k}']:.3f}, exact); "
+            f"reverse R@1 {f('r1_reverse')}, R@{k} {f(f'r{k}_reverse')}")  # fmt: skip
 
 
 def _summary(e: dict, k: int = K) -> str:
-    return (f"held-out R@1/{k} {e['r1']:.3f}/{e[f'r{k}']:.3f} (random {e['random_r1']:.3f}/{e[f'random_r{k}']:.3f}), "
-            f"reverse {e['r1_reverse']:.3f}/{e[f'r{k}_reverse']:.3f}")  # fmt: skip
+    return "validation " + summary_line(e, k)
 
 
 def pair_loader(data: PairSet, batch_size: int, colour_augment: bool = True, flip: bool = True) -> DataLoader:
@@ -111,26 +137,21 @@ def _pair_loss(model: nn.Module, batch, device: torch.device) -> torch.Tensor:
 
 
 def train_siamese_model(model: nn.Module, train: PairSet, val: PairSet, cfg: TrainConfig, *,
-                        colour_augment: bool = True, flip: bool = True,
+                        colour_augment: bool = True, flip: bool = True, keep_best: bool = False,
                         checkpoint_dir: str | os.PathLike | None = None,
                         log: Callable[[str], None] | None = None) -> dict:  # fmt: skip
     """Train ``model`` (a ``SiameseEncoder``) with :func:`models.siamese.siamese_loss` on the
-    ``train`` pairs; returns :func:`models.loop.fit`'s metrics and before / after (held-out R@10
-    at step 0 and at the end, with the random baseline), best_r1 / best_r10, sizes."""
+    ``train`` pairs, evaluated on the ``val`` pairs (validation: never the held-out test pairs);
+    ``keep_best``: keep the weights of the best validation evaluation (:data:`SELECT_METRIC`),
+    else the last. Returns :func:`models.loop.fit`'s metrics (``first`` / ``last`` / ``kept`` /
+    ``evals``: validation) and sizes."""
+    if len(val) == 0:
+        raise ValueError("no validation pair to evaluate on during training: ingest more data")
     task = Task(
         kind="siamese", batches=pair_loader(train, cfg.batch_size, colour_augment, flip), loss=_pair_loss,
         evaluate=lambda m, device: evaluate_pairs(m, val, device),
-        metric=f"r{K}", mode="max", select="last", describe=_summary,
+        metric=SELECT_METRIC, mode="max", select="best" if keep_best else "last", describe=_summary,
     )  # fmt: skip
     metrics = fit(model, task, cfg, checkpoint_dir, log)
-    evals = metrics["evals"]
-    return {
-        **metrics,
-        "before": metrics["first"],
-        "after": metrics["last"],
-        "best_r1": max(e["r1"] for e in evals),
-        "best_r10": max(e[f"r{K}"] for e in evals),
-        "n_train_pairs": len(train),
-        "n_val_pairs": len(val),
-        "colour_augment": colour_augment,
-    }
+    return {**metrics, "val": metrics["kept"], "n_train_pairs": len(train), "n_val_pairs": len(val),
+            "colour_augment": colour_augment}  # fmt: skip

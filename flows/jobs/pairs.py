@@ -1,11 +1,15 @@
 """Positive pairs for the structure models (kind ``siamese``) and the crops they are cut from.
 
 - :func:`siamese_pairs`: the positive pairs of one split as a :class:`models.siamese.PairSet`.
-  DeepFashion2 modes (``color_mask_crop``, ``color_crop``, ``grayscale_mask``): every shop item x
-  user item of a ``deepfashion2_pairs`` group (same pair_id and style > 0), cut out with
-  ``etl.deepfashion2_crops.item_crop``; the lake's ``train`` / ``validation`` splits. Mode
-  ``sketch``: each Simplicity photo x its pattern's line drawing; patterns split by
-  ``stable_split(pattern_id, split_seed, (0.6, 0.4))`` (train / val).
+  Splits: ``train`` (fitted), ``val`` (validation: evaluated during training, drives early
+  stopping and keep-best; never fitted) and ``test`` (held out: scored once after training, the
+  split reported). DeepFashion2 modes (``color_mask_crop``, ``color_crop``, ``grayscale_mask``):
+  every shop item x user item of a ``deepfashion2_pairs`` group (same pair_id and style > 0), cut
+  out with ``etl.deepfashion2_crops.item_crop``; ``test`` = the lake's ``validation`` split,
+  ``train`` / ``val`` = the lake's ``train`` split divided by pair_id (:func:`tune_split`, 80/20:
+  every photo of a garment on one side). Mode ``sketch``: each Simplicity photo x its pattern's
+  line drawing; ``test`` = the 40% of patterns held out by ``stable_split(pattern_id, split_seed,
+  SKETCH_FRACTIONS)``, the other 60% divided by :func:`tune_split` into ``train`` / ``val``.
 - the kind itself (options, training, evaluation) is `flows.jobs.kinds.siamese`; the structure
   report (same garment in another colour) is `flows.evaluation.structure`.
 
@@ -33,8 +37,10 @@ from etl.deepfashion2_crops import crop_box, item_crop, segmentation_mask
 from store.sql import query
 
 DF2_MODES = ("color_mask_crop", "color_crop", "grayscale_mask")
-SKETCH_FRACTIONS = (0.6, 0.4)  # Simplicity patterns: train / val of the hash split (40% held out: the sample release has 50 patterns)
-DF2_SPLITS = {"train": "train", "val": "validation", "validation": "validation"}
+SKETCH_FRACTIONS = (0.6, 0.4)  # Simplicity patterns: fitted + validation / test of the hash split (40% held out: the sample release has 50 patterns)
+VAL_FRACTION = 0.2  # share of the training groups (pair_id / pattern) set aside as validation
+SPLITS = ("train", "val", "test")
+DF2_SPLITS = {"train": "train", "val": "train", "test": "validation"}  # our split -> the lake's DeepFashion2 split
 MAX_LOGGED = 20  # skipped items named one by one in the log; the rest counted
 
 
@@ -114,11 +120,19 @@ def _pairset(left: list, right: list, pairs: list[tuple[int, int]], left_ids, ri
                    list(left_ids), list(right_ids), skipped)  # fmt: skip
 
 
-def _df2_pairs(home, mode: str, split: str, size: int, log):
+def tune_split(key: str, split_seed: int = 0) -> str:
+    """``train`` or ``val`` (validation, :data:`VAL_FRACTION`) of a training group (a
+    DeepFashion2 pair_id, a Simplicity pattern_id), by a hash independent of the held-out split."""
+    return "train" if stable_split(f"val:{key}", split_seed, fractions=(1 - VAL_FRACTION, VAL_FRACTION)) == "train" else "val"
+
+
+def _df2_pairs(home, mode: str, split: str, size: int, split_seed: int, log):
     groups = query(home, "SELECT pair_id, style, shop_item_ids, user_item_ids FROM deepfashion2_pairs "
-                         "WHERE split = ? ORDER BY pair_id, style", [split]).to_pylist()  # fmt: skip
+                         "WHERE split = ? ORDER BY pair_id, style", [DF2_SPLITS[split]]).to_pylist()  # fmt: skip
+    if split != "test":
+        groups = [g for g in groups if tune_split(str(g["pair_id"]), split_seed) == split]
     wanted = {i for g in groups for i in (*g["shop_item_ids"], *g["user_item_ids"])}
-    rows = [r for r in df2_items(home, split) if r["item_id"] in wanted]
+    rows = [r for r in df2_items(home, DF2_SPLITS[split]) if r["item_id"] in wanted]
     crops, skipped = df2_item_crops(rows, mode, log)
     left, right, left_ids, right_ids, pairs = [], [], [], [], []
     for g, group in enumerate(groups):
@@ -135,11 +149,21 @@ def _df2_pairs(home, mode: str, split: str, size: int, log):
     return _pairset(left, right, pairs, left_ids, right_ids, skipped, size)
 
 
+def sketch_split(pattern_id: str, split_seed: int = 0) -> str:
+    """``train`` / ``val`` / ``test`` of a Simplicity pattern: ``test`` = the held-out 40% of
+    ``stable_split(pattern_id, split_seed, SKETCH_FRACTIONS)``, the rest by :func:`tune_split`."""
+    if stable_split(pattern_id, split_seed, fractions=SKETCH_FRACTIONS) != "train":
+        return "test"
+    return tune_split(pattern_id, split_seed)
+
+
 def sketch_patterns(home: Path | str, split: str, split_seed: int = 0) -> list[dict]:
-    """Simplicity patterns of the hash split ``split`` (``train`` / ``val``), ordered by pattern_id."""
+    """Simplicity patterns of ``split`` (``train`` / ``val`` / ``test``: :func:`sketch_split`), ordered by pattern_id."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     rows = query(home, "SELECT pattern_id, line_image, line_image_ok, other_images, other_images_ok "
                        "FROM deepfashion2_sketches ORDER BY pattern_id").to_pylist()  # fmt: skip
-    return [r for r in rows if stable_split(str(r["pattern_id"]), split_seed, fractions=SKETCH_FRACTIONS) == split]
+    return [r for r in rows if sketch_split(str(r["pattern_id"]), split_seed) == split]
 
 
 def open_image(path: str, ok: bool | None) -> Image.Image:
@@ -179,17 +203,16 @@ def _sketch_pairs(home, split: str, size: int, split_seed: int, log):
 
 def siamese_pairs(home: Path | str, mode: str, split: str, *, image_size: int = 64, split_seed: int = 0,
                   log: Callable[[str], None] = print):  # fmt: skip
-    """Positive pairs of ``split`` (``train`` or ``val``/``validation``) for ``mode`` as a
-    :class:`models.siamese.PairSet` (images resized to ``image_size``); bad items are skipped,
-    logged by name and listed in ``.skipped``."""
+    """Positive pairs of ``split`` (``train``, ``val`` or ``test``: see the module) for ``mode``
+    as a :class:`models.siamese.PairSet` (images resized to ``image_size``); bad items are
+    skipped, logged by name and listed in ``.skipped``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if mode == "sketch":
-        split = "val" if split in ("val", "validation") else split
         data = _sketch_pairs(home, split, image_size, split_seed, log)
         what = "Simplicity photo x line drawing"
     elif mode in DF2_MODES:
-        if split not in DF2_SPLITS:
-            raise ValueError(f"split must be one of {sorted(DF2_SPLITS)}, got {split!r}")
-        data = _df2_pairs(home, mode, DF2_SPLITS[split], image_size, log)
+        data = _df2_pairs(home, mode, split, image_size, split_seed, log)
         what = "DeepFashion2 shop x user"
     else:
         raise ValueError(f"unknown siamese mode {mode!r}; expected one of {(*DF2_MODES, 'sketch')}")
