@@ -104,6 +104,33 @@ def test_random_baseline_is_exact(circle):
     assert result["random_baseline"] == pytest.approx(float(np.mean(per_query)))
 
 
+def test_ties_at_the_kth_neighbour_count_as_the_expected_share(tmp_path):
+    """q (A) at 0 degrees; a1 (A) at 10; t1 (A), t2 (B), t3 (B): one vector at 20 degrees, a
+    3-way tie. k=2: a1, then one of the three tied places: (1 + 1/3) / 2 = 2/3 whatever order
+    the search returns them in (the old count gave 1/2 or 1 by that order). k=1: 1. Random:
+    (3 A - q) / (5 - q) = 1/2; the intervals over the single query are the point values."""
+    home = tmp_path / "home"
+    angles = {"q": 0, "a1": 10, "t1": 20, "t2": 20, "t3": 20}
+    vectors = [[math.cos(math.radians(d)), math.sin(math.radians(d))] for d in angles.values()]
+    VectorStore(home).upsert("ties", rows(list(angles), vectors))
+    labels = {"q": "A", "a1": "A", "t1": "A", "t2": "B", "t3": "B"}
+    two = neighbour_precision(home, "ties", labels, k=2, queries=["q"])
+    assert two["precision_at_k"] == pytest.approx(2 / 3) and two["random_baseline"] == pytest.approx(1 / 2)
+    assert neighbour_precision(home, "ties", labels, k=1, queries=["q"])["precision_at_k"] == 1.0
+    iv = two["intervals"]
+    assert iv["precision_at_k"]["value"] == iv["precision_at_k"]["low"] == pytest.approx(2 / 3) and iv["precision_at_k"]["n"] == 1
+    assert iv["precision_minus_random"]["value"] == pytest.approx(2 / 3 - 1 / 2)
+
+
+def test_precision_intervals_over_queries(circle):
+    home, labels = circle
+    iv = neighbour_precision(home, "circle", labels, k=2)["intervals"]
+    # per query 1/2, 1/2, 0, 1/2 (see above): mean 0.375, resampled over the 4 queries
+    assert iv["precision_at_k"]["value"] == pytest.approx(0.375) and iv["precision_at_k"]["n"] == 4
+    assert 0.0 <= iv["precision_at_k"]["low"] < 0.375 < iv["precision_at_k"]["high"] <= 0.5
+    assert iv["random_baseline"]["value"] == pytest.approx(0.5)
+
+
 def test_no_query_and_bad_k_are_errors(circle):
     home, labels = circle
     with pytest.raises(ValueError, match="no query"):
@@ -150,7 +177,7 @@ def test_sample_report_on_an_oracle_space(tmp_path):
     store = VectorStore(home)
     store.upsert("oracle", rows(ids, vectors, [truth[i]["category"] for i in ids]))
     store.upsert("oracle", rows(["df1", "df2"], vectors[:2], dataset="deepfashion"))  # not scored
-    asking = ids[::4]  # every 4th item asks (the candidates are all items): 4x faster
+    asking = ids[::8]  # every 8th item asks (the candidates are all items): 8x faster (ties make 2 searches a query here)
     report = sample_precision_report(home, ["oracle"], seed=0, scale=1, queries=asking)
     got = report["spaces"]["oracle"]
     assert got["n_items"] == got["n_with_truth"] == 484
@@ -160,8 +187,8 @@ def test_sample_report_on_an_oracle_space(tmp_path):
                     for j in ids) - 1 for i in asking}  # fmt: skip
     assert got["pattern"]["precision_at_k"] == pytest.approx(np.mean([min(v, 10) / 10 for v in alike.values()]))
     assert got["pattern"]["random_baseline"] == pytest.approx(np.mean([v / 43 for v in alike.values()]))
-    assert got["pattern"]["n_queries"] == len(asking) == 121
-    assert got["sleeve"]["n_queries"] == sum(truth[i]["sleeve"] is not None for i in asking) > 20
+    assert got["pattern"]["n_queries"] == len(asking) == 61
+    assert got["sleeve"]["n_queries"] == sum(truth[i]["sleeve"] is not None for i in asking) > 10
     saved = json.loads((home / "reports" / "quality.json").read_text())
     assert saved["neighbours"]["spaces"]["oracle"]["category"]["precision_at_k"] == 1.0
     with pytest.raises(ValueError, match="none of the sample release"):

@@ -19,6 +19,7 @@ Random baseline: the expected precision of neighbours drawn uniformly, without r
 from the same candidate pool without the query item; for one query that is exactly
 (pool items with the query's label - 1) / (pool size - 1), averaged over the queries like the
 precision. ``lift`` = precision / baseline (> 1: the space groups the label better than chance).
+Both come with 95% bootstrap intervals over the queries (`models.intervals`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
+
+from models.intervals import bootstrap, paired_difference
+from models.ranking import expected_precision
 from store.files import write_text
 from store.vectors import VectorStore
 
@@ -47,7 +52,13 @@ def neighbour_precision(home: Path | str, space: str, labels: Mapping[str, str],
     ``queries`` (default: every pool item) that are in the pool and have a candidate besides
     themselves. Per query, precision = share of its (up to k) neighbours with its label.
 
-    Returns {"precision_at_k", "random_baseline", "lift", "k", "n_queries", "n_pool",
+    Ties: the items at the same distance as the k-th neighbour share its place, each counting
+    with the tied group's share of the label (`models.ranking`: the expected precision over the
+    tied positions), so a search's arbitrary order among equal distances decides nothing.
+
+    Returns {"precision_at_k", "random_baseline", "intervals" (95% bootstrap intervals over the
+    queries, seeded, the same resamples for each: precision_at_k, random_baseline and their paired
+    difference precision_minus_random), "lift", "k", "n_queries", "n_pool",
     "n_labelled_missing" (labelled items not in the space or not matching ``where``), "within", "per_label": {label:
     {"precision_at_k", "random_baseline", "n_queries"}}}. ValueError when no query is left."""
     if k <= 0:
@@ -70,6 +81,8 @@ def neighbour_precision(home: Path | str, space: str, labels: Mapping[str, str],
         groups[group].append(item_id)
     counts = {g: Counter(labels[i] for i in members) for g, members in groups.items()}
     filters = {g: _group_filter(g, members, rows_in_group[g], where) for g, members in groups.items()}
+    copies = {g: int(np.unique(vectors[[row_of[i] for i in members]], axis=0, return_counts=True)[1].max())
+              for g, members in groups.items()}  # fmt: skip
 
     wanted = list(pool) if queries is None else [q for q in dict.fromkeys(queries) if q in pool]
     per_label: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -80,23 +93,43 @@ def neighbour_precision(home: Path | str, space: str, labels: Mapping[str, str],
         size = len(groups[group])
         if size < 2:
             continue
-        hits = store.search(space, vectors[row_of[item_id]], k=k, where=filters[group], exclude=item_id)
-        found = hits["item_id"].to_pylist()
-        precision = sum(labels.get(i) == label for i in found) / len(found) if found else 0.0
+        found, distances = _nearest_with_ties(store, space, vectors[row_of[item_id]], k, filters[group], item_id, size - 1,
+                                              copies[group])
+        precision = expected_precision(distances, [labels.get(i) == label for i in found], k) if found else 0.0
         per_label[label].append((precision, (counts[group][label] - 1) / (size - 1)))
     pairs = [p for values in per_label.values() for p in values]
     if not pairs:
         raise ValueError(f"no query in space {space!r}: none of the {len(wanted)} queried items has a labelled "
                          f"candidate besides itself ({len(pool)} labelled items in the space)")  # fmt: skip
     precision, baseline = _means(pairs)
+    per_query = np.array(pairs, dtype=np.float64)
+    intervals = {"precision_at_k": bootstrap(per_query[:, 0]).to_dict(), "random_baseline": bootstrap(per_query[:, 1]).to_dict(),
+                 "precision_minus_random": paired_difference(per_query[:, 0], per_query[:, 1]).to_dict()}  # fmt: skip
     return {
-        "space": space, "k": k, "precision_at_k": precision, "random_baseline": baseline,
+        "space": space, "k": k, "precision_at_k": precision, "random_baseline": baseline, "intervals": intervals,
         "lift": precision / baseline if baseline else None, "n_queries": len(pairs), "n_pool": len(pool),
         "n_labelled_missing": sum(1 for i, v in labels.items() if v is not None and i not in stored),
         "within": "semantic_category" if within is not None else None,
         "per_label": {label: dict(zip(("precision_at_k", "random_baseline"), _means(v)), n_queries=len(v))
                       for label, v in sorted(per_label.items())},
     }  # fmt: skip
+
+
+def _nearest_with_ties(store: VectorStore, space: str, vector, k: int, where: str | None, exclude: str,
+                       candidates: int, copies: int = 1) -> tuple[list[str], list[float]]:  # fmt: skip
+    """The ``k`` nearest items (ids, distances) and every further item at the same distance as
+    the k-th, so that a tie at the k-th place counts as the expected hit
+    (`models.ranking.expected_precision`). The first search asks for ``max(4k, k + copies)``
+    (``copies``: the most items of the pool sharing one vector; a search costs about the same
+    for any such limit), and when its last row still ties with the k-th, a second one asks for
+    every one of the query's ``candidates``."""
+    limit = min(max(candidates, 1), max(4 * k, k + copies))
+    hits = store.search(space, vector, k=limit, where=where, exclude=exclude)
+    distances = hits["_distance"].to_pylist()
+    if len(distances) == limit > k and distances[-1] == distances[k - 1] and candidates > limit:
+        hits = store.search(space, vector, k=candidates, where=where, exclude=exclude)
+        distances = hits["_distance"].to_pylist()
+    return hits["item_id"].to_pylist(), distances
 
 
 def _means(pairs: list[tuple[float, float]]) -> tuple[float, float]:
