@@ -189,6 +189,11 @@ def test_sample_report_on_an_oracle_space(tmp_path):
     assert got["pattern"]["random_baseline"] == pytest.approx(np.mean([v / 43 for v in alike.values()]))
     assert got["pattern"]["n_queries"] == len(asking) == 61
     assert got["sleeve"]["n_queries"] == sum(truth[i]["sleeve"] is not None for i in asking) > 10
+    from flows.evaluation.precision import precision_lines
+
+    lines = precision_lines(report)
+    assert len(lines) == 3 and lines[0].startswith("oracle same category, 61 queries: precision@10 1.000 [1.000, 1.000] vs random")
+    assert lines[0].endswith(": separated") and "same pattern (same category)" in lines[2]
     saved = json.loads((home / "reports" / "quality.json").read_text())
     assert saved["neighbours"]["spaces"]["oracle"]["category"]["precision_at_k"] == 1.0
     with pytest.raises(ValueError, match="none of the sample release"):

@@ -186,6 +186,23 @@ def sample_precision_report(home: Path | str, spaces: Iterable[str], seed: int =
     return report
 
 
+def precision_lines(report: dict) -> list[str]:
+    """One line per space and label of a :func:`sample_precision_report`: precision@k with its
+    95% interval vs random with its own, and whether the intervals are separated."""
+    from models.intervals import Interval, compare_text
+
+    lines = []
+    for space, labels in report["spaces"].items():
+        for name, r in labels.items():
+            if not isinstance(r, dict) or "intervals" not in r:  # n_items, n_with_truth; a report before intervals
+                continue
+            among = " (same category)" if r.get("within") else ""
+            a, b = (Interval.from_dict(r["intervals"][key]) for key in ("precision_at_k", "random_baseline"))
+            lines.append(f"{space} same {name}{among}, {r['n_queries']} queries: "
+                         + compare_text(f"precision@{r['k']}", a, "random", b))  # fmt: skip
+    return lines
+
+
 def _write_report(path: Path, neighbours: dict) -> None:
     """Set the "neighbours" key of the JSON report at ``path`` (temp file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)

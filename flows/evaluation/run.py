@@ -34,7 +34,7 @@ def sample_manifest(home: Path) -> dict | None:
 
 
 def _precision(home: Path, kind: str, path: Path, log: Callable[[str], None]) -> dict:
-    from flows.evaluation.precision import sample_precision_report
+    from flows.evaluation.precision import precision_lines, sample_precision_report
     from flows.jobs.items import held_out_items
 
     manifest = sample_manifest(home)
@@ -42,7 +42,10 @@ def _precision(home: Path, kind: str, path: Path, log: Callable[[str], None]) ->
         return {"skipped": "neighbour precision needs the sample datasets' hidden ground truth "
                            f"({Path(home) / 'samples' / 'manifest.json'} not found: `atelier demo` writes it)"}  # fmt: skip
     seed, scale = manifest["seed"], manifest["scale"]
-    return sample_precision_report(home, [kind], seed=seed, scale=scale, queries=held_out_items(home, seed))
+    report = sample_precision_report(home, [kind], seed=seed, scale=scale, queries=held_out_items(home, seed))
+    for line in precision_lines(report):  # each with its 95% interval and random's
+        log(line)
+    return report
 
 
 def _structure(home: Path, kind: str, path: Path, log: Callable[[str], None]) -> dict:
