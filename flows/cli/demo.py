@@ -94,14 +94,20 @@ def print_models(models: dict[str, dict]) -> None:
 
 def print_quality(report: dict) -> None:
     """Neighbour precision@k per space and attribute, against picking neighbours at random."""
-    t = Table("space", "neighbours share", "among", "queries", f"precision@{report['k']}", "random",
-              title="Neighbour precision vs random (held-out sample items; hidden ground truth)", title_justify="left")  # fmt: skip
+    from models.intervals import Interval, separated
+
+    t = Table("space", "neighbours share", "among", "queries", f"precision@{report['k']} [95%]", "random [95%]", "difference",
+              title="Neighbour precision vs random (held-out sample items; hidden ground truth; 95% bootstrap intervals "
+                    "over queries)", title_justify="left")  # fmt: skip
     for space, attributes in report["spaces"].items():
         for attribute, r in attributes.items():
             if not isinstance(r, dict):  # n_items, n_with_truth
                 continue
-            t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]),
-                      f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}")  # fmt: skip
+            shown = [f"{r['precision_at_k']:.3f}", f"{r['random_baseline']:.3f}", ""]
+            if "intervals" in r:  # a report written before intervals has none
+                a, b = (Interval.from_dict(r["intervals"][key]) for key in ("precision_at_k", "random_baseline"))
+                shown = [str(a), str(b), "separated" if separated(a, b) else "within the intervals"]
+            t.add_row(space, attribute, "same category" if r.get("within") else "all items", str(r["n_queries"]), *shown)
     out.print(t)
 
 
