@@ -157,6 +157,14 @@ def test_fine_tuning_beats_random_and_its_untrained_self_on_held_out_pairs(clip_
     assert after["i2t_r10"] >= after["random_r10"] + 0.3
     saved = json.loads((run.path / "metrics.json").read_text())
     assert saved["weights"] == "random init" and "synthesis" in saved["after_by_source"]
+    # 95% intervals over the held-out queries; random R@K = K/N is exact; per-query values stay out
+    iv = saved["after"]["intervals"]
+    assert iv["t2i_r10"]["value"] == pytest.approx(after["t2i_r10"]) and iv["t2i_r10"]["n"] == after["n"]
+    assert iv["t2i_r10"]["low"] <= after["t2i_r10"] <= iv["t2i_r10"]["high"] and iv["random_r10"]["exact"]
+    assert "intervals" in saved["before"] and "intervals" in saved["after_by_source"]["synthesis"]
+    assert "per_item" not in json.dumps(saved)
+    t2i = iv["t2i_r10"]
+    assert any(f"R@10 {before['t2i_r10']:.3f} -> {t2i['value']:.3f} [{t2i['low']:.3f}, {t2i['high']:.3f}]" in line for line in lines)
 
 
 def test_fine_tuning_from_a_local_checkpoint_says_so(clip_home, tmp_path):
