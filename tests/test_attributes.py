@@ -257,6 +257,12 @@ def test_training_beats_the_majority_class(trained, attr_home):
     assert heads["benchmark"]["test"]["intervals"]["mean_accuracy"]["value"] == pytest.approx(heads["benchmark"]["test"]["mean_accuracy"])
     assert "per_item" not in metrics["val"] and "per_item" not in metrics["test"] and "intervals" in metrics["test"]
     assert any(line.startswith("attributes v1: test: neck acc ") and f"{iv['accuracy']['low']:.3f}" in line for line in lines)
+    from flows.evaluation import evaluate_kind
+
+    logged: list[str] = []  # `atelier eval attributes`: val and test again, with the same intervals
+    held = evaluate_kind("attributes", attr_home, version="v1", log=logged.append)["held_out"]
+    assert held["heads"]["sleeve_length"]["test"]["intervals"] == iv
+    assert [line.split(":")[0] for line in logged] == ["attributes v1 held out"] * 2 and "test (n " in logged[0]
     loaded = AttributeClassifier.from_pretrained(result.path)
     assert loaded.config.benchmark_attributes[0] == "solid" and loaded.config.heads["sleeve_length"] == 5
 

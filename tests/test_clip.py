@@ -165,6 +165,12 @@ def test_fine_tuning_beats_random_and_its_untrained_self_on_held_out_pairs(clip_
     assert "per_item" not in json.dumps(saved)
     t2i = iv["t2i_r10"]
     assert any(f"R@10 {before['t2i_r10']:.3f} -> {t2i['value']:.3f} [{t2i['low']:.3f}, {t2i['high']:.3f}]" in line for line in lines)
+    from flows.evaluation import evaluate_kind
+
+    logged: list[str] = []  # `atelier eval clip`: per source, the same figures and intervals
+    held = evaluate_kind("clip", run.path.parents[2], version=run.version, log=logged.append)["held_out"]
+    assert held["by_source"]["synthesis"]["intervals"] == saved["after_by_source"]["synthesis"]["intervals"]
+    assert any(line.startswith(f"clip {run.version} held out: synthesis (test): text->image R@1 ") for line in logged)
 
 
 def test_fine_tuning_from_a_local_checkpoint_says_so(clip_home, tmp_path):

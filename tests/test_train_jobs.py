@@ -118,6 +118,12 @@ def test_ae_job(lake_home):
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(loaded(x), first.model.cpu().eval()(x), atol=1e-6)
+    from flows.evaluation import evaluate_kind
+
+    lines: list[str] = []  # `atelier eval ae`: the saved model's val SSIM again, with the same intervals
+    held = evaluate_kind("ae", lake_home, version="v1", report=False, log=lines.append)["held_out"]
+    assert held["val_ssim"] == pytest.approx(metrics["val_ssim"]) and held["intervals"] == metrics["intervals"]
+    assert any(line.startswith("ae v1 held out: val SSIM ") and "(mean-image baseline " in line for line in lines)
     second = train_model("ae", lake_home, **{**TINY, "steps": 1})
     assert second.version == "v2" and latest_model(lake_home, "ae") == second.path
 
