@@ -6,7 +6,10 @@ three decimals says little on its own: every score an evaluation prints carries 
 ``models`` so that every layer can use it.
 
 - :func:`bootstrap`: a statistic (the mean by default) of per-item values (per-image correct
-  0/1, per-query hit, per-image SSIM), resampled over items with replacement.
+  0/1, per-query hit, per-image SSIM), resampled over items with replacement. For the mean of
+  0/1 values (a proportion) the interval is the wider of the bootstrap's and Wilson's score
+  interval (:func:`wilson`): the bootstrap alone collapses to a point at 0% or 100% (every
+  resample of 100 right answers out of 100 is 100 out of 100), which would flatter.
 - :func:`bootstrap_indices`: statistics that are not a function of per-item values alone (AUC,
   balanced accuracy): ``statistic(indices)`` on a resample of item indices; resamples where it is
   undefined (NaN, e.g. one class only) are dropped.
@@ -23,8 +26,10 @@ same ``n``, so two scorers bootstrapped with one seed over the same items see th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -133,7 +138,22 @@ def bootstrap(
         else:
             parts.append(np.array([statistic(row) for row in sample], dtype=np.float64))
     low, high = _bounds(np.concatenate(parts), level)
+    if statistic is np.mean and np.isin(v, (0.0, 1.0)).all():
+        w_low, w_high = wilson(int(v.sum()), n, level)
+        low, high = min(low, w_low), max(high, w_high)
     return Interval(value, low, high, n, level)
+
+
+def wilson(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson's score interval of a proportion: unlike the percentile bootstrap it does not
+    collapse at 0 or n successes (100 of 100 right: [0.963, 1.000], not [1.000, 1.000])."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    return low, 1.0 if successes == n else min(1.0, centre + half)
 
 
 def bootstrap_indices(

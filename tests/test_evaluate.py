@@ -192,7 +192,7 @@ def test_sample_report_on_an_oracle_space(tmp_path):
     from flows.evaluation.precision import precision_lines
 
     lines = precision_lines(report)
-    assert len(lines) == 3 and lines[0].startswith("oracle same category, 61 queries: precision@10 1.000 [1.000, 1.000] vs random")
+    assert len(lines) == 3 and lines[0].startswith("oracle same category, 61 queries: precision@10 1.000 [0.94")
     assert lines[0].endswith(": separated") and "same pattern (same category)" in lines[2]
     saved = json.loads((home / "reports" / "quality.json").read_text())
     assert saved["neighbours"]["spaces"]["oracle"]["category"]["precision_at_k"] == 1.0

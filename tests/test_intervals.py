@@ -13,6 +13,7 @@ from models.intervals import (
     exact,
     paired_difference,
     separated,
+    wilson,
 )
 
 
@@ -52,8 +53,15 @@ def test_width_shrinks_with_n_and_level():
 def test_edge_cases_one_item_and_all_equal():
     one = bootstrap([0.7])
     assert (one.value, one.low, one.high, one.n) == (0.7, 0.7, 0.7, 1)
-    same = bootstrap(np.ones(30))
-    assert (same.value, same.low, same.high) == (1.0, 1.0, 1.0)
+    same = bootstrap(np.full(30, 0.4))
+    assert (same.value, same.low, same.high) == pytest.approx((0.4, 0.4, 0.4))
+    # a proportion at 100%: every resample is 100% too; the interval is Wilson's, not a point
+    perfect = bootstrap(np.ones(100))
+    assert perfect.value == perfect.high == 1.0 and perfect.low == pytest.approx(0.963, abs=1e-3)
+    assert wilson(0, 45) == (0.0, pytest.approx(0.0787, abs=1e-3))
+    # elsewhere the bootstrap's own interval, widened to Wilson's where that is wider
+    mid = bootstrap((np.arange(100) < 62).astype(float))
+    assert mid.low <= wilson(62, 100)[0] and mid.high >= wilson(62, 100)[1]
     with pytest.raises(ValueError):
         bootstrap([])
     with pytest.raises(ValueError):
