@@ -8,7 +8,8 @@
   a resumed run sees the same batches. The weights kept are those of the best evaluation on the
   valid outfits (lowest rank percentile; ``best.safetensors`` beside the checkpoint).
 - :func:`predict_missing`: the predicted vector of one blank per outfit (inference).
-- :func:`rank_percentile`: where each true item ranks among its category's catalogue items.
+- :func:`rank_percentile` / :func:`hits`: where each true item ranks among its category's
+  catalogue items, and its hit@K (ties by the rule of ``models.ranking``: the expected position).
 
 Callers hand over tensors (no I/O); every outfit only ever meets its own targets: a batch is
 built row by row from one outfit's item rows (the research built targets with ``.repeat`` and
@@ -104,12 +105,12 @@ def catalogue_vectors(model: OutfitTransformer, data: OutfitData) -> torch.Tenso
 
 
 @torch.no_grad()
-def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor,
-                    exclude: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """For each query i (scores (M, N) over the catalogue): the 0-based rank of ``true_rows[i]``
-    among the catalogue rows of its category (ties count against it), and that rank over the
-    category's size minus one (0 = first, 0.5 on average at random). ``exclude[i]``: rows left
-    out of query i's ranking (its context items)."""
+def rank_ties(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor,
+              exclude: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """For each query i (scores (M, N) over the catalogue), among the catalogue rows of
+    ``true_rows[i]``'s category (``exclude[i]`` left out: its context items): how many score
+    above the true row (``greater``), how many others tie with it (``ties``), and how many rows
+    are ranked (``size``, the true row included)."""
     true_cat = categories[true_rows]
     same = categories.unsqueeze(0) == true_cat.unsqueeze(1)  # (M, N)
     if exclude is not None:
@@ -117,9 +118,31 @@ def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: t
             same[i, rows] = False
     same[torch.arange(len(true_rows)), true_rows] = True
     true_score = scores[torch.arange(len(true_rows)), true_rows].unsqueeze(1)
-    above = ((scores >= true_score) & same).sum(1) - 1  # the true row itself is not above itself
-    size = same.sum(1)
-    return above, above.float() / (size - 1).clamp(min=1).float()
+    greater = ((scores > true_score) & same).sum(1)
+    ties = ((scores == true_score) & same).sum(1) - 1  # the true row itself is no tie
+    return greater, ties, same.sum(1)
+
+
+@torch.no_grad()
+def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor,
+                    exclude: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """For each query (see :func:`rank_ties`): the expected 0-based rank of the true row among
+    its category's rows (a tie counts as the expected position among the tied rows:
+    ``greater + ties / 2``, the rule of ``models.ranking``), and that rank over the category's
+    size minus one (0 = first, 0.5 on average at random)."""
+    greater, ties, size = rank_ties(scores, true_rows, categories, exclude)
+    rank = greater.double() + ties.double() / 2
+    return rank, rank / (size - 1).clamp(min=1).double()
+
+
+def hits(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor, k: int,
+         exclude: Sequence[torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+    """Per query, the expected hit@K of the true row among its category's rows (ties by
+    ``models.ranking.hit_at_k``: the expected hit over the tied positions)."""
+    from models.ranking import hit_at_k
+
+    greater, ties, _ = rank_ties(scores, true_rows, categories, exclude)
+    return torch.from_numpy(hit_at_k(greater, ties, k))
 
 
 @evaluation
@@ -135,8 +158,9 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
     true_rows = torch.stack([o[s] for o, s in zip(expanded, slots.tolist())])
     catalogue = catalogue_vectors(model, data)
     context = [torch.cat([o[:s], o[s + 1:]]) for o, s in zip(expanded, slots.tolist())]
-    rank, pct = rank_percentile(pred @ catalogue.T, true_rows, data.categories, context)
-    return {"val_rank_percentile": pct.mean().item(), "val_hit_at_10": (rank < 10).float().mean().item(),
+    scores = pred @ catalogue.T
+    _, pct = rank_percentile(scores, true_rows, data.categories, context)
+    return {"val_rank_percentile": pct.mean().item(), "val_hit_at_10": hits(scores, true_rows, data.categories, 10, context).mean().item(),
             "n_val_items": len(expanded)}  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import torch
 
 from models import OutfitConfig, OutfitData, UmBERT, WumBERT, load_pretrained, predict_missing, train_outfit_model
 from models.outfit import contrastive_loss, mse_loss
-from models.outfit_train import outfit_batch, rank_percentile
+from models.outfit_train import hits, outfit_batch, rank_percentile
 from models.train import TrainConfig
 
 DIM = 8
@@ -131,6 +131,16 @@ def test_rank_percentile():
     assert rank.tolist() == [1] and pct.item() == pytest.approx(1 / 3)
     rank, _ = rank_percentile(scores, torch.tensor([4]), categories, exclude=[torch.tensor([0])])
     assert rank.tolist() == [0]
+
+
+def test_rank_ties_count_as_the_expected_position():
+    """Three rows tie for the top with the true row: expected rank 1 (of 0, 1, 2), hit@1 1/3,
+    hit@2 2/3, hit@3 1 (models.ranking's rule; ties used to count against the true row)."""
+    categories = torch.tensor([0, 0, 0, 0, 1])
+    scores = torch.tensor([[0.5, 0.5, 0.5, 0.1, 0.9]])
+    rank, pct = rank_percentile(scores, torch.tensor([0]), categories)
+    assert rank.tolist() == [1.0] and pct.item() == pytest.approx(1 / 3)
+    assert [hits(scores, torch.tensor([0]), categories, k).item() for k in (1, 2, 3)] == pytest.approx([1 / 3, 2 / 3, 1.0])
 
 
 def test_training_learns_and_resumes_exactly(tmp_path):

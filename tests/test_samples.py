@@ -70,6 +70,15 @@ def test_fitb_candidates_are_four_items_of_the_category_one_distractor_of_the_st
                 assert sum(truth[i]["style"] == truth[answer]["style"] for i in items) == 2, (variant, split, q)
 
 
+def test_no_outfit_twice_in_a_variant(sample_root):
+    """The same item set is never drawn twice in a variant (check_disjoint_outfits refuses one in two splits)."""
+    root = sample_root / "polyvore"
+    for variant in ("nondisjoint", "disjoint"):
+        sets = [frozenset(it["item_id"] for it in o["items"])
+                for split in ("train", "valid", "test") for o in json.loads((root / variant / f"{split}.json").read_text())]  # fmt: skip
+        assert len(sets) == len(set(sets)) == 1320
+
+
 def test_disjoint_variant_splits_share_no_items(sample_root):
     root = sample_root / "polyvore" / "disjoint"
     items = {s: {it["item_id"] for o in json.loads((root / f"{s}.json").read_text()) for it in o["items"]}

@@ -85,16 +85,28 @@ def load_questions(home: Path | str, variant: str, split: str, index: dict[str, 
     return q
 
 
-def auc(scores: list[float], labels: list[int]) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); None without both labels."""
-    from scipy.stats import rankdata
+def _auc_parts(scores, labels) -> tuple[np.ndarray, np.ndarray, int]:
+    """(positive flags, tie group of each score in ascending order, number of groups)."""
+    values, group = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
+    return np.asarray(labels) == 1, group.reshape(-1), len(values)
 
-    y = np.asarray(labels)
-    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+def _weighted_auc(pos: np.ndarray, group: np.ndarray, n_groups: int, w: np.ndarray) -> float:
+    """Mann-Whitney AUC with item weights ``w``: the weighted share of (positive, negative)
+    pairs where the positive scores higher, a tie counting 1/2; NaN without both labels."""
+    neg_per_group = np.bincount(group[~pos], w[~pos], minlength=n_groups)
+    below = np.cumsum(neg_per_group) - neg_per_group  # negative weight strictly below each group
+    total = w[pos].sum() * neg_per_group.sum()
+    if not total:
+        return float("nan")
+    return float(w[pos] @ (below[group[pos]] + neg_per_group[group[pos]] / 2) / total)
+
+
+def auc(scores: list[float], labels: list[int]) -> float | None:
+    """Area under the ROC curve (Mann-Whitney U, a tie counting 1/2); None without both labels."""
+    pos, group, n_groups = _auc_parts(scores, labels)
+    value = _weighted_auc(pos, group, n_groups, np.ones(len(pos)))
+    return None if np.isnan(value) else value
 
 
 class Scorer:
@@ -164,20 +176,15 @@ def exact_chance(candidates: list[list[int]], answers: list[int]) -> np.ndarray:
 
 def _auc_interval(scores: list[float], labels: list[int], seed: int, n_boot: int) -> Interval | None:
     """AUC with its bootstrap interval over the questions: a resample's AUC is the weighted
-    Mann-Whitney statistic (weights = how often each question was drawn), from one matrix of
-    positive-vs-negative comparisons (1, 1/2 for a tie, 0), so each resample costs a product."""
-    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
-    if auc(s, y) is None:
+    Mann-Whitney statistic (weights = how often each question was drawn), O(n) per resample."""
+    if auc(scores, labels) is None:
         return None
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    wins = (s[pos, None] > s[None, neg]) + 0.5 * (s[pos, None] == s[None, neg])
+    pos, group, n_groups = _auc_parts(scores, labels)
 
     def stat(idx: np.ndarray) -> float:
-        w = np.bincount(idx, minlength=len(y)).astype(np.float64)
-        total = w[pos].sum() * w[neg].sum()
-        return float(w[pos] @ wins @ w[neg] / total) if total else float("nan")
+        return _weighted_auc(pos, group, n_groups, np.bincount(idx, minlength=len(pos)).astype(np.float64))
 
-    return bootstrap_indices(len(y), stat, n_boot=n_boot, seed=seed)
+    return bootstrap_indices(len(pos), stat, n_boot=n_boot, seed=seed)
 
 
 def _method(intervals: dict[str, Interval | None]) -> dict:
@@ -190,7 +197,7 @@ def _score(scorer: Scorer, q: Questions, k: int, seed: int, n_boot: int) -> tupl
     """(the method's scores with intervals, its per-question FITB credit)."""
     import torch
 
-    from models.outfit_train import rank_percentile
+    from models.outfit_train import hits, rank_percentile
 
     iv: dict[str, Interval | None] = {}
     credit = None
@@ -199,9 +206,10 @@ def _score(scorer: Scorer, q: Questions, k: int, seed: int, n_boot: int) -> tupl
         iv["fitb_accuracy"] = bootstrap(credit, n_boot=n_boot, seed=seed)
         answers = [c[a] for c, a in zip(q.fitb_candidates, q.fitb_answer)]
         pred = scorer.predicted(q.fitb_context, answers)
-        rank, pct = rank_percentile(pred @ scorer.catalogue.T, torch.tensor(answers), scorer.data.categories,
-                                    [torch.tensor(c) for c in q.fitb_context])  # fmt: skip
-        iv[f"hit_at_{k}"] = bootstrap((rank < k).float().numpy(), n_boot=n_boot, seed=seed)
+        scores, context = pred @ scorer.catalogue.T, [torch.tensor(c) for c in q.fitb_context]
+        _, pct = rank_percentile(scores, torch.tensor(answers), scorer.data.categories, context)
+        iv[f"hit_at_{k}"] = bootstrap(hits(scores, torch.tensor(answers), scorer.data.categories, k, context).numpy(),
+                                      n_boot=n_boot, seed=seed)  # fmt: skip
         iv["rank_percentile"] = bootstrap(pct.numpy(), n_boot=n_boot, seed=seed)
     if q.compat_rows:
         iv["compatibility_auc"] = _auc_interval(scorer.compatibility(q.compat_rows), q.compat_labels, seed, n_boot)
