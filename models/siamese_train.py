@@ -106,11 +106,10 @@ def evaluate_pairs(model: nn.Module, data: PairSet, device: torch.device | str, 
 
 def summary_line(e: dict, k: int = K) -> str:
     """One evaluation's figures: with intervals when it has them."""
-    from models.intervals import Interval
+    from models.intervals import score_text
 
     def f(key):
-        iv = (e.get("intervals") or {}).get(key)
-        return str(Interval.from_dict(iv)) if iv else f"{e[key]:.3f}"
+        return score_text(e, key)
 
     return (f"R@1 {f('r1')}, R@{k} {f(f'r{k}')} (random {e['random_r1']:.3f} / {e[f'random_r{k}']:.3f}, exact); "
             f"reverse R@1 {f('r1_reverse')}, R@{k} {f(f'r{k}_reverse')}")  # fmt: skip

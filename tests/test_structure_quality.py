@@ -6,15 +6,17 @@ held-out Simplicity patterns; at scale 1 the 74 held-out items give intervals of
 separate anything but large differences), ``color_mask_crop`` twin, 200 steps at 32 px, batch 32,
 lr 1e-3, seed 0, trained with the training recolourings (channel permutations, hue by multiples of
 60 degrees) and scored on the held-out ones (hue 90/150/210/270 degrees, palette remaps, lightness).
-Measured on the shared 2-core CPU box (7-11 min with the data, machine load):
+Measured on the shared 2-core CPU box (train 5-8 min, the whole test 9 min, machine load); the
+figures are `bench/bench_structure.py`'s (bench/results/structure_scale4.json):
 
-==========================  =====================  =====================  ======
-recoloured -> other photo   trained                untrained (same seed)  random
-==========================  =====================  =====================  ======
-color_mask_crop R@10        0.743 [0.691, 0.799]   0.542 [0.482, 0.606]   0.078
-colour sensitivity          0.231 [0.206, 0.255]   0.381 [0.356, 0.407]
-grayscale_mask R@10         0.784 [0.731, 0.833]   0.745 [0.691, 0.797]   0.078
-==========================  =====================  =====================  ======
+=====================================  =====================  =====================  ======
+recoloured -> other photo R@10          trained                untrained (same seed)  random
+=====================================  =====================  =====================  ======
+color_mask_crop (this test)             0.743 [0.685, 0.799]   0.542 [0.480, 0.606]   0.078
+  its colour sensitivity                0.231 [0.206, 0.255]   0.381 [0.356, 0.407]
+grayscale_mask                          0.784 [0.731, 0.833]   0.745 [0.691, 0.797]   0.078
+sketch (dual-branch, photo encoder)     0.783 [0.728, 0.831]   0.542 [0.480, 0.606]   0.078
+=====================================  =====================  =====================  ======
 
 The grayscale_mask row (same settings) is why the test trains a colour mode: a random-init
 resnet on the garment mask already retrieves the other photos of a garment (0.745), and 200 steps

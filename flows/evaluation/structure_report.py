@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.intervals import Interval, bootstrap, bootstrap_indices, compare_text, exact, paired_difference, separated
+from models.intervals import Interval, bootstrap, bootstrap_indices, compare_text, exact, paired_difference, score_text, separated
 
 METRICS = ("recolour_r10", "recolour_pair_r10", "photo_r10", "sketch_r10", "colour_sensitivity")
 NAMES = {"recolour_r10": "recoloured->original", "recolour_pair_r10": "recoloured->other photo",
@@ -76,20 +76,15 @@ def compare(a: dict, b: dict, name_a: str, name_b: str, models: dict, n_boot: in
     return out
 
 
-def _fmt(scores: dict, key: str) -> str:
-    iv = scores.get("intervals", {}).get(key)
-    return str(Interval.from_dict(iv)) if iv else f"{scores[key]:.3f}"
-
-
 def line(name: str, scores: dict, k: int) -> str:
     """One model's figures, one line: each recall@k [95% interval] next to its exact random
     baseline, colour-sensitivity, what holds by construction, and the comparison with its
     untrained twin (separated, or within the intervals)."""
-    parts = [f"{NAMES[m]} R@{k} {_fmt(scores, m)} (random {scores[f'random_{m}']:.3f}, exact)"
+    parts = [f"{NAMES[m]} R@{k} {score_text(scores, m)} (random {scores[f'random_{m}']:.3f}, exact)"
              for m in METRICS[:-1] if scores.get(m) is not None]  # fmt: skip
     text = f"{name}: " + ", ".join(parts)
     if scores.get("colour_sensitivity") is not None:
-        text += f"; colour sensitivity {_fmt(scores, 'colour_sensitivity')}"
+        text += f"; colour sensitivity {score_text(scores, 'colour_sensitivity')}"
     vs = scores.get("vs_untrained")
     if vs:
         same = [NAMES[m] for m, c in vs.items() if not c["separated"]]
