@@ -98,7 +98,7 @@ def test_fitb_report_has_models_and_baselines(home_copy):
     # no question repeats an item: the exact chance is 1/4
     assert methods["random"]["fitb_accuracy"] == 0.25 and methods["random"]["compatibility_auc"] == 0.5
     assert methods["random"]["intervals"]["fitb_accuracy"]["exact"] is True
-    assert test["questions"]["toy"]["fitb"] == 458 and test["questions"]["toy"]["compatibility"] == 960
+    assert test["questions"]["toy"]["fitb"] == 460 and test["questions"]["toy"]["compatibility"] == 960
     # style is visible in the toy space: learned models beat chance clearly (a style-only scorer expects 0.5)
     assert methods["umbert v1"]["fitb_accuracy"] > 0.35 and methods["mean of context (toy)"]["fitb_accuracy"] > 0.3
     for m in methods.values():
@@ -107,7 +107,7 @@ def test_fitb_report_has_models_and_baselines(home_copy):
             iv = m["intervals"][key]
             assert iv["low"] <= m[key] == iv["value"] <= iv["high"] and iv["level"] == 0.95
     fitb_n = methods["umbert v1"]["intervals"]["fitb_accuracy"]
-    assert fitb_n["n"] == 458 and 0.04 < fitb_n["high"] - fitb_n["low"] < 0.12  # 458 questions: about +-0.045
+    assert fitb_n["n"] == 460 and 0.04 < fitb_n["high"] - fitb_n["low"] < 0.12  # 460 questions: about +-0.045
     compared = {(c["metric"], c["a"], c["b"]): c for c in test["comparisons"]}
     c = compared[("fitb_accuracy", "umbert v1", "mean of context (toy)")]
     assert c["text"].endswith("separated" if c["separated"] else "within the intervals (no difference shown)")

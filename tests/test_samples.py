@@ -70,6 +70,28 @@ def test_fitb_candidates_are_four_items_of_the_category_one_distractor_of_the_st
                 assert sum(truth[i]["style"] == truth[answer]["style"] for i in items) == 2, (variant, split, q)
 
 
+def test_fitb_distractors_are_as_popular_as_answers(sample_root):
+    """Distractors are drawn by occurrence, as answers are: the same-style distractor's item is in
+    about as many outfits of the split as the answer's (drawn uniformly by item it was in 0.68
+    times as many on nondisjoint, a cue for a model that learns each item)."""
+    from collections import Counter
+
+    root = sample_root / "polyvore"
+    truth = sample_truth(0, 1)
+    answers = distractors = 0
+    for split in ("train", "valid", "test"):
+        outfits = {o["set_id"]: {it["index"]: it["item_id"] for it in o["items"]}
+                   for o in json.loads((root / "nondisjoint" / f"{split}.json").read_text())}  # fmt: skip
+        count = Counter(i for o in outfits.values() for i in o.values())
+        for q in json.loads((root / "nondisjoint" / f"fill_in_blank_{split}.json").read_text()):
+            qset = q["question"][0].rsplit("_", 1)[0]
+            items = [(t.rsplit("_", 1)[0], outfits[t.rsplit("_", 1)[0]][int(t.rsplit("_", 1)[1])]) for t in q["answers"]]
+            answer = next(i for s, i in items if s == qset)
+            same = next(i for s, i in items if s != qset and truth[i]["style"] == truth[answer]["style"])
+            answers, distractors = answers + count[answer], distractors + count[same]
+    assert 0.9 < distractors / answers < 1.1
+
+
 def test_no_outfit_twice_in_a_variant(sample_root):
     """The same item set is never drawn twice in a variant (check_disjoint_outfits refuses one in two splits)."""
     root = sample_root / "polyvore"

@@ -10,7 +10,10 @@ Ground truth (what later models are scored against):
    preferred extra categories.
 3. Fill-in-the-blank: the right answer is the left-out item; the three other candidates have the
    same semantic category and come from other outfits of the split: one of the SAME style, two of
-   OTHER styles, four different items (no item twice in a question). Within a style items are
+   OTHER styles, four different items (no item twice in a question), each drawn by occurrence (an
+   item as often as it is in outfits, like the answers, so popularity tells nothing; drawn
+   uniformly by item, a same-style distractor was in 0.68 times as many nondisjoint outfits as
+   the answer, a cue WumBERT, which learns each item, used to beat 50%). Within a style items are
    drawn independently, so the same-style distractor is as good a fit as the answer: chance is
    25%, a scorer that knows each item's style perfectly expects 50%, and a score well above 50%
    would mean information the rules do not give (a leak). (The real release draws distractors of
@@ -260,12 +263,24 @@ def _write_split(folder: Path, split: str, outfits: list[tuple[str, str, list[Sa
 def _distractors(rng: random.Random, by_style: dict[str, dict[str, list[str]]], style: str, answer: str) -> list[str] | None:
     """Three FITB distractors of the blank's category (``by_style``: style -> item_id -> its
     tokens in this split): SAME_STYLE_DISTRACTORS of the answer's style, the rest of other styles,
-    each a different item, none the answer's item (a token of a random other outfit holding a
-    uniformly drawn item). None when the split lacks them (the question is left out)."""
-    same = sorted((style, i) for i in by_style.get(style, {}) if i != answer)
-    other = sorted((s, i) for s, by_item in by_style.items() if s != style for i in by_item)
-    n_other = 3 - SAME_STYLE_DISTRACTORS
-    if len(same) < SAME_STYLE_DISTRACTORS or len(other) < n_other:
-        return None
-    picked = rng.sample(same, SAME_STYLE_DISTRACTORS) + rng.sample(other, n_other)
-    return [rng.choice(by_style[s][i]) for s, i in picked]
+    each a different item, none the answer's item. Each is a token drawn uniformly among the
+    split's tokens left (so an item is drawn as often as it occurs in outfits, as answers are: a
+    model that learns how popular items are gains nothing from it). None when the split lacks
+    them (the question is left out)."""
+    same = {i: tokens for i, tokens in by_style.get(style, {}).items() if i != answer}
+    other = {i: tokens for s, by_item in by_style.items() if s != style for i, tokens in by_item.items()}
+    picked = _tokens(rng, same, SAME_STYLE_DISTRACTORS) + _tokens(rng, other, 3 - SAME_STYLE_DISTRACTORS)
+    return picked if len(picked) == 3 else None
+
+
+def _tokens(rng: random.Random, by_item: dict[str, list[str]], n: int) -> list[str]:
+    """Up to ``n`` tokens of different items, each drawn uniformly among the tokens of the items not drawn yet."""
+    left = sorted((t, i) for i, tokens in by_item.items() for t in tokens)
+    out = []
+    for _ in range(n):
+        if not left:
+            break
+        token, item = rng.choice(left)
+        out.append(token)
+        left = [(t, i) for t, i in left if i != item]
+    return out
