@@ -11,43 +11,19 @@ variant's train outfits, weights kept on its valid outfits; one torch thread) an
 (random = exact chance, mean of context, umBERT, WumBERT) FITB accuracy, compatibility AUC,
 hit@10 and rank percentile, each with its 95% bootstrap interval over the questions, and the
 comparisons (separated or within the intervals). The README's FITB rows come from this file;
-``tests/test_quality_outfits.py`` (slow) asserts the quality bar on the same pipeline.
+``tests/test_quality_outfits.py`` (slow) asserts the quality bar on the same pipeline
+(``flows.evaluation.fitb_samples.fitb_pipeline``).
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from benchutil import write_results
 
-from etl.samples.polyvore import write_polyvore
-from flows.evaluation.fitb import evaluate_fitb
-from flows.jobs.embed import embed_space
-from flows.jobs.ingest import ingest
-from flows.jobs.outfits import VARIANTS
-from flows.jobs.train import train_model
-
-
-def fitb_pipeline(root: Path, ae_steps: int = 100, ae_loss: str = "ssim+l1", steps: int = 2000, seed: int = 0,
-                  variants: tuple[str, ...] = VARIANTS, log=lambda _: None) -> dict:  # fmt: skip
-    """variant -> {"report": evaluate_fitb's report, "train_seconds": {kind: s}} (see the module docstring)."""
-    home = root / "home"
-    write_polyvore(root / "polyvore", seed=0, scale=1, image_size=128)
-    ingest("polyvore", root / "polyvore", home)
-    train_model("ae", home, steps=ae_steps, loss=ae_loss, seed=seed, log=log)
-    embed_space(home, "ae", progress=False)
-    out = {}
-    for variant in variants:
-        seconds = {}
-        for kind in ("umbert", "wumbert"):
-            t0 = time.perf_counter()
-            train_model(kind, home, space="ae", steps=steps, variant=variant, seed=seed, log=log)
-            seconds[kind] = round(time.perf_counter() - t0, 1)
-        out[variant] = {"report": evaluate_fitb(home, variant, log=log), "train_seconds": seconds}
-    return out
+from flows.evaluation.fitb_samples import fitb_pipeline
 
 
 def main() -> None:

@@ -83,7 +83,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--cli-repeat", type=int, default=15)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from etl.samples import SAMPLE_DATASETS, write_samples
     from flows.jobs.ingest import ingest
 

@@ -352,7 +352,6 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    sys.path.insert(0, str(ROOT))
     from benchutil import write_results
 
     ref = args.compare_ref or default_ref()

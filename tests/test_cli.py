@@ -41,7 +41,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
                  "umbert v1 (trained, 10 steps, random init): contrastive objective, space ae, nondisjoint outfits: valid rank percentile", "wumbert v1 (trained", "FITB accuracy",
                  "Polyvore nondisjoint / test", "searched vectors_wumbert",
                  "clip v1 (trained, 3 steps, random init): held-out text->image R@1", "(random R@1",
-                 "attributes v1 (trained", "(majority", "siamese v1 (trained", "grayscale_mask: held-out pair retrieval",
+                 "attributes v1 (trained", "(majority", "siamese v1 (trained", "color_mask_crop: held-out pair retrieval",
                  "search 'long sleeve red striped top' (hybrid, Polyvore)", "predict-attributes on 8 held-out images"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()

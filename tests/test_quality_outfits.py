@@ -1,6 +1,6 @@
 """Outfit completion quality on the sample Polyvore lake (slow: ``pytest -m slow``).
 
-The pipeline of ``bench/bench_fitb.py`` (its ``fitb_pipeline``; ``bench/results/fitb_samples.json``
+The pipeline of ``bench/bench_fitb.py`` (``flows.evaluation.fitb_samples.fitb_pipeline``; ``bench/results/fitb_samples.json``
 holds its figures): the sample release (seed 0, 128 px images, 600 train / 240 valid / 480 test
 outfits per variant; every FITB question has four different items of the blank's category, one
 distractor of the answer's hidden style and two of other styles, drawn by occurrence), the ae
@@ -31,15 +31,12 @@ below 1.000 on disjoint.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
+from flows.evaluation.fitb_samples import fitb_pipeline
 from models.intervals import Interval
 
 pytestmark = pytest.mark.slow
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 
 def _label(methods: dict, kind: str) -> str:
@@ -48,7 +45,6 @@ def _label(methods: dict, kind: str) -> str:
 
 def test_fitb_on_held_out_outfits_beats_baselines(tmp_path):
     import torch
-    from bench_fitb import fitb_pipeline
 
     torch.set_num_threads(1)
     runs = fitb_pipeline(tmp_path, ae_steps=100, ae_loss="ssim+l1", steps=2000, log=lambda _: None)

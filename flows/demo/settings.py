@@ -35,8 +35,8 @@ class DemoSettings:
 class ResearchSettings:
     clip_steps: int = 150  # clip from scratch: held-out text->image R@10 ~0.95 vs 0.22 random (README)
     attribute_steps: int = 150  # attribute heads: well above the majority class on neck and sleeve
-    siamese_steps: int = 150  # siamese grayscale_mask twin on the DeepFashion2 pairs
-    siamese_mode: str = "grayscale_mask"  # the research claim: a structure space blind to colour
+    siamese_steps: int = 150  # siamese encoder on the DeepFashion2 shop x user pairs
+    siamese_mode: str = "color_mask_crop"  # trained with recolouring augmentation; separates from its untrained twin on held-out recolourings (bench/results/structure_scale4.json), grayscale_mask does not
     image_size: int = 64  # input side, px, of all three
     seed: int = 0  # splits, init and shuffles
     k: int = 5  # search results shown

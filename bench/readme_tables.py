@@ -1,0 +1,230 @@
+"""The README's result tables, rendered from the committed files that hold their figures.
+
+    python bench/readme_tables.py            # rewrite every table in README.md from its file
+    python bench/readme_tables.py --check    # exit 1 (and show the difference) if one differs
+
+A table in README.md sits between ``<!-- table NAME -->`` and ``<!-- /table -->``; the first line
+inside says which file holds its figures and which command regenerates that file. ``TABLES``
+maps NAME to (file, command, renderer). ``tests/test_readme_figures.py`` runs ``--check``, so a
+README figure cannot drift from its file. Figures are shown as ``value [low, high]`` (95%
+interval) or ``value (exact)`` (a baseline without sampling error), as `models.intervals` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+
+
+def iv(d: dict | None, decimals: int = 3) -> str:
+    """An interval dict as the reports print it; '' when absent."""
+    if not d:
+        return ""
+    if d.get("exact"):
+        return f"{d['value']:.{decimals}f} (exact)"
+    return f"{d['value']:.{decimals}f} [{d['low']:.{decimals}f}, {d['high']:.{decimals}f}]"
+
+
+def separated(a: dict, b: dict) -> bool:
+    """Whether two intervals do not overlap (`models.intervals.separated`)."""
+    return a["low"] > b["high"] or b["low"] > a["high"]
+
+
+def verdict(a: dict, b: dict) -> str:
+    return "separated" if separated(a, b) else "within the intervals"
+
+
+def rows(header: list[str], body: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
+
+
+# --- bench/results/demo_quality.json (python bench/bench_demo_quality.py) -------------------------
+
+
+def demo_models(d: dict) -> list[str]:
+    r, a = d["models"]["resnet"]["intervals"], d["models"]["ae"]["intervals"]
+    n_r, n_a = r["val_accuracy"]["n"], a["val_ssim"]["n"]
+    return rows(["model (demo settings)", "held-out metric", "score [95%]", "baseline [95%]", ""], [
+        ["`resnet` (random init, 64 px, 40 steps)", f"category accuracy, {n_r} val items", iv(r["val_accuracy"]),
+         f"majority class {iv(r['val_majority_baseline'])}", verdict(r["val_accuracy"], r["val_majority_baseline"])],
+        ["`ae` (64 px, 100 steps)", f"reconstruction SSIM, {n_a} val items", iv(a["val_ssim"]),
+         f"mean training image {iv(a['baseline_ssim'])}", verdict(a["val_ssim"], a["baseline_ssim"])],
+    ])  # fmt: skip
+
+
+NEIGHBOUR_LABELS = {"category": "same category", "sleeve_length": "same sleeve length (same category)",
+                    "pattern": "same pattern (same category)"}  # fmt: skip
+
+
+def demo_neighbours(d: dict) -> list[str]:
+    q = d["neighbour_precision"]
+    body = []
+    for space, labels in q["spaces"].items():
+        for label, r in labels.items():
+            if not isinstance(r, dict):
+                continue
+            p, b = r["intervals"]["precision_at_k"], r["intervals"]["random_baseline"]
+            body.append([f"`{space}`", NEIGHBOUR_LABELS.get(label, label), str(r["n_queries"]), iv(p), iv(b), verdict(p, b)])
+    return rows(["space", f"neighbours sharing (of {q['k']})", "queries", f"precision@{q['k']} [95%]", "random [95%]", ""], body)
+
+
+def demo_clip(d: dict) -> list[str]:
+    m = d["models"]["clip"]
+    first, last = m["first_eval"]["intervals"], m["intervals"]
+    n = last["t2i_r1"]["n"]
+    body = []
+    for way, name in (("t2i", "text -> image"), ("i2t", "image -> text")):
+        for k in (1, 5, 10):
+            key = f"{way}_r{k}"
+            if key in last:
+                body.append([f"{name} R@{k}", iv(first.get(key)), iv(last[key]), iv(last[f"random_r{k}"]),
+                             verdict(last[key], first[key]) if key in first else ""])  # fmt: skip
+    return rows([f"held out (Synthesis test, n {n})", "before fine-tuning (random init)", f"after {m['step']} steps",
+                 "random", "after vs before"], body)  # fmt: skip
+
+
+def demo_attributes(d: dict) -> list[str]:
+    m = d["models"]["attributes"]
+    heads, bench = m["intervals"]["heads"], m["intervals"]["benchmark"]
+    body = []
+    for head, r in heads.items():
+        body.append([f"{head}", iv(r["accuracy"]), iv(r["majority_accuracy"]), iv(r["balanced_accuracy"]),
+                     iv(r["majority_balanced_accuracy"])])  # fmt: skip
+    body.append(["benchmark attributes (mean of 21)", iv(bench["accuracy"]), f"all negative {iv(bench['majority_accuracy'])}",
+                 iv(bench["balanced_accuracy"]), iv(bench["majority_balanced_accuracy"])])  # fmt: skip
+    n = next(iter(heads.values()))["accuracy"]["n"]
+    return rows([f"test ({n} images)", "accuracy [95%]", "majority class", "balanced accuracy [95%]", "majority class"], body)
+
+
+STRUCTURE_COLUMNS = {"recolour_r10": "recoloured -> its original, R@10", "recolour_pair_r10": "recoloured -> other photos of the garment, R@10",
+                     "photo_r10": "Simplicity photo -> same pattern, R@10", "sketch_r10": "line drawing -> its photos, R@10",
+                     "colour_sensitivity": "colour sensitivity (0 = colour-blind)"}  # fmt: skip
+
+
+def _structure(models: dict[str, dict], names: list[str]) -> list[str]:
+    body = []
+    for name in names:
+        s = models[name]
+        body.append([f"`{name}`"] + [iv(s["intervals"].get(c)) if "intervals" in s else f"{s[c]:.3f}" for c in STRUCTURE_COLUMNS])
+    first = models[names[0]]
+    body.append(["random"] + [f"{first[f'random_{c}']:.3f} (exact)" if f"random_{c}" in first else "" for c in STRUCTURE_COLUMNS])
+    return rows(["model"] + list(STRUCTURE_COLUMNS.values()), body)
+
+
+def demo_structure(d: dict) -> list[str]:
+    models = d["structure"]["models"]
+    return _structure(models, list(models))
+
+
+# --- bench/results/fitb_samples.json (python bench/bench_fitb.py) ----------------------------------
+
+
+def fitb(d: dict) -> list[str]:
+    body = []
+    for variant, v in d["variants"].items():
+        test = v["splits"]["test"]
+        methods = test["methods"]
+        context = next(m for name, m in methods.items() if name.startswith("mean of context"))
+        for name, m in methods.items():
+            label = re.sub(r" v\d+$", "", name)
+            label = {"umbert": "umBERT", "wumbert": "WumBERT"}.get(label, label)
+            vs = "" if name == "random" or m is context else verdict(m["fitb_accuracy"], context["fitb_accuracy"])
+            body.append([variant, label, iv(m["fitb_accuracy"]), iv(m["compatibility_auc"]), iv(m["hit_at_10"]), vs])
+    q = next(iter(d["variants"].values()))["splits"]["test"]["questions"]
+    q = next(iter(q.values()))
+    return rows(["variant", f"method (test: {q['fitb']} FITB, {q['compatibility']} compatibility questions)",
+                 "FITB accuracy [95%]", "compatibility AUC [95%]", "hit@10 [95%]", "FITB vs mean of context"], body)  # fmt: skip
+
+
+# --- bench/results/structure_scale4.json (python bench/bench_structure.py --scale 4) ---------------
+
+
+def structure_scale4(d: dict) -> list[str]:
+    body = []
+    short = dict(zip(STRUCTURE_COLUMNS, ("original", "other photos", "photo", "drawing", "sensitivity")))
+    for mode, m in d["modes"].items():
+        s = m["structure"]
+        apart = [short[c] for c in STRUCTURE_COLUMNS if s["vs_untrained"].get(c, {}).get("separated")]
+        for which in ("trained", "untrained"):
+            body.append([f"`{mode}`" + (" untrained twin" if which == "untrained" else f", {d['settings']['steps']} steps")]
+                        + [iv(s[which].get(c)) for c in STRUCTURE_COLUMNS]
+                        + [(", ".join(apart) or "none") if which == "trained" else ""])  # fmt: skip
+    first = next(iter(d["modes"].values()))["structure"]["trained"]
+    body.append(["random"] + [f"{first[f'random_{c}']:.3f} (exact)" if f"random_{c}" in first else "" for c in STRUCTURE_COLUMNS] + [""])
+    return rows(["siamese mode (scale 4)"] + list(STRUCTURE_COLUMNS.values()) + ["separated from its untrained twin on"], body)
+
+
+@dataclass(frozen=True)
+class ReadmeTable:
+    source: str  # the committed file holding the figures, relative to the repository root
+    command: str  # the command that regenerates it
+    render: Callable[[dict], list[str]]
+
+
+DEMO = ("bench/results/demo_quality.json", "python bench/bench_demo_quality.py")
+TABLES = {
+    "demo-models": ReadmeTable(*DEMO, demo_models),
+    "demo-neighbours": ReadmeTable(*DEMO, demo_neighbours),
+    "demo-clip": ReadmeTable(*DEMO, demo_clip),
+    "demo-attributes": ReadmeTable(*DEMO, demo_attributes),
+    "demo-structure": ReadmeTable(*DEMO, demo_structure),
+    "fitb": ReadmeTable("bench/results/fitb_samples.json", "python bench/bench_fitb.py", fitb),
+    "structure-scale4": ReadmeTable("bench/results/structure_scale4.json", "python bench/bench_structure.py --scale 4",
+                                    structure_scale4),
+}  # fmt: skip
+
+BLOCK = re.compile(r"(<!-- table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def render(name: str) -> str:
+    """The block's text for table ``name``: its source line and the table."""
+    t = TABLES[name]
+    data = json.loads((ROOT / t.source).read_text())
+    return f"*Figures: `{t.source}`, made by `{t.command}`.*\n\n" + "\n".join(t.render(data)) + "\n"
+
+
+def rendered(text: str) -> tuple[str, list[str]]:
+    """``text`` with every table block re-rendered, and the names of the blocks found."""
+    names = []
+
+    def sub(m: re.Match) -> str:
+        if m.group("name") not in TABLES:
+            raise SystemExit(f"README.md: unknown table {m.group('name')!r} (known: {', '.join(TABLES)})")
+        names.append(m.group("name"))
+        return m.group(1) + render(m.group("name")) + m.group(4)
+
+    return BLOCK.sub(sub, text), names
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="only compare; exit 1 when a table differs from its file")
+    args = p.parse_args(argv)
+    text = README.read_text()
+    new, names = rendered(text)
+    missing = sorted(set(TABLES) - set(names))
+    if args.check:
+        if new != text:
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), "README.md", "rendered"))
+            return 1
+        if missing:
+            print(f"README.md has no block for: {', '.join(missing)}")
+            return 1
+        print(f"README.md: {len(names)} tables equal their files")
+        return 0
+    README.write_text(new)
+    print(f"README.md: {len(names)} tables rendered" + (f"; no block for {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
