@@ -29,7 +29,7 @@ def iv(d: dict | None, decimals: int = 3) -> str:
     """An interval dict as the reports print it; '' when absent."""
     if not d:
         return ""
-    if d.get("exact"):
+    if d.get("exact") or d["low"] == d["high"] == d["value"]:  # a constant over the items: no sampling error
         return f"{d['value']:.{decimals}f} (exact)"
     return f"{d['value']:.{decimals}f} [{d['low']:.{decimals}f}, {d['high']:.{decimals}f}]"
 
@@ -53,7 +53,7 @@ def rows(header: list[str], body: list[list[str]]) -> list[str]:
 def demo_models(d: dict) -> list[str]:
     r, a = d["models"]["resnet"]["intervals"], d["models"]["ae"]["intervals"]
     n_r, n_a = r["val_accuracy"]["n"], a["val_ssim"]["n"]
-    return rows(["model (demo settings)", "held-out metric", "score [95%]", "baseline [95%]", ""], [
+    return rows(["model (demo settings)", "held-out metric", "score [95%]", "baseline [95%]", "score vs baseline"], [
         ["`resnet` (random init, 64 px, 40 steps)", f"category accuracy, {n_r} val items", iv(r["val_accuracy"]),
          f"majority class {iv(r['val_majority_baseline'])}", verdict(r["val_accuracy"], r["val_majority_baseline"])],
         ["`ae` (64 px, 100 steps)", f"reconstruction SSIM, {n_a} val items", iv(a["val_ssim"]),
@@ -61,7 +61,7 @@ def demo_models(d: dict) -> list[str]:
     ])  # fmt: skip
 
 
-NEIGHBOUR_LABELS = {"category": "same category", "sleeve_length": "same sleeve length (same category)",
+NEIGHBOUR_LABELS = {"category": "same category", "sleeve": "same sleeve length (same category)",
                     "pattern": "same pattern (same category)"}  # fmt: skip
 
 
@@ -74,12 +74,12 @@ def demo_neighbours(d: dict) -> list[str]:
                 continue
             p, b = r["intervals"]["precision_at_k"], r["intervals"]["random_baseline"]
             body.append([f"`{space}`", NEIGHBOUR_LABELS.get(label, label), str(r["n_queries"]), iv(p), iv(b), verdict(p, b)])
-    return rows(["space", f"neighbours sharing (of {q['k']})", "queries", f"precision@{q['k']} [95%]", "random [95%]", ""], body)
+    return rows(["space", f"neighbours sharing (of {q['k']})", "queries", f"precision@{q['k']} [95%]", "random [95%]", "precision vs random"], body)
 
 
 def demo_clip(d: dict) -> list[str]:
     m = d["models"]["clip"]
-    first, last = m["first_eval"]["intervals"], m["intervals"]
+    first, last = m["before"]["intervals"], m["after"]["intervals"]
     n = last["t2i_r1"]["n"]
     body = []
     for way, name in (("t2i", "text -> image"), ("i2t", "image -> text")):
@@ -88,21 +88,22 @@ def demo_clip(d: dict) -> list[str]:
             if key in last:
                 body.append([f"{name} R@{k}", iv(first.get(key)), iv(last[key]), iv(last[f"random_r{k}"]),
                              verdict(last[key], first[key]) if key in first else ""])  # fmt: skip
-    return rows([f"held out (Synthesis test, n {n})", "before fine-tuning (random init)", f"after {m['step']} steps",
+    return rows([f"held out (Synthesis test, n {n})", "before fine-tuning (random init)", f"after {m['steps']} steps",
                  "random", "after vs before"], body)  # fmt: skip
 
 
 def demo_attributes(d: dict) -> list[str]:
     m = d["models"]["attributes"]
-    heads, bench = m["intervals"]["heads"], m["intervals"]["benchmark"]
+    heads, bench = m["test"]["intervals"]["heads"], m["test"]["intervals"]["benchmark"]
     body = []
     for head, r in heads.items():
         body.append([f"{head}", iv(r["accuracy"]), iv(r["majority_accuracy"]), iv(r["balanced_accuracy"]),
-                     iv(r["majority_balanced_accuracy"])])  # fmt: skip
-    body.append(["benchmark attributes (mean of 21)", iv(bench["accuracy"]), f"all negative {iv(bench['majority_accuracy'])}",
-                 iv(bench["balanced_accuracy"]), iv(bench["majority_balanced_accuracy"])])  # fmt: skip
+                     iv(r["majority_balanced_accuracy"]), verdict(r["accuracy"], r["majority_accuracy"])])  # fmt: skip
+    body.append([f"benchmark attributes (mean of {m['test']['benchmark']['n_attributes']})", iv(bench["mean_accuracy"]),
+                 f"all negative {iv(bench['all_negative_accuracy'])}", iv(bench["mean_balanced_accuracy"]),
+                 iv(bench["all_negative_balanced_accuracy"]), verdict(bench["mean_accuracy"], bench["all_negative_accuracy"])])  # fmt: skip
     n = next(iter(heads.values()))["accuracy"]["n"]
-    return rows([f"test ({n} images)", "accuracy [95%]", "majority class", "balanced accuracy [95%]", "majority class"], body)
+    return rows([f"test ({n} images)", "accuracy [95%]", "majority class", "balanced accuracy [95%]", "majority class", "accuracy vs majority"], body)
 
 
 STRUCTURE_COLUMNS = {"recolour_r10": "recoloured -> its original, R@10", "recolour_pair_r10": "recoloured -> other photos of the garment, R@10",
@@ -110,19 +111,19 @@ STRUCTURE_COLUMNS = {"recolour_r10": "recoloured -> its original, R@10", "recolo
                      "colour_sensitivity": "colour sensitivity (0 = colour-blind)"}  # fmt: skip
 
 
-def _structure(models: dict[str, dict], names: list[str]) -> list[str]:
-    body = []
-    for name in names:
-        s = models[name]
-        body.append([f"`{name}`"] + [iv(s["intervals"].get(c)) if "intervals" in s else f"{s[c]:.3f}" for c in STRUCTURE_COLUMNS])
-    first = models[names[0]]
-    body.append(["random"] + [f"{first[f'random_{c}']:.3f} (exact)" if f"random_{c}" in first else "" for c in STRUCTURE_COLUMNS])
-    return rows(["model"] + list(STRUCTURE_COLUMNS.values()), body)
+SHORT = dict(zip(STRUCTURE_COLUMNS, ("original", "other photos", "photo", "drawing", "sensitivity")))
 
 
 def demo_structure(d: dict) -> list[str]:
     models = d["structure"]["models"]
-    return _structure(models, list(models))
+    body = []
+    for name, s in models.items():
+        twin = models.get(f"{name} (untrained)")
+        apart = [SHORT[c] for c in STRUCTURE_COLUMNS if twin and separated(s["intervals"][c], twin["intervals"][c])]
+        body.append([f"`{name}`"] + [iv(s["intervals"].get(c)) for c in STRUCTURE_COLUMNS] + [(", ".join(apart) or "none") if twin else ""])
+    first = next(iter(models.values()))["intervals"]
+    body.append(["random"] + [iv(first.get(f"random_{c}")) for c in STRUCTURE_COLUMNS] + [""])
+    return rows(["model (demo)"] + list(STRUCTURE_COLUMNS.values()) + ["separated from its untrained twin on"], body)
 
 
 # --- bench/results/fitb_samples.json (python bench/bench_fitb.py) ----------------------------------
@@ -150,10 +151,9 @@ def fitb(d: dict) -> list[str]:
 
 def structure_scale4(d: dict) -> list[str]:
     body = []
-    short = dict(zip(STRUCTURE_COLUMNS, ("original", "other photos", "photo", "drawing", "sensitivity")))
     for mode, m in d["modes"].items():
         s = m["structure"]
-        apart = [short[c] for c in STRUCTURE_COLUMNS if s["vs_untrained"].get(c, {}).get("separated")]
+        apart = [SHORT[c] for c in STRUCTURE_COLUMNS if s["vs_untrained"].get(c, {}).get("separated")]
         for which in ("trained", "untrained"):
             body.append([f"`{mode}`" + (" untrained twin" if which == "untrained" else f", {d['settings']['steps']} steps")]
                         + [iv(s[which].get(c)) for c in STRUCTURE_COLUMNS]
@@ -188,6 +188,8 @@ BLOCK = re.compile(r"(<!-- table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /tabl
 def render(name: str) -> str:
     """The block's text for table ``name``: its source line and the table."""
     t = TABLES[name]
+    if not (ROOT / t.source).exists():
+        raise SystemExit(f"README.md table {name!r}: {t.source} is missing; make it with `{t.command}`")
     data = json.loads((ROOT / t.source).read_text())
     return f"*Figures: `{t.source}`, made by `{t.command}`.*\n\n" + "\n".join(t.render(data)) + "\n"
 

@@ -1,11 +1,14 @@
-"""README figures cannot go stale: the sample-dataset counts equal what the generator writes, and
-every bold figure of a benchmark row that names its `bench/results/*.json` equals a value there."""
+"""README figures cannot go stale: the sample-dataset counts equal what the generator writes, every
+result table is what `bench/readme_tables.py` renders from its committed file, and every
+benchmark row names its `bench/results/*.json`, whose values its bold figures are."""
 
 from __future__ import annotations
 
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -97,10 +100,31 @@ def _matches(shown: str, values: list[float]) -> bool:
     return any(abs(round(v, decimals) - target) < 10 ** -decimals / 2 + 1e-9 for v in values)
 
 
-BENCH_ROWS = [line for line in _section("Benchmarks").splitlines() if line.startswith("|") and "bench/results/" in line]
+BENCH_ROWS = [line for line in _section("Benchmarks").splitlines()
+              if line.startswith("|") and not line.startswith("|---") and not line.startswith("| benchmark |")]  # fmt: skip
 
 
-@pytest.mark.parametrize("row", BENCH_ROWS, ids=[re.search(r"bench/results/([\w.]+)", r).group(1) for r in BENCH_ROWS])
+def test_result_tables_are_rendered_from_their_committed_files():
+    """Each `<!-- table NAME -->` block equals what its file renders (`bench/readme_tables.py --check`),
+    and the README has a block for every table the script knows."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "readme_tables.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert README.count("<!-- table ") >= 7
+
+
+def test_the_demo_duration_in_the_readme_is_the_measured_one():
+    seconds = json.loads((ROOT / "bench" / "results" / "demo_quality.json").read_text())["seconds"]
+    shown = re.search(r"~(\d+) min on 2 cores after the install\s+\(`seconds` in `bench/results/demo_quality.json`\)", README)
+    assert shown and int(shown.group(1)) == round(seconds / 60), (shown and shown.group(0), seconds)
+
+
+def test_every_benchmark_row_names_its_results_file():
+    assert BENCH_ROWS
+    for row in BENCH_ROWS:
+        assert re.search(r"bench/results/[\w]+\.json", row), f"a benchmark row without its results file: {row[:100]}"
+
+
+@pytest.mark.parametrize("row", BENCH_ROWS, ids=[(re.search(r"bench/results/([\w.]+)", r) or re.search(r"\w+", r)).group(0) for r in BENCH_ROWS])
 def test_bold_figures_of_benchmark_rows_come_from_their_results_file(row):
     files = re.findall(r"bench/results/[\w]+\.json", row)
     missing = [f for f in files if not (ROOT / f).exists()]
