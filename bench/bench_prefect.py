@@ -49,7 +49,7 @@ def main() -> None:
 
     from flows.demo.flow import demo_flow
     from flows.demo.run import run_demo
-    from flows.demo.settings import DemoSettings
+    from flows.demo.settings import DemoSettings, ResearchSettings
     from flows.orchestration.pipelines import run
 
     @task
@@ -66,8 +66,10 @@ def main() -> None:
         with prefect_test_harness(server_startup_timeout=120):
             trivial()  # warm: client, database
             results["trivial_flow_s"] = round(min(timed(trivial) for _ in range(5)), 3)
-            settings = DemoSettings(resnet_steps=args.steps, ae_steps=args.steps)
-            steps = {"resnet_steps": args.steps, "ae_steps": args.steps}
+            settings = DemoSettings(resnet_steps=args.steps, ae_steps=args.steps, outfit_steps=args.steps)
+            research = ResearchSettings(clip_steps=args.steps, attribute_steps=args.steps, siamese_steps=args.steps)
+            steps = {"resnet_steps": args.steps, "ae_steps": args.steps, "outfit_steps": args.steps}
+            research_steps = {"clip_steps": args.steps, "attribute_steps": args.steps, "siamese_steps": args.steps}
             samples = tmp / "samples_cache"  # drawn once, copied into each fresh home
 
             def fresh(name: str) -> Path:
@@ -80,11 +82,11 @@ def main() -> None:
             direct, prefect = [], []
             for rep in range(args.repeat):
                 home = fresh("direct")
-                direct.append(timed(lambda h=home: run_demo(h, settings=settings, log=lambda *_: None, progress=False)))
+                direct.append(timed(lambda h=home: run_demo(h, settings=settings, log=lambda *_: None, progress=False, research=research)))
                 if not samples.exists():
                     shutil.copytree(home / "samples", samples)
                 home = fresh("prefect")
-                prefect.append(timed(lambda h=home: run(demo_flow, home=str(h), settings=steps)))
+                prefect.append(timed(lambda h=home: run(demo_flow, home=str(h), settings=steps, research=research_steps)))
                 print(f"rep {rep}: direct {direct[-1]:.1f} s, prefect {prefect[-1]:.1f} s", file=sys.stderr)
             results["demo"] = {
                 "direct_s": round(min(direct), 2), "prefect_s": round(min(prefect), 2),

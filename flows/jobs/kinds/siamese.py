@@ -23,7 +23,7 @@ from flows.jobs.pairs import SKETCH_FRACTIONS, VAL_FRACTION, siamese_pairs
 
 @dataclass
 class SiameseOptions(ImageOptions):
-    mode: str = "grayscale_mask"  # color_mask_crop, color_crop, grayscale_mask (the garment mask only) or sketch (Simplicity)
+    mode: str = "color_mask_crop"  # color_mask_crop (the default: it separates from its untrained twin, bench/results/structure_scale4.json), color_crop, grayscale_mask (the garment mask only) or sketch (Simplicity)
     branches: int | None = None  # 1: a twin; 2: one encoder per domain; default 2 for sketch, else 1
     colour_augment: bool = True  # recolour one side of each pair (channel permutation / hue by a training angle) so colour is no cue
     keep_best: bool = False  # keep the weights of the best validation evaluation (mean R@1 both ways) instead of the last
