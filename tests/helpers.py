@@ -22,3 +22,31 @@ def tree_digest(root: Path) -> str:
 def lake_bytes(home: Path) -> dict[str, bytes]:
     """The bytes of every lake table of ``home``, by view name."""
     return {name: Path(path).read_bytes() for name, path in Lake(home).tables().items()}
+
+
+STYLES = ("minimal", "bold", "earth", "pastel")
+
+
+def toy_space(home: Path, space: str = "toy", noise: float = 0.8, seed: int = 0) -> None:
+    """A 16-d space of the sample Polyvore items written straight to the store: the hidden style
+    (`sample_truth`) as 4 dims plus noise, so outfit models have something to learn without an image model."""
+    import numpy as np
+    import pyarrow as pa
+
+    from etl.samples.polyvore import sample_truth
+    from store import VectorStore, query
+    from store.vectors import vector_schema
+
+    items = query(home, "SELECT item_id, semantic_category, image_sha1 FROM polyvore_items ORDER BY item_id").to_pylist()
+    truth = sample_truth(0, 1)
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(0, noise, (len(items), 16)).astype(np.float32)
+    for i, it in enumerate(items):
+        vectors[i, STYLES.index(truth[it["item_id"]]["style"])] += 1.0
+    rows = pa.table({"item_id": [r["item_id"] for r in items], "dataset": ["polyvore"] * len(items),
+                     "semantic_category": [r["semantic_category"] for r in items], "split": [None] * len(items),
+                     "model": ["toy"] * len(items), "model_version": ["toy/v1"] * len(items),
+                     "image_sha1": [r["image_sha1"] for r in items],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 16)},
+                    schema=vector_schema(16))  # fmt: skip
+    VectorStore(home).upsert(space, rows)

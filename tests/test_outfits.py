@@ -11,11 +11,10 @@ import json
 import shutil
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from helpers import toy_space
 from typer.testing import CliRunner
 
-from etl.samples.polyvore import sample_truth
 from flows.cli import app
 from flows.evaluation.fitb import auc, evaluate_fitb, exact_chance, fitb_credit
 from flows.jobs.complete import CompletionModel, complete
@@ -23,26 +22,9 @@ from flows.jobs.ingest import ingest
 from flows.jobs.outfits import check_disjoint_outfits, load_catalogue, load_outfits
 from flows.jobs.train import train_model
 from store import VectorStore, query
-from store.vectors import UnknownSpaceError, vector_schema
+from store.vectors import UnknownSpaceError
 
-STYLES = ("minimal", "bold", "earth", "pastel")
 runner = CliRunner()
-
-
-def _toy_space(home, space="toy", noise=0.8, seed=0):
-    items = query(home, "SELECT item_id, semantic_category, image_sha1 FROM polyvore_items ORDER BY item_id").to_pylist()
-    truth = sample_truth(0, 1)
-    rng = np.random.default_rng(seed)
-    vectors = rng.normal(0, noise, (len(items), 16)).astype(np.float32)
-    for i, it in enumerate(items):
-        vectors[i, STYLES.index(truth[it["item_id"]]["style"])] += 1.0
-    rows = pa.table({"item_id": [r["item_id"] for r in items], "dataset": ["polyvore"] * len(items),
-                     "semantic_category": [r["semantic_category"] for r in items], "split": [None] * len(items),
-                     "model": ["toy"] * len(items), "model_version": ["toy/v1"] * len(items),
-                     "image_sha1": [r["image_sha1"] for r in items],
-                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 16)},
-                    schema=vector_schema(16))  # fmt: skip
-    VectorStore(home).upsert(space, rows)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +32,7 @@ def trained_home(sample_root, tmp_path_factory):
     """A lake with the sample Polyvore release, the toy space, umbert v1 and wumbert v1 (short runs)."""
     home = tmp_path_factory.mktemp("outfits") / "home"
     ingest("polyvore", sample_root / "polyvore", home)
-    _toy_space(home)
+    toy_space(home)
     for name in ("umbert", "wumbert"):
         train_model(name, home, space="toy", steps=150, eval_every=50, log=lambda _: None)
     return home

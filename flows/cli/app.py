@@ -12,6 +12,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from flows.cli.api import api_app
 from flows.cli.attributes import attributes_app
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, fail, out, print_ingest, progress_bar, run_job
 from flows.cli.demo import demo_app
@@ -44,6 +45,7 @@ app.add_typer(serve_app)  # serve
 app.add_typer(search_app)  # search
 app.add_typer(attributes_app)  # predict-attributes
 app.add_typer(doctor_app)  # doctor
+app.add_typer(api_app)  # api
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 

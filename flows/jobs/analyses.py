@@ -19,24 +19,25 @@ from PIL import Image
 from etl.common import ReleaseRoot
 from store import Lake, UnknownSpaceError, VectorStore, query
 
-# where each dataset's item details live in the lake: (view, id column, title expression)
+# where each dataset's item details live in the lake: (view, id column, title expression, category expression)
 ITEM_DETAILS = {
-    "polyvore": ("polyvore_items", "item_id", "title"),
-    "deepfashion": ("deepfashion_attributes", "image_id", "image_id"),
+    "polyvore": ("polyvore_items", "item_id", "title", "semantic_category"),
+    "deepfashion": ("deepfashion_attributes", "image_id", "image_id", "null"),
 }
 
 
 def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
-    """title and image_path of items, from whichever dataset tables exist in the lake; the
-    image_path only of a usable image (probed inside its release: never a path that escaped it)."""
+    """title, semantic_category and image_path of items, from whichever dataset tables exist in the
+    lake; the image_path only of a usable image (probed inside its release: never a path that escaped it)."""
     out: dict[str, dict] = {}
     if not item_ids:
         return out
     present = Lake(home).tables()
-    for view, id_col, title in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
+    for view, id_col, title, category in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
         if view not in present:  # that dataset is not in the lake
             continue
-        rows = query(home, f"select {id_col} as item_id, {title} as title, case when image_ok then image_path end as image_path "
+        rows = query(home, f"select {id_col} as item_id, {title} as title, {category} as semantic_category, "
+                           f"case when image_ok then image_path end as image_path "
                            f"from {view} "
                            f"where list_contains(?, {id_col})", [list(item_ids)])  # fmt: skip
         out.update({r["item_id"]: r for r in rows.to_pylist()})
@@ -47,13 +48,14 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
 class Neighbours:
     query: dict  # the query item: item_id, semantic_category, title, image_path
     rows: list[dict]  # neighbours, nearest first: item_id, semantic_category, title, distance, image_path
-    gallery: Path  # the HTML page
+    gallery: Path | None  # the HTML page (None when not written)
     where: str | None = None  # the filter applied inside the search
 
 
-def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: str | None = None) -> Neighbours:
+def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: str | None = None,
+               gallery: bool = True) -> Neighbours:  # fmt: skip
     """The k items nearest to ``item_id`` in ``space`` (the item itself excluded), with ``where``
-    applied inside the search; writes an HTML gallery under reports/."""
+    applied inside the search; with ``gallery`` writes an HTML gallery under reports/."""
     store = VectorStore(home)
     vector = store.get_vector(space, item_id)
     hits = store.search(space, vector, k=k, where=where, exclude=item_id).to_pylist()
@@ -62,8 +64,9 @@ def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: s
                   **{k_: details.get(item_id, {}).get(k_) for k_ in ("title", "image_path")}}  # fmt: skip
     rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
              **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip
-    gallery = write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
-    return Neighbours(query_item, rows, gallery, where)
+    page = (write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
+            if gallery else None)  # fmt: skip
+    return Neighbours(query_item, rows, page, where)
 
 
 def stored_category(home: Path | str, space: str, item_id: str) -> str | None:

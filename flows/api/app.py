@@ -1,0 +1,193 @@
+"""`atelier api`: the store as a long-running HTTP service (FastAPI), warm between requests.
+
+`create_app(home)` opens the home once and answers (JSON; OpenAPI docs at /docs):
+
+- ``/search`` (GET query parameters or POST body: `text`, `mode`, `k`, `where`)
+- ``/neighbours/{item_id}`` (`space`, `k`, `where`)
+- ``/complete`` (GET or POST: `items`, `missing`, `model`, `k`)
+- ``/items/{item_id}`` (title, category, image URL) and ``/items/{item_id}/image`` (only the
+  file the lake records for that item, never a path from the request)
+- ``/sql`` (GET or POST: one read-only statement, the `atelier sql` sandbox)
+- ``/health``
+
+Errors are JSON ``{"detail": ...}``: 400 bad input (a `where` that is not a filter, an empty
+text, a category the model does not know), 404 unknown item or space, 413 a request body over
+the limit, 422 a body that does not match its schema (or is not JSON), 503 what the home lacks
+(no model, no vectors: the message names the command to run). With ``token`` every endpoint but
+/health needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from flows.api.schemas import (
+    MAX_K,
+    MAX_TEXT,
+    CompleteRequest,
+    CompleteResponse,
+    Health,
+    Item,
+    NeighboursResponse,
+    SearchRequest,
+    SearchResponse,
+    SqlRequest,
+    SqlResponse,
+)
+from flows.api.warm import Warm
+from store.lake import DamagedTableError
+from store.models import NoModelError, trained_models
+from store.sql import SandboxError
+from store.vector_health import DamagedSpaceError
+from store.vectors import UnknownSpaceError
+
+MAX_BODY = 1 << 20  # bytes of a request body
+
+
+def _item(row: dict, details: dict | None = None) -> Item:
+    d = (details or {}).get(row["item_id"], {})
+    image = row.get("image_path") or d.get("image_path")
+    return Item(item_id=row["item_id"], semantic_category=row.get("semantic_category"), dataset=row.get("dataset"),
+                title=row.get("title") or d.get("title") or row.get("text"), distance=row.get("distance", row.get("_distance")),
+                score=row.get("_relevance_score"), image_url=f"/items/{quote(row['item_id'], safe='')}/image" if image else None)  # fmt: skip
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+def _error(status: int):
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        detail = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)  # KeyError's str() quotes it
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    return handler
+
+
+async def _space_error(_request: Request, exc: UnknownSpaceError) -> JSONResponse:
+    text = str(exc)
+    return JSONResponse({"detail": text}, status_code=503 if "run `atelier" in text else 404)
+
+
+def create_app(home: Path | str, token: str | None = None) -> FastAPI:
+    """The service over ``home`` (see the module docstring)."""
+    from flows.jobs.analyses import item_details, neighbours
+    from flows.jobs.search import search_text
+    from store.sql import query
+
+    warm = Warm(home)
+    app = FastAPI(title="atelier", description="Search, neighbours and outfit completion over an atelier home.")
+    app.state.warm = warm
+    for exc, status in ((NoModelError, 503), (DamagedSpaceError, 503), (DamagedTableError, 503), (SandboxError, 400),
+                        (KeyError, 404), (ValueError, 400)):  # fmt: skip
+        app.add_exception_handler(exc, _error(status))
+    app.add_exception_handler(UnknownSpaceError, _space_error)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > MAX_BODY:
+            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+        if token and request.url.path != "/health":
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return JSONResponse({"detail": "missing or wrong bearer token (ATELIER_API_TOKEN)"}, status_code=401)
+        return await call_next(request)
+
+    def need_space(space: str) -> None:
+        if space not in warm.store.spaces():
+            raise UnknownSpaceError(f"vector space {space!r} has no vectors yet: run `atelier embed {space}` first")
+
+    def do_search(req: SearchRequest) -> SearchResponse:
+        t0 = time.perf_counter()
+        need_space("clip")
+        found = search_text(warm.home, req.text, k=req.k, where=req.where, mode=req.mode)
+        rows = found.rows.to_pylist()
+        details = item_details(warm.home, [r["item_id"] for r in rows])
+        return SearchResponse(text=req.text, mode=req.mode, model=Path(found.model_dir).name if found.model_dir else "",
+                              truncated=found.truncated, items=[_item(r, details) for r in rows],
+                              timings_ms={**{k: round(v * 1000, 3) for k, v in found.seconds.items()}, "total": _ms(t0)})  # fmt: skip
+
+    @app.get("/search", response_model=SearchResponse, summary="Items ranked by a text (CLIP vectors, full text, or both)")
+    def search_get(req: Annotated[SearchRequest, Query()]) -> SearchResponse:
+        return do_search(req)
+
+    @app.post("/search", response_model=SearchResponse, summary="Items ranked by a text (JSON body)")
+    def search_post(req: SearchRequest) -> SearchResponse:
+        return do_search(req)
+
+    @app.get("/neighbours/{item_id}", response_model=NeighboursResponse, summary="The k items nearest to an item in a space")
+    def neighbours_get(item_id: str, space: str = "resnet", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+                       where: Annotated[str | None, Query(max_length=MAX_TEXT)] = None) -> NeighboursResponse:  # fmt: skip
+        t0 = time.perf_counter()
+        warm.store.table(space)  # unknown space -> 404 naming the existing ones
+        found = neighbours(warm.home, item_id, space, k=k, where=where, gallery=False)
+        return NeighboursResponse(query=_item(found.query), space=space, where=where, items=[_item(r) for r in found.rows],
+                                  timings_ms={"total": _ms(t0)})  # fmt: skip
+
+    def do_complete(req: CompleteRequest) -> CompleteResponse:
+        t0 = time.perf_counter()
+        result = warm.completion(req.model).complete(req.items, req.missing, k=req.k, gallery=False)
+        return CompleteResponse(model=result.model, space=result.space, missing=result.missing,
+                                context=[_item(r) for r in result.items], items=[_item(r) for r in result.rows],
+                                timings_ms={**{k: round(v, 3) for k, v in result.timings_ms.items()}, "total": _ms(t0)})  # fmt: skip
+
+    @app.get("/complete", response_model=CompleteResponse, summary="Suggestions for the missing item of an outfit")
+    def complete_get(items: Annotated[list[str], Query(description="item ids, repeated or comma-separated")], missing: str,
+                     model: str = "umbert", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> CompleteResponse:  # fmt: skip
+        ids = [i for part in items for i in part.split(",") if i]
+        return do_complete(CompleteRequest(items=ids, missing=missing, model=model, k=k))
+
+    @app.post("/complete", response_model=CompleteResponse, summary="Suggestions for the missing item of an outfit (JSON body)")
+    def complete_post(req: CompleteRequest) -> CompleteResponse:
+        return do_complete(req)
+
+    def lake_item(item_id: str) -> dict:
+        found = item_details(warm.home, [item_id]).get(item_id)
+        if found is None:
+            raise KeyError(f"unknown item {item_id!r}")
+        return found
+
+    @app.get("/items/{item_id}", response_model=Item, summary="An item's title, category and image URL")
+    def item_get(item_id: str) -> Item:
+        return _item({"item_id": item_id, **lake_item(item_id)})
+
+    @app.get("/items/{item_id}/image", summary="The item's image file (only the file the lake records for it)",
+             response_class=FileResponse)  # fmt: skip
+    def item_image(item_id: str) -> FileResponse:
+        recorded = lake_item(item_id).get("image_path")
+        path = Path(recorded) if recorded else None
+        if path is None or not path.is_file():
+            raise HTTPException(404, f"item {item_id!r} has no usable image")
+        if path.resolve() != path.absolute():  # a link swapped in after the ingest probed it
+            raise HTTPException(403, f"the image of item {item_id!r} is a link: not served")
+        return FileResponse(path)
+
+    def do_sql(req: SqlRequest) -> SqlResponse:
+        table = query(warm.home, req.sql)
+        rows = table.slice(0, req.limit).to_pylist()
+        return SqlResponse(columns=table.column_names, rows=rows, truncated=table.num_rows > req.limit)
+
+    @app.get("/sql", response_model=SqlResponse, summary="One read-only SQL statement over the lake (the `atelier sql` sandbox)")
+    def sql_get(req: Annotated[SqlRequest, Query()]) -> SqlResponse:
+        return do_sql(req)
+
+    @app.post("/sql", response_model=SqlResponse, summary="One read-only SQL statement over the lake (JSON body)")
+    def sql_post(req: SqlRequest) -> SqlResponse:
+        return do_sql(req)
+
+    @app.get("/health", response_model=Health, summary="Liveness, the spaces with vectors and the trained models")
+    def health() -> Health:
+        from store.models import latest_model
+
+        models = {name: latest_model(warm.home, name).name for name in trained_models(warm.home)}
+        return Health(status="ok", home=str(warm.home), spaces=warm.store.spaces(), models=models)
+
+    return app

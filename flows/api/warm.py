@@ -1,0 +1,42 @@
+"""What the query service keeps loaded between requests: one vector store per home and the latest
+umBERT / WumBERT, reloaded when a newer version lands (`atelier train` while the service runs).
+
+A request that arrives while a model is replaced is answered by the old or the new model (the
+swap is one assignment under a lock; a loaded model is never mutated). The clip text tower is
+cached by `flows.jobs.search.load_clip` (keyed by directory and weights mtime), the same way."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from flows.jobs.complete import CompletionModel
+from store import VectorStore
+from store.models import latest_model
+
+
+class Warm:
+    """The loaded state of one home (see the module docstring)."""
+
+    def __init__(self, home: Path | str):
+        self.home = Path(home)
+        self.store = VectorStore(self.home)
+        self._lock = threading.Lock()
+        self._completion: dict[str, CompletionModel] = {}
+
+    def completion(self, name: str) -> CompletionModel:
+        """The latest ``name`` (umbert or wumbert) model, loaded once per version."""
+        path = latest_model(self.home, name)  # NoModelError naming `atelier train NAME` when none
+        loaded = self._completion.get(name)
+        if loaded is not None and loaded.path == path:
+            return loaded
+        with self._lock:
+            loaded = self._completion.get(name)
+            if loaded is None or loaded.path != path:
+                loaded = CompletionModel(self.home, name, path)
+                self._completion[name] = loaded
+        return loaded
+
+    def loaded(self) -> dict[str, str]:
+        """kind -> the version directory currently loaded."""
+        return {name: m.path.name for name, m in self._completion.items()}

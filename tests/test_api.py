@@ -1,0 +1,187 @@
+"""`atelier api`: every endpoint of the query service through FastAPI's test client, on a small
+home (sample Polyvore lake, a toy vector space, a short umBERT and a tiny clip), and every kind of
+bad input answered with a clear 4xx / 503 (never a 500)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+from helpers import toy_space
+
+from flows.api import create_app
+from flows.jobs.analyses import neighbours
+from flows.jobs.complete import CompletionModel
+from flows.jobs.embed import embed_space
+from flows.jobs.ingest import ingest
+from flows.jobs.search import search_text
+from flows.jobs.train import train_model
+from store import query
+
+CLIP = {"steps": 10, "image_size": 32, "batch_size": 64, "eval_every": 10}
+
+
+@pytest.fixture(scope="module")
+def api_home(sample_root, tmp_path_factory):
+    home = tmp_path_factory.mktemp("api") / "home"
+    for dataset in ("polyvore", "synthesis"):
+        ingest(dataset, sample_root / dataset, home)
+    toy_space(home)
+    train_model("umbert", home, space="toy", steps=30, eval_every=30, log=lambda _: None)
+    train_model("clip", home, **CLIP, log=lambda _: None)
+    embed_space(home, "clip", progress=False)
+    return home
+
+
+@pytest.fixture(scope="module")
+def client(api_home):
+    return TestClient(create_app(api_home))
+
+
+@pytest.fixture(scope="module")
+def outfit(api_home):
+    """Two items of a test outfit and a category it lacks."""
+    rows = query(api_home, "SELECT set_id, item_id, semantic_category FROM polyvore_outfit_items "
+                           "WHERE variant = 'nondisjoint' AND split = 'test' ORDER BY set_id, index").to_pylist()  # fmt: skip
+    first = [r for r in rows if r["set_id"] == rows[0]["set_id"]]
+    cats = {r["semantic_category"] for r in first[:2]}
+    missing = next(r["semantic_category"] for r in first[2:] if r["semantic_category"] not in cats)
+    return [r["item_id"] for r in first[:2]], missing
+
+
+def test_health_lists_spaces_and_models(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and {"toy", "clip"} <= set(body["spaces"])
+    assert body["models"] == {"clip": "v1", "umbert": "v1"}
+
+
+def test_search_get_and_post_equal_the_library(client, api_home):
+    expected = search_text(api_home, "red top", k=5, where="dataset = 'polyvore'").rows["item_id"].to_pylist()
+    got = client.get("/search", params={"text": "red top", "k": 5, "where": "dataset = 'polyvore'"})
+    assert got.status_code == 200, got.text
+    assert [i["item_id"] for i in got.json()["items"]] == expected
+    posted = client.post("/search", json={"text": "red top", "k": 5, "where": "dataset = 'polyvore'"}).json()
+    assert [i["item_id"] for i in posted["items"]] == expected and posted["model"] == "v1"
+    assert all(i["image_url"] == f"/items/{i['item_id']}/image" for i in posted["items"])
+    for mode in ("hybrid", "text"):
+        r = client.post("/search", json={"text": "red stripes", "mode": mode, "k": 3})
+        assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
+
+
+def test_neighbours_and_complete_equal_the_library(client, api_home, outfit):
+    item = outfit[0][0]
+    expected = [r["item_id"] for r in neighbours(api_home, item, "toy", k=4, gallery=False).rows]
+    body = client.get(f"/neighbours/{item}", params={"space": "toy", "k": 4}).json()
+    assert body["query"]["item_id"] == item and [i["item_id"] for i in body["items"]] == expected
+    items, missing = outfit
+    expected = [r["item_id"] for r in CompletionModel(api_home, "umbert").complete(items, missing, k=5, gallery=False).rows]
+    posted = client.post("/complete", json={"items": items, "missing": missing, "k": 5}).json()
+    assert [i["item_id"] for i in posted["items"]] == expected and posted["model"] == "umbert v1"
+    assert all(i["semantic_category"] == missing for i in posted["items"])
+    got = client.get("/complete", params={"items": ",".join(items), "missing": missing, "k": 5}).json()
+    repeated = client.get("/complete", params=[("items", items[0]), ("items", items[1]), ("missing", missing), ("k", "5")]).json()
+    assert [i["item_id"] for i in got["items"]] == [i["item_id"] for i in repeated["items"]] == expected
+
+
+def test_items_image_and_sql(client, api_home):
+    row = query(api_home, "SELECT item_id, title, image_path FROM polyvore_items WHERE image_ok LIMIT 1").to_pylist()[0]
+    body = client.get(f"/items/{row['item_id']}").json()
+    assert body["title"] == row["title"] and body["image_url"] == f"/items/{row['item_id']}/image"
+    image = client.get(body["image_url"])
+    assert image.status_code == 200 and image.content == open(row["image_path"], "rb").read()
+    sql = client.post("/sql", json={"sql": "SELECT count(*) AS n FROM polyvore_items"}).json()
+    assert sql["columns"] == ["n"] and sql["rows"][0]["n"] == query(api_home, "SELECT count(*) AS n FROM polyvore_items")["n"][0].as_py()
+    limited = client.get("/sql", params={"sql": "SELECT item_id FROM polyvore_items", "limit": 3}).json()
+    assert len(limited["rows"]) == 3 and limited["truncated"]
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, says", [
+    ("get", "/items/nope", {}, 404, "unknown item 'nope'"),
+    ("get", "/items/nope/image", {}, 404, "unknown item"),
+    ("get", "/neighbours/nope", {"params": {"space": "toy"}}, 404, "not in vector space"),
+    ("get", "/neighbours/x", {"params": {"space": "nospace"}}, 404, "unknown vector space 'nospace'"),
+    ("post", "/search", {"json": {"text": "   "}}, 422, "the search text is empty"),
+    ("post", "/search", {"json": {"text": "red", "mode": "fuzzy"}}, 422, "vector"),
+    ("post", "/search", {"json": {"text": "red", "where": "1; DROP TABLE x"}}, 400, ""),
+    ("post", "/search", {"json": {"text": "red", "k": 0}}, 422, "greater than or equal to 1"),
+    ("post", "/search", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+    ("post", "/complete", {"json": {"items": ["nope"], "missing": "shoes"}}, 404, "items not in the catalogue"),
+    ("post", "/complete", {"json": {"items": [], "missing": "shoes"}}, 422, "at least 1"),
+    ("post", "/complete", {"json": {"items": ["a"], "missing": "shoes", "model": "gpt"}}, 422, "umbert"),
+    ("post", "/sql", {"json": {"sql": "COPY polyvore_items TO '/tmp/x.csv'"}}, 400, ""),
+    ("post", "/sql", {"json": {"sql": "SELECT * FROM read_text('/etc/passwd')"}}, 400, ""),
+    ("post", "/search", {"content": b"{" + b" " * (1 << 20) + b"}", "headers": {"content-type": "application/json"}}, 413, "over"),
+])  # fmt: skip
+def test_bad_input_is_a_clear_client_error(client, method, path, kwargs, status, says):
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    assert says in json.dumps(r.json())
+
+
+def test_unknown_category_and_a_category_already_there(client, outfit):
+    items, missing = outfit
+    r = client.post("/complete", json={"items": items, "missing": "spaceships"})
+    assert r.status_code == 400 and "spaceships" in r.text
+    have = client.get(f"/items/{items[0]}").json()["semantic_category"]
+    r = client.post("/complete", json={"items": items, "missing": have})
+    assert r.status_code == 400 and "already has" in r.text
+
+
+def test_a_home_without_vectors_or_models_says_what_to_run(tmp_path, sample_root):
+    home = tmp_path / "home"
+    ingest("polyvore", sample_root / "polyvore", home)
+    c = TestClient(create_app(home))
+    r = c.get("/search", params={"text": "red"})
+    assert r.status_code == 503 and "atelier embed clip" in r.json()["detail"]
+    r = c.post("/complete", json={"items": ["a"], "missing": "shoes"})
+    assert r.status_code == 503 and "atelier train umbert" in r.json()["detail"]
+
+
+def test_a_newer_model_is_picked_up_without_restart(api_home, tmp_path, outfit):
+    home = shutil.copytree(api_home, tmp_path / "home")
+    c = TestClient(create_app(home))
+    items, missing = outfit
+    assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v1"
+    train_model("umbert", home, space="toy", steps=10, eval_every=10, seed=1, log=lambda _: None)
+    assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v2"
+
+
+def test_a_token_guards_every_endpoint_but_health(api_home):
+    c = TestClient(create_app(api_home, token="s3cret"))
+    assert c.get("/health").status_code == 200
+    assert c.get("/sql", params={"sql": "SELECT 1 AS x"}).status_code == 401
+    assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer s3cret"}).json()["rows"] == [{"x": 1}]
+
+
+def test_atelier_api_serves_over_http(api_home):
+    """The command itself: a real uvicorn process on a free loopback port answers /health and /sql."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "api", "--home", str(api_home), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert health is not None and health.status_code == 200, proc.stdout.read() if proc.poll() is not None else "no answer"
+        assert "clip" in health.json()["spaces"]
+        r = httpx.post(f"http://127.0.0.1:{port}/sql", json={"sql": "SELECT 41 + 1 AS answer"}, timeout=30)
+        assert r.json()["rows"] == [{"answer": 42}]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
