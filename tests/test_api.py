@@ -63,7 +63,7 @@ def test_search_get_and_post_equal_the_library(client, api_home):
     assert got.status_code == 200, got.text
     assert [i["item_id"] for i in got.json()["items"]] == expected
     posted = client.post("/search", json={"text": "red top", "k": 5, "where": "dataset = 'polyvore'"}).json()
-    assert [i["item_id"] for i in posted["items"]] == expected and posted["model"] == "v1"
+    assert [i["item_id"] for i in posted["items"]] == expected and posted["model"].endswith("clip/v1")
     assert all(i["image_url"] == f"/items/{i['item_id']}/image" for i in posted["items"])
     for mode in ("hybrid", "text"):
         r = client.post("/search", json={"text": "red stripes", "mode": mode, "k": 3})
@@ -156,8 +156,9 @@ def test_a_token_guards_every_endpoint_but_health(api_home):
     assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer s3cret"}).json()["rows"] == [{"x": 1}]
 
 
-def test_atelier_api_serves_over_http(api_home):
-    """The command itself: a real uvicorn process on a free loopback port answers /health and /sql."""
+@pytest.fixture(scope="module")
+def served(api_home):
+    """A real `atelier api` process on a free loopback port over the module's home: its URL."""
     import socket
     import subprocess
     import sys
@@ -170,18 +171,57 @@ def test_atelier_api_serves_over_http(api_home):
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "api", "--home", str(api_home), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline, health = time.monotonic() + 120, None
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                httpx.get(url + "/health", timeout=2)
                 break
             except httpx.TransportError:
                 time.sleep(0.5)
-        assert health is not None and health.status_code == 200, proc.stdout.read() if proc.poll() is not None else "no answer"
-        assert "clip" in health.json()["spaces"]
-        r = httpx.post(f"http://127.0.0.1:{port}/sql", json={"sql": "SELECT 41 + 1 AS answer"}, timeout=30)
-        assert r.json()["rows"] == [{"answer": 42}]
+        assert proc.poll() is None, proc.stdout.read()
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_atelier_api_serves_over_http(served):
+    import httpx
+
+    health = httpx.get(served + "/health", timeout=10)
+    assert health.status_code == 200 and "clip" in health.json()["spaces"]
+    r = httpx.post(served + "/sql", json={"sql": "SELECT 41 + 1 AS answer"}, timeout=30)
+    assert r.json()["rows"] == [{"answer": 42}]
+
+
+def _tables(output: str) -> str:
+    """The printed result without the timing line (the only part that differs between runs)."""
+    return "\n".join(line for line in output.splitlines() if " ms" not in line)
+
+
+def test_cli_query_commands_through_the_service_print_what_in_process_prints(served, api_home, outfit, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    items, missing = outfit
+    commands = [["search", "red top", "-k", "5", "--mode", "hybrid", "--where", "dataset = 'polyvore'"],
+                ["search", "red top", "-k", "3"],
+                ["neighbours", items[0], "--space", "toy", "-k", "4"],
+                ["complete", "--items", ",".join(items), "--missing", missing, "-k", "5"]]  # fmt: skip
+    for command in commands:
+        monkeypatch.delenv("ATELIER_API_URL", raising=False)
+        local = runner.invoke(app, [*command, "--home", str(api_home)], env={"COLUMNS": "200"})
+        monkeypatch.setenv("ATELIER_API_URL", served)
+        remote = runner.invoke(app, [*command, "--home", str(api_home)], env={"COLUMNS": "200"})
+        assert local.exit_code == remote.exit_code == 0, (local.output, remote.output)
+        assert _tables(remote.output) == _tables(local.output), command
+    bad = runner.invoke(app, ["complete", "--items", "nope", "--missing", "shoes", "--home", str(api_home)])
+    assert bad.exit_code == 1 and "items not in the catalogue" in bad.output
+    monkeypatch.setenv("ATELIER_API_URL", "http://127.0.0.1:9")  # nothing listens: in-process, said once
+    fallback = runner.invoke(app, ["neighbours", items[0], "--space", "toy", "-k", "4", "--home", str(api_home)])
+    said = " ".join(fallback.output.split())  # rich wraps at the terminal width
+    assert fallback.exit_code == 0 and "does not answer" in said and "running in-process" in said

@@ -55,8 +55,8 @@ def _item(row: dict, details: dict | None = None) -> Item:
     d = (details or {}).get(row["item_id"], {})
     image = row.get("image_path") or d.get("image_path")
     return Item(item_id=row["item_id"], semantic_category=row.get("semantic_category"), dataset=row.get("dataset"),
-                title=row.get("title") or d.get("title") or row.get("text"), distance=row.get("distance", row.get("_distance")),
-                score=row.get("_relevance_score"), image_url=f"/items/{quote(row['item_id'], safe='')}/image" if image else None)  # fmt: skip
+                title=row.get("title") or d.get("title"), text=row.get("text"), distance=row.get("distance", row.get("_distance")),
+                score=row.get("_relevance_score", row.get("_score")), image_url=f"/items/{quote(row['item_id'], safe='')}/image" if image else None)  # fmt: skip
 
 
 def _ms(t0: float) -> float:
@@ -111,7 +111,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         found = search_text(warm.home, req.text, k=req.k, where=req.where, mode=req.mode)
         rows = found.rows.to_pylist()
         details = item_details(warm.home, [r["item_id"] for r in rows])
-        return SearchResponse(text=req.text, mode=req.mode, model=Path(found.model_dir).name if found.model_dir else "",
+        return SearchResponse(text=req.text, mode=req.mode, model=found.model_dir,
                               truncated=found.truncated, items=[_item(r, details) for r in rows],
                               timings_ms={**{k: round(v * 1000, 3) for k, v in found.seconds.items()}, "total": _ms(t0)})  # fmt: skip
 
@@ -125,25 +125,26 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
 
     @app.get("/neighbours/{item_id}", response_model=NeighboursResponse, summary="The k items nearest to an item in a space")
     def neighbours_get(item_id: str, space: str = "resnet", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-                       where: Annotated[str | None, Query(max_length=MAX_TEXT)] = None) -> NeighboursResponse:  # fmt: skip
+                       where: Annotated[str | None, Query(max_length=MAX_TEXT)] = None, gallery: bool = False) -> NeighboursResponse:  # fmt: skip
         t0 = time.perf_counter()
         warm.store.table(space)  # unknown space -> 404 naming the existing ones
-        found = neighbours(warm.home, item_id, space, k=k, where=where, gallery=False)
+        found = neighbours(warm.home, item_id, space, k=k, where=where, gallery=gallery)
         return NeighboursResponse(query=_item(found.query), space=space, where=where, items=[_item(r) for r in found.rows],
-                                  timings_ms={"total": _ms(t0)})  # fmt: skip
+                                  gallery=str(found.gallery) if found.gallery else None, timings_ms={"total": _ms(t0)})  # fmt: skip
 
     def do_complete(req: CompleteRequest) -> CompleteResponse:
         t0 = time.perf_counter()
-        result = warm.completion(req.model).complete(req.items, req.missing, k=req.k, gallery=False)
+        result = warm.completion(req.model).complete(req.items, req.missing, k=req.k, gallery=req.gallery)
         return CompleteResponse(model=result.model, space=result.space, missing=result.missing,
                                 context=[_item(r) for r in result.items], items=[_item(r) for r in result.rows],
+                                gallery=str(result.gallery) if result.gallery else None,
                                 timings_ms={**{k: round(v, 3) for k, v in result.timings_ms.items()}, "total": _ms(t0)})  # fmt: skip
 
     @app.get("/complete", response_model=CompleteResponse, summary="Suggestions for the missing item of an outfit")
     def complete_get(items: Annotated[list[str], Query(description="item ids, repeated or comma-separated")], missing: str,
-                     model: str = "umbert", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> CompleteResponse:  # fmt: skip
+                     model: str = "umbert", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10, gallery: bool = False) -> CompleteResponse:  # fmt: skip
         ids = [i for part in items for i in part.split(",") if i]
-        return do_complete(CompleteRequest(items=ids, missing=missing, model=model, k=k))
+        return do_complete(CompleteRequest(items=ids, missing=missing, model=model, k=k, gallery=gallery))
 
     @app.post("/complete", response_model=CompleteResponse, summary="Suggestions for the missing item of an outfit (JSON body)")
     def complete_post(req: CompleteRequest) -> CompleteResponse:

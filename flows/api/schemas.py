@@ -34,6 +34,7 @@ class CompleteRequest(BaseModel):
     missing: str = Field(min_length=1, max_length=100, description="semantic category of the item to suggest, e.g. shoes")
     model: Literal["umbert", "wumbert"] = Field("umbert", description="outfit model (its latest version)")
     k: int = Field(10, ge=1, le=MAX_K, description="suggestions")
+    gallery: bool = Field(False, description="also write the HTML gallery under the home's reports/ (as the CLI does)")
 
 
 class SqlRequest(BaseModel):
@@ -46,6 +47,7 @@ class Item(BaseModel):
     semantic_category: str | None = None
     dataset: str | None = None
     title: str | None = None
+    text: str | None = None  # the text the clip space indexes for the item (search results)
     distance: float | None = None  # vector searches and neighbours: cosine distance
     score: float | None = None  # hybrid / full-text searches: relevance
     image_url: str | None = None  # /items/{item_id}/image when the lake holds a usable image
@@ -65,6 +67,7 @@ class NeighboursResponse(BaseModel):
     space: str
     where: str | None
     items: list[Item]
+    gallery: str | None = None  # the HTML page written, when asked for
     timings_ms: dict[str, float]
 
 
@@ -74,6 +77,7 @@ class CompleteResponse(BaseModel):
     missing: str
     context: list[Item]
     items: list[Item]
+    gallery: str | None = None  # the HTML page written, when asked for
     timings_ms: dict[str, float]
 
 

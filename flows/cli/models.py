@@ -209,13 +209,22 @@ def neighbours(
 
     Example: `atelier neighbours 211990161 --space resnet -k 10 --where "semantic_category = 'shoes'"`
     """
-    from flows.jobs.analyses import neighbours as find
+    from urllib.parse import quote
+
+    from flows.cli.remote import ServiceError, call, neighbours_result
 
     try:
-        result = find(home, item, space, k=k, where=where)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+        params = {"space": space, "k": k, "gallery": True, **({"where": where} if where else {})}
+        body = call("GET", f"/neighbours/{quote(item, safe='')}", params=params)
+        if body is not None:
+            result = neighbours_result(body)
+        else:
+            from flows.jobs.analyses import neighbours as find
+
+            result = dataclasses.asdict(find(home, item, space, k=k, where=where))
+    except (KeyError, ValueError, FileNotFoundError, ServiceError) as e:
         fail(e)
-    print_neighbours(dataclasses.asdict(result), space)
+    print_neighbours(result, space)
 
 
 def print_neighbours(result: dict, space: str) -> None:

@@ -95,12 +95,18 @@ def complete(
 
     Example: `atelier complete --items 211990161,183214727,190198218 --missing shoes -k 10`
     """
-    from flows.jobs.complete import complete as run
+    from flows.cli.remote import ServiceError, call, completion_result
 
     ids = [i.strip() for i in items.split(",") if i.strip()]
     try:
-        result = dataclasses.asdict(run(home, ids, missing, k=k, model=model.value))
-    except (FileNotFoundError, KeyError, ValueError) as e:
+        body = call("POST", "/complete", json={"items": ids, "missing": missing, "k": k, "model": model.value, "gallery": True})
+        if body is not None:
+            result = completion_result(body)
+        else:
+            from flows.jobs.complete import complete as run
+
+            result = dataclasses.asdict(run(home, ids, missing, k=k, model=model.value))
+    except (FileNotFoundError, KeyError, ValueError, ServiceError) as e:
         fail(e)
     print_completion(result)
 

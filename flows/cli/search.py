@@ -34,20 +34,28 @@ def search(
 
     Example: `atelier search "long sleeve red striped top" -k 5 --where "dataset = 'polyvore'" --mode hybrid`
     """
-    from flows.jobs.search import search_text
+    from flows.cli.remote import ServiceError, call
 
+    score = {"vector": "distance", "hybrid": "relevance_score", "text": "score"}[mode.value]
     try:
-        result = search_text(home, text, k=k, where=where, mode=mode.value)
-    except (FileNotFoundError, KeyError, ValueError) as e:
+        body = call("POST", "/search", json={"text": text, "k": k, "where": where, "mode": mode.value})
+        if body is not None:
+            rows = [{**i, score: i["distance"] if score == "distance" else i["score"]} for i in body["items"]]
+            truncated, model_dir = body["truncated"], body["model"]
+        else:
+            from flows.jobs.search import search_text
+
+            result = search_text(home, text, k=k, where=where, mode=mode.value)
+            rows = [{key.lstrip("_"): v for key, v in r.items()} for r in result.rows.to_pylist()]
+            truncated, model_dir = result.truncated, result.model_dir
+    except (FileNotFoundError, KeyError, ValueError, ServiceError) as e:
         fail(e)
-    score = "_distance" if "_distance" in result.rows.column_names else ("_relevance_score" if mode == Mode.hybrid else "_score")
-    t = Table("#", "item_id", "dataset", "category", "text", score.lstrip("_"), title=f"{mode.value} search: {escape(text)}",
-              title_justify="left")  # fmt: skip
-    for i, r in enumerate(result.rows.to_pylist(), 1):
+    t = Table("#", "item_id", "dataset", "category", "text", score, title=f"{mode.value} search: {escape(text)}", title_justify="left")
+    for i, r in enumerate(rows, 1):
         t.add_row(str(i), escape(r["item_id"]), str(r.get("dataset")), str(r.get("semantic_category")),
                   escape(str(r.get("text"))), f"{r[score]:.4f}")  # fmt: skip
     out.print(t)
-    if result.truncated:
+    if truncated:
         out.print("note: the query is longer than the text tower's limit and was truncated")
-    if result.model_dir:
-        out.print(f"model: {result.model_dir}")
+    if model_dir:
+        out.print(f"model: {model_dir}")
