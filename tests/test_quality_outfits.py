@@ -36,7 +36,7 @@ import pytest
 from flows.evaluation.fitb_samples import fitb_pipeline
 from models.intervals import Interval
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # ~10 min on 2 quiet cores: more than the suite's 600 s hang guard
 
 
 def _label(methods: dict, kind: str) -> str:

@@ -35,7 +35,7 @@ from flows.evaluation.structure import evaluate_structure
 from flows.jobs.ingest import ingest
 from flows.jobs.train import train_model
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # ~10 min on 2 quiet cores: more than the suite's 600 s hang guard
 
 
 @pytest.fixture(scope="module")
