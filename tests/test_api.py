@@ -54,6 +54,9 @@ def test_health_lists_spaces_and_models(client):
     body = client.get("/health").json()
     assert body["status"] == "ok" and {"toy", "clip"} <= set(body["spaces"])
     assert body["models"] == {"clip": "v1", "umbert": "v1"}
+    paths = client.get("/openapi.json").json()["paths"]  # the docs at /docs are built from it
+    assert {"/search", "/complete", "/sql", "/neighbours/{item_id}", "/items/{item_id}", "/health"} <= set(paths)
+    assert {"get", "post"} <= set(paths["/search"]) and "text" in json.dumps(paths["/search"]["get"]["parameters"])
 
 
 def test_search_get_and_post_equal_the_library(client, api_home):

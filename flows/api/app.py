@@ -76,6 +76,22 @@ async def _space_error(_request: Request, exc: UnknownSpaceError) -> JSONRespons
     return JSONResponse({"detail": text}, status_code=503 if "run `atelier" in text else 404)
 
 
+def get_and_post(app: FastAPI, path: str, body: type, response: type, handler, summary: str) -> None:
+    """``path`` answering GET (the body's fields as query parameters) and POST (a JSON body) with
+    ``handler(body)``."""
+
+    def get(req):
+        return handler(req)
+
+    def post(req):
+        return handler(req)
+
+    get.__annotations__ = {"req": Annotated[body, Query()], "return": response}  # real types: FastAPI reads them
+    post.__annotations__ = {"req": body, "return": response}
+    app.get(path, response_model=response, summary=summary)(get)
+    app.post(path, response_model=response, summary=f"{summary} (JSON body)")(post)
+
+
 def create_app(home: Path | str, token: str | None = None) -> FastAPI:
     """The service over ``home`` (see the module docstring)."""
     from flows.jobs.analyses import item_details, neighbours
@@ -115,13 +131,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
                               truncated=found.truncated, items=[_item(r, details) for r in rows],
                               timings_ms={**{k: round(v * 1000, 3) for k, v in found.seconds.items()}, "total": _ms(t0)})  # fmt: skip
 
-    @app.get("/search", response_model=SearchResponse, summary="Items ranked by a text (CLIP vectors, full text, or both)")
-    def search_get(req: Annotated[SearchRequest, Query()]) -> SearchResponse:
-        return do_search(req)
-
-    @app.post("/search", response_model=SearchResponse, summary="Items ranked by a text (JSON body)")
-    def search_post(req: SearchRequest) -> SearchResponse:
-        return do_search(req)
+    get_and_post(app, "/search", SearchRequest, SearchResponse, do_search, "Items ranked by a text (CLIP vectors, full text, or both)")
 
     @app.get("/neighbours/{item_id}", response_model=NeighboursResponse, summary="The k items nearest to an item in a space")
     def neighbours_get(item_id: str, space: str = "resnet", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -176,13 +186,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         rows = table.slice(0, req.limit).to_pylist()
         return SqlResponse(columns=table.column_names, rows=rows, truncated=table.num_rows > req.limit)
 
-    @app.get("/sql", response_model=SqlResponse, summary="One read-only SQL statement over the lake (the `atelier sql` sandbox)")
-    def sql_get(req: Annotated[SqlRequest, Query()]) -> SqlResponse:
-        return do_sql(req)
-
-    @app.post("/sql", response_model=SqlResponse, summary="One read-only SQL statement over the lake (JSON body)")
-    def sql_post(req: SqlRequest) -> SqlResponse:
-        return do_sql(req)
+    get_and_post(app, "/sql", SqlRequest, SqlResponse, do_sql, "One read-only SQL statement over the lake (the `atelier sql` sandbox)")
 
     @app.get("/health", response_model=Health, summary="Liveness, the spaces with vectors and the trained models")
     def health() -> Health:
