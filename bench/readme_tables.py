@@ -21,26 +21,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.intervals import Interval, separated
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 
 
-def iv(d: dict | None, decimals: int = 3) -> str:
-    """An interval dict as the reports print it; '' when absent."""
+def iv(d: dict | None) -> str:
+    """An interval dict as the reports print it (`models.intervals.Interval`); a value constant over
+    the items (low == high == value) is shown as exact; '' when absent."""
     if not d:
         return ""
-    if d.get("exact") or d["low"] == d["high"] == d["value"]:  # a constant over the items: no sampling error
-        return f"{d['value']:.{decimals}f} (exact)"
-    return f"{d['value']:.{decimals}f} [{d['low']:.{decimals}f}, {d['high']:.{decimals}f}]"
+    i = Interval.from_dict(d)
+    return f"{i.value:.3f} (exact)" if i.low == i.high == i.value else str(i)
 
 
-def separated(a: dict, b: dict) -> bool:
-    """Whether two intervals do not overlap (`models.intervals.separated`)."""
-    return a["low"] > b["high"] or b["low"] > a["high"]
+def apart(a: dict, b: dict) -> bool:
+    return separated(Interval.from_dict(a), Interval.from_dict(b))
 
 
 def verdict(a: dict, b: dict) -> str:
-    return "separated" if separated(a, b) else "within the intervals"
+    return "separated" if apart(a, b) else "within the intervals"
 
 
 def rows(header: list[str], body: list[list[str]]) -> list[str]:
@@ -119,8 +120,8 @@ def demo_structure(d: dict) -> list[str]:
     body = []
     for name, s in models.items():
         twin = models.get(f"{name} (untrained)")
-        apart = [SHORT[c] for c in STRUCTURE_COLUMNS if twin and separated(s["intervals"][c], twin["intervals"][c])]
-        body.append([f"`{name}`"] + [iv(s["intervals"].get(c)) for c in STRUCTURE_COLUMNS] + [(", ".join(apart) or "none") if twin else ""])
+        separated_on = [SHORT[c] for c in STRUCTURE_COLUMNS if twin and apart(s["intervals"][c], twin["intervals"][c])]
+        body.append([f"`{name}`"] + [iv(s["intervals"].get(c)) for c in STRUCTURE_COLUMNS] + [(", ".join(separated_on) or "none") if twin else ""])
     first = next(iter(models.values()))["intervals"]
     body.append(["random"] + [iv(first.get(f"random_{c}")) for c in STRUCTURE_COLUMNS] + [""])
     return rows(["model (demo)"] + list(STRUCTURE_COLUMNS.values()) + ["separated from its untrained twin on"], body)
@@ -153,11 +154,11 @@ def structure_scale4(d: dict) -> list[str]:
     body = []
     for mode, m in d["modes"].items():
         s = m["structure"]
-        apart = [SHORT[c] for c in STRUCTURE_COLUMNS if s["vs_untrained"].get(c, {}).get("separated")]
+        separated_on = [SHORT[c] for c in STRUCTURE_COLUMNS if s["vs_untrained"].get(c, {}).get("separated")]
         for which in ("trained", "untrained"):
             body.append([f"`{mode}`" + (" untrained twin" if which == "untrained" else f", {d['settings']['steps']} steps")]
                         + [iv(s[which].get(c)) for c in STRUCTURE_COLUMNS]
-                        + [(", ".join(apart) or "none") if which == "trained" else ""])  # fmt: skip
+                        + [(", ".join(separated_on) or "none") if which == "trained" else ""])  # fmt: skip
     first = next(iter(d["modes"].values()))["structure"]["trained"]
     body.append(["random"] + [f"{first[f'random_{c}']:.3f} (exact)" if f"random_{c}" in first else "" for c in STRUCTURE_COLUMNS] + [""])
     return rows(["siamese mode (scale 4)"] + list(STRUCTURE_COLUMNS.values()) + ["separated from its untrained twin on"], body)
