@@ -9,45 +9,19 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import toy_space
 
 from flows.api import create_app
 from flows.jobs.analyses import neighbours
 from flows.jobs.complete import CompletionModel
-from flows.jobs.embed import embed_space
 from flows.jobs.ingest import ingest
 from flows.jobs.search import search_text
 from flows.jobs.train import train_model
 from store import query
 
-CLIP = {"steps": 10, "image_size": 32, "batch_size": 64, "eval_every": 10}
-
-
-@pytest.fixture(scope="module")
-def api_home(sample_root, tmp_path_factory):
-    home = tmp_path_factory.mktemp("api") / "home"
-    ingest("polyvore", sample_root / "polyvore", home)  # clip trains on the Polyvore titles alone
-    toy_space(home)
-    train_model("umbert", home, space="toy", steps=30, eval_every=30, log=lambda _: None)
-    train_model("clip", home, **CLIP, log=lambda _: None)
-    embed_space(home, "clip", progress=False)
-    return home
-
 
 @pytest.fixture(scope="module")
 def client(api_home):
     return TestClient(create_app(api_home))
-
-
-@pytest.fixture(scope="module")
-def outfit(api_home):
-    """Two items of a test outfit and a category it lacks."""
-    rows = query(api_home, "SELECT set_id, item_id, semantic_category FROM polyvore_outfit_items "
-                           "WHERE variant = 'nondisjoint' AND split = 'test' ORDER BY set_id, index").to_pylist()  # fmt: skip
-    first = [r for r in rows if r["set_id"] == rows[0]["set_id"]]
-    cats = {r["semantic_category"] for r in first[:2]}
-    missing = next(r["semantic_category"] for r in first[2:] if r["semantic_category"] not in cats)
-    return [r["item_id"] for r in first[:2]], missing
 
 
 def test_health_lists_spaces_and_models(client):
@@ -72,12 +46,12 @@ def test_search_get_and_post_equal_the_library(client, api_home):
         assert r.status_code == 200 and len(r.json()["items"]) == 3, r.text
 
 
-def test_neighbours_and_complete_equal_the_library(client, api_home, outfit):
-    item = outfit[0][0]
+def test_neighbours_and_complete_equal_the_library(client, api_home, api_outfit):
+    item = api_outfit[0][0]
     expected = [r["item_id"] for r in neighbours(api_home, item, "toy", k=4, gallery=False).rows]
     body = client.get(f"/neighbours/{item}", params={"space": "toy", "k": 4}).json()
     assert body["query"]["item_id"] == item and [i["item_id"] for i in body["items"]] == expected
-    items, missing = outfit
+    items, missing = api_outfit
     expected = [r["item_id"] for r in CompletionModel(api_home, "umbert").complete(items, missing, k=5, gallery=False).rows]
     posted = client.post("/complete", json={"items": items, "missing": missing, "k": 5}).json()
     assert [i["item_id"] for i in posted["items"]] == expected and posted["model"] == "umbert v1"
@@ -122,8 +96,8 @@ def test_bad_input_is_a_clear_client_error(client, method, path, kwargs, status,
     assert says in json.dumps(r.json())
 
 
-def test_unknown_category_and_a_category_already_there(client, outfit):
-    items, missing = outfit
+def test_unknown_category_and_a_category_already_there(client, api_outfit):
+    items, missing = api_outfit
     r = client.post("/complete", json={"items": items, "missing": "spaceships"})
     assert r.status_code == 400 and "spaceships" in r.text
     have = client.get(f"/items/{items[0]}").json()["semantic_category"]
@@ -141,10 +115,10 @@ def test_a_home_without_vectors_or_models_says_what_to_run(tmp_path, sample_root
     assert r.status_code == 503 and "atelier train umbert" in r.json()["detail"]
 
 
-def test_a_newer_model_is_picked_up_without_restart(api_home, tmp_path, outfit):
+def test_a_newer_model_is_picked_up_without_restart(api_home, tmp_path, api_outfit):
     home = shutil.copytree(api_home, tmp_path / "home")
     c = TestClient(create_app(home))
-    items, missing = outfit
+    items, missing = api_outfit
     assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v1"
     train_model("umbert", home, space="toy", steps=10, eval_every=10, seed=1, log=lambda _: None)
     assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v2"
@@ -156,37 +130,6 @@ def test_a_token_guards_every_endpoint_but_health(api_home):
     assert c.get("/sql", params={"sql": "SELECT 1 AS x"}).status_code == 401
     assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer s3cret"}).json()["rows"] == [{"x": 1}]
-
-
-@pytest.fixture(scope="module")
-def served(api_home):
-    """A real `atelier api` process on a free loopback port over the module's home: its URL."""
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "api", "--home", str(api_home), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                httpx.get(url + "/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        assert proc.poll() is None, proc.stdout.read()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_atelier_api_serves_over_http(served):
@@ -203,13 +146,13 @@ def _tables(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if " ms" not in line)
 
 
-def test_cli_query_commands_through_the_service_print_what_in_process_prints(served, api_home, outfit, monkeypatch):
+def test_cli_query_commands_through_the_service_print_what_in_process_prints(served, api_home, api_outfit, monkeypatch):
     from typer.testing import CliRunner
 
     from flows.cli import app
 
     runner = CliRunner()
-    items, missing = outfit
+    items, missing = api_outfit
     commands = [["search", "red top", "-k", "5", "--mode", "hybrid", "--where", "dataset = 'polyvore'"],
                 ["search", "red top", "-k", "3"],
                 ["neighbours", items[0], "--space", "toy", "-k", "4"],

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import XSS_ID, XSS_TITLE, chromium
 from PIL import Image
 
 from etl import RawFormatError, read_polyvore
@@ -29,8 +30,6 @@ from flows.jobs.ingest import ingest
 from store import Lake, VectorStore, query
 from store.vectors import vector_schema
 
-XSS_ID = "<img src=x onerror=alert(2)>"
-XSS_TITLE = '<script>console.log("atelier-xss"); alert(1)</script>'
 DOTDOT_ID = "../../../secret/leak"  # images/<id>.jpg names <base>/secret/leak.jpg
 LINK_ID = "linked-out"  # images/linked-out.jpg -> <base>/secret/photo.jpg (a real JPEG)
 PASSWD_ID = "passwd"  # images/passwd.jpg -> <base>/secret/passwd
@@ -178,24 +177,8 @@ def test_gallery_html_is_escaped_and_shows_only_release_images(galleries):
         assert alts <= galleries["shown"]
 
 
-def _chromium():
-    """(sync_playwright, chromium path); skips where there is none, fails under CI=true."""
-    exe = shutil.which("chromium") or "/usr/bin/chromium"
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "the playwright package is not installed (pip install -e '.[test]')"
-    else:
-        missing = None if os.access(exe, os.X_OK) else "no chromium (Debian: apt-get install chromium)"
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing}: CI runs the browser test (.ci/run installs chromium)")
-        pytest.skip(missing)
-    return sync_playwright, exe
-
-
 def test_galleries_in_a_real_browser_run_no_script_and_load_nothing(galleries):
-    sync_playwright, exe = _chromium()
+    sync_playwright, exe = chromium()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
         try:

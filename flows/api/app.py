@@ -9,6 +9,7 @@
   file the lake records for that item, never a path from the request)
 - ``/sql`` (GET or POST: one read-only statement, the `atelier sql` sandbox)
 - ``/health``
+- ``/`` and ``/ui/...``: the web UI (`flows.api.ui`): search, neighbours, outfit completion
 
 Errors are JSON ``{"detail": ...}``: 400 bad input (a `where` that is not a filter, an empty
 text, a category the model does not know), 404 unknown item or space, 413 a request body over
@@ -41,6 +42,7 @@ from flows.api.schemas import (
     SqlRequest,
     SqlResponse,
 )
+from flows.api.ui import add_ui
 from flows.api.warm import Warm
 from store.lake import DamagedTableError
 from store.models import NoModelError, trained_models
@@ -195,4 +197,5 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         models = {name: latest_model(warm.home, name).name for name in trained_models(warm.home)}
         return Health(status="ok", home=str(warm.home), spaces=warm.store.spaces(), models=models)
 
+    add_ui(app, warm)
     return app
