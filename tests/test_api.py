@@ -115,12 +115,30 @@ def test_a_home_without_vectors_or_models_says_what_to_run(tmp_path, sample_root
     assert r.status_code == 503 and "atelier train umbert" in r.json()["detail"]
 
 
-def test_a_newer_model_is_picked_up_without_restart(api_home, tmp_path, api_outfit):
+def test_a_model_replaced_while_queried_answers_with_the_old_or_the_new(api_home, tmp_path, api_outfit):
+    """Queries keep coming while `atelier train umbert` lands v2: every one is answered (200) by v1
+    or v2, never an error, and once v2 is finished the next query uses it (no restart)."""
+    import threading
+
     home = shutil.copytree(api_home, tmp_path / "home")
     c = TestClient(create_app(home))
     items, missing = api_outfit
-    assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v1"
-    train_model("umbert", home, space="toy", steps=10, eval_every=10, seed=1, log=lambda _: None)
+    answers, stop = [], threading.Event()
+
+    def ask():
+        while not stop.is_set() or len(answers) < 3:
+            r = c.post("/complete", json={"items": items, "missing": missing, "k": 3})
+            answers.append((r.status_code, r.json().get("model", r.text)))
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        train_model("umbert", home, space="toy", steps=10, eval_every=10, seed=1, log=lambda _: None)
+    finally:
+        stop.set()
+        asker.join(timeout=120)
+    assert answers and {status for status, _ in answers} == {200}, answers
+    assert {model for _, model in answers} <= {"umbert v1", "umbert v2"} and answers[0][1] == "umbert v1"
     assert c.post("/complete", json={"items": items, "missing": missing}).json()["model"] == "umbert v2"
 
 
@@ -132,11 +150,25 @@ def test_a_token_guards_every_endpoint_but_health(api_home):
     assert c.get("/sql", params={"sql": "SELECT 1 AS x"}, headers={"Authorization": "Bearer s3cret"}).json()["rows"] == [{"x": 1}]
 
 
+def _raw_status(url: str, target: str) -> int:
+    """The status code the server at ``url`` answers to ``GET target``, sent over a bare socket."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+        head = s.recv(64).decode("latin-1")
+    return int(head.split()[1])
+
+
 def test_atelier_api_serves_over_http(served):
     import httpx
 
     health = httpx.get(served + "/health", timeout=10)
     assert health.status_code == 200 and "clip" in health.json()["spaces"]
+    assert 400 <= _raw_status(served, "/search?text=" + "red+" * 50_000) < 500  # a 200 KB request line (httpx refuses)
+    assert httpx.get(served + "/health", timeout=10).status_code == 200  # and the service goes on
     r = httpx.post(served + "/sql", json={"sql": "SELECT 41 + 1 AS answer"}, timeout=30)
     assert r.json()["rows"] == [{"answer": 42}]
 
