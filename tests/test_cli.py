@@ -43,7 +43,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
                  "clip v1 (trained, 3 steps, random init): held-out text->image R@1", "(random R@1",
                  "attributes v1 (trained", "(majority", "siamese v1 (trained", "color_mask_crop: held-out pair retrieval",
                  "search 'long sleeve red striped top' (hybrid, Polyvore)", "predict-attributes on 8 held-out images",
-                 f"atelier api --home {home}", "ATELIER_API_URL=http://127.0.0.1:8765"):
+                 f"atelier api --home {home}", "open http://127.0.0.1:8765/ in a browser", "ATELIER_API_URL=http://127.0.0.1:8765"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()
     for space in ("resnet", "ae"):

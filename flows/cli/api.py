@@ -31,7 +31,7 @@ def api(
 
     Opens the home once and keeps the latest models and the vector tables loaded; a model trained
     while it runs is picked up at the next request. JSON in and out; the OpenAPI docs are at
-    `/docs`. Set ATELIER_API_TOKEN to require `Authorization: Bearer <token>` (advised when
+    `/docs`; a web UI at `/` (search, neighbours, build an outfit and complete it). Set ATELIER_API_TOKEN to require `Authorization: Bearer <token>` (advised when
     binding anything but loopback). Blocks; Ctrl-C stops.
 
     Example: `atelier api --home ./home --port 8765`, then
@@ -45,5 +45,5 @@ def api(
     if not token and not _loopback(host):
         console.print(f"[yellow]warning: serving {host} without a token: anyone who can reach it can query the home "
                       f"(set {TOKEN_ENV})[/yellow]")  # fmt: skip
-    out.print(f"atelier api on http://{host}:{port} (docs: /docs) over {home}" + (" (bearer token required)" if token else ""))
+    out.print(f"atelier api on http://{host}:{port} (web UI: /, API docs: /docs) over {home}" + (" (bearer token required)" if token else ""))
     uvicorn.run(create_app(home, token=token), host=host, port=port, log_level="warning")

@@ -81,7 +81,7 @@ def print_demo(home: Path, result: dict) -> None:
     if "research" in result:
         print_research(result["research"])
     out.print(f"\nQuery this home warm (search, neighbours, completion in milliseconds): `atelier api --home {home}`, "
-              "then open http://127.0.0.1:8765/docs, or set ATELIER_API_URL=http://127.0.0.1:8765 for the CLI's query commands.")  # fmt: skip
+              "then open http://127.0.0.1:8765/ in a browser (search, neighbours, outfit builder; API docs at /docs), or set ATELIER_API_URL=http://127.0.0.1:8765 for the CLI's query commands.")  # fmt: skip
 
 
 def print_models(models: dict[str, dict]) -> None:
