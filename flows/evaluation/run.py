@@ -69,19 +69,22 @@ REPORTS: dict[str, Callable[[Path, str, Path, Callable[[str], None]], dict]] = {
 
 
 def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, report: bool = True,
-                  log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                  split: str | None = None, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """The held-out evaluation of the latest (or ``version``) model of ``kind`` and, with
     ``report``, the report its recipe names; written to ``<home>/reports/eval_<kind>.json``.
     Every score carries its 95% bootstrap interval and its baseline's (``intervals``); the
     lines of the evaluation's ``summary`` are logged."""
     recipe = kinds.get(kind)
+    if split is not None and split not in recipe.splits:
+        raise ValueError(f"{kind} is evaluated on its held-out split only" if not recipe.splits
+                         else f"{kind} is evaluated on {' or '.join(recipe.splits)}, not {split!r}")  # fmt: skip
     home = Path(home)
     path = model_dir(home, kind, version) if version else latest_model(home, kind)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} holds no finished model (no config.json)")
     out: dict = {"kind": kind, "version": path.name, "path": str(path)}
     if recipe.evaluate is not None:
-        out["held_out"] = recipe.evaluate(home, path, log)
+        out["held_out"] = recipe.evaluate(home, path, log, split=split) if split else recipe.evaluate(home, path, log)
         for line in (out["held_out"] or {}).get("summary") or []:  # each score with its 95% interval and baseline
             log(f"{kind} {path.name} held out: {line}")
     if report and recipe.report is not None:
@@ -89,7 +92,7 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
         out["report"] = REPORTS[recipe.report](home, kind, path, log)
     folder = home / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"eval_{kind}.json"
+    target = folder / (f"eval_{kind}_{split}.json" if split else f"eval_{kind}.json")
     write_text(target, json.dumps(out, indent=2, default=str) + "\n")
     out["json_path"] = str(target)
     return out

@@ -67,9 +67,10 @@ def train_flow(home: str, models: list[str], options: dict[str, dict] | None = N
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{home}")
-def eval_flow(home: str, models: list[str], version: str | None = None, report: bool = True) -> dict:
-    """The held-out evaluation and report of the latest (or ``version``) model of each kind."""
-    return {kind: eval_task(kind, str(home), version, report) for kind in models}
+def eval_flow(home: str, models: list[str], version: str | None = None, report: bool = True, split: str | None = None) -> dict:
+    """The held-out evaluation and report of the latest (or ``version``) model of each kind
+    (``split``: for the kinds that take one, e.g. the extractor's val or test)."""
+    return {kind: eval_task(kind, str(home), version, report, split) for kind in models}
 
 
 @flow(name="embed", flow_run_name="embed-{space}")

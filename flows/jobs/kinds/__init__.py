@@ -29,6 +29,7 @@ MODULES = {
     "clip": "flows.jobs.kinds.clip",
     "attributes": "flows.jobs.kinds.attributes",
     "siamese": "flows.jobs.kinds.siamese",
+    "extractor": "flows.jobs.kinds.extractor",
 }
 
 Log = Callable[[str], None]
@@ -65,6 +66,7 @@ class Recipe:
     report: str | None = None  # the evaluation report `atelier eval NAME` also runs (flows.evaluation.REPORTS)
     selection: str = ""  # what the kept weights were chosen on (README / metrics)
     example: str = "--steps 300"  # the flags of the example in `atelier train NAME --help`
+    splits: tuple[str, ...] = ()  # splits `atelier eval NAME --split` accepts (evaluate takes split=); empty: its held-out split only
 
 
 _REGISTRY: dict[str, Recipe] = {}
