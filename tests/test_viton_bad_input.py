@@ -70,8 +70,8 @@ def test_pair_naming_missing_person_or_cloth_is_kept_and_counted_per_folder(rele
     (release / "train" / "cloth-mask" / f"{second}.jpg").unlink()
     sources = _sources(ingest("viton", release, home))
     assert _quarantine(home) == []
-    assert sources["train_pairs.txt"] == {"dataset": "viton", "source_file": "train_pairs.txt", "records_read": 42,
-                                          "records_kept": 42, "records_quarantined": 0}  # fmt: skip
+    assert sources["train_pairs.txt"] == {"dataset": "viton", "source_file": "train_pairs.txt", "records_read": 102,
+                                          "records_kept": 102, "records_quarantined": 0}  # fmt: skip
     rows = query(home, """select person, cloth, person_exists, cloth_exists, cloth_mask_exists from viton_pairs
                           where split = 'train' and (not person_exists or not cloth_exists or not cloth_mask_exists)
                           order by line_no""").to_pylist()  # fmt: skip
@@ -84,12 +84,12 @@ def test_pair_naming_missing_person_or_cloth_is_kept_and_counted_per_folder(rele
     # 99999 lacks all seven; 88888 is named as a cloth only; `second` lost its keypoints and cloth mask
     assert missing == {"image": 1, "cloth": 2, "cloth-mask": 3, "image-parse-v3": 1, "image-parse-agnostic-v3.2": 1,
                        "openpose_img": 1, "openpose_json": 2}  # fmt: skip
-    assert sources["train/cloth-mask"]["records_read"] == 39 and sources["train/image"]["records_read"] == 40
+    assert sources["train/cloth-mask"]["records_read"] == 99 and sources["train/image"]["records_read"] == 100
     sample = query(home, "select * from viton_samples where person = '99999_00.jpg'").to_pylist()[0]
     assert not any(sample[k] for k in sample if k.endswith("_exists")) and not sample["complete"]
     assert sample["parse_mode"] is None and sample["parse_palette"] is False
     n = query(home, "select count(*) filter (where complete) as ok, count(*) as n from viton_samples where split = 'train'").to_pylist()
-    assert n == [{"ok": 39, "n": 41}]
+    assert n == [{"ok": 99, "n": 101}]
 
 
 def test_empty_upper_clothes_mask(release, home):
@@ -113,7 +113,7 @@ def test_empty_upper_clothes_mask(release, home):
         upper_clothes_mask(parse)
     rows = query(home, "select split, person, image_path, parse_path from viton_samples").to_pylist()
     images, errors = upper_clothes_crops(rows)
-    assert len(images) == 49 and f"train/{stem}.jpg" not in images
+    assert len(images) == 124 and f"train/{stem}.jpg" not in images
     [err] = errors
     assert (err.key, err.kind, err.parse_path) == (f"train/{stem}.jpg", "EmptyMaskError", str(parse.resolve()))
     q = err.quarantine_row()
@@ -132,8 +132,8 @@ def test_parse_map_not_in_palette_mode(release, home, folder, mode):
     [q] = _quarantine(home)
     assert (q["source_file"], q["record_key"]) == (f"test/{folder}", f"{stem}.png")
     assert f"mode {mode}, not palette" in q["reason"] and q["raw"] == str(path.resolve())
-    assert sources[f"test/{folder}"] == {"dataset": "viton", "source_file": f"test/{folder}", "records_read": 10,
-                                         "records_kept": 9, "records_quarantined": 1}  # fmt: skip
+    assert sources[f"test/{folder}"] == {"dataset": "viton", "source_file": f"test/{folder}", "records_read": 25,
+                                         "records_kept": 24, "records_quarantined": 1}  # fmt: skip
     sample = query(home, f"select * from viton_samples where stem = '{stem}'").to_pylist()[0]
     assert not sample["complete"] and sample["image_ok"]  # kept, flagged
     column = "parse_palette" if folder == "image-parse-v3" else "parse_agnostic_palette"
@@ -144,7 +144,7 @@ def test_parse_map_not_in_palette_mode(release, home, folder, mode):
         with pytest.raises(ParseModeError, match=f"{stem}.png.*mode 'RGB', not palette"):
             upper_clothes_crop(sample["image_path"], path)
         images, errors = upper_clothes_crops(query(home, "select * from viton_samples").to_pylist())
-        assert len(images) == 49 and [e.kind for e in errors] == ["ParseModeError"]
+        assert len(images) == 124 and [e.kind for e in errors] == ["ParseModeError"]
 
 
 def test_broken_person_image_is_quarantined_and_its_sample_kept(release, home):
@@ -168,8 +168,8 @@ def test_malformed_and_repeated_lines_are_quarantined(release, home):
     lines[1:1] = ["00001_00.jpg", "a.jpg b.jpg c.jpg", "00002_00.png 00003_00.jpg", "", good]
     path.write_text("\n".join(lines) + "\n")
     sources = _sources(ingest("viton", release, home))
-    assert sources["test_pairs.txt"] == {"dataset": "viton", "source_file": "test_pairs.txt", "records_read": 14,
-                                         "records_kept": 10, "records_quarantined": 4}  # fmt: skip
+    assert sources["test_pairs.txt"] == {"dataset": "viton", "source_file": "test_pairs.txt", "records_read": 29,
+                                         "records_kept": 25, "records_quarantined": 4}  # fmt: skip
     q = {r["record_key"]: r for r in _quarantine(home)}
     assert set(q) == {"line 2", "line 3", "line 4", "line 6"}
     assert "1 names, expected exactly two" in q["line 2"]["reason"] and q["line 2"]["raw"] == "00001_00.jpg"
@@ -177,7 +177,7 @@ def test_malformed_and_repeated_lines_are_quarantined(release, home):
     assert "'00002_00.png'" in q["line 4"]["reason"] and "00003_00" not in q["line 4"]["reason"]
     assert q["line 6"]["reason"].startswith("duplicate pair") and "line 1 kept" in q["line 6"]["reason"]
     assert all(r["source_file"] == "test_pairs.txt" for r in q.values())
-    assert query(home, "select count(*) as n from viton_samples where split = 'test'").to_pylist() == [{"n": 10}]
+    assert query(home, "select count(*) as n from viton_samples where split = 'test'").to_pylist() == [{"n": 25}]
 
 
 @pytest.mark.parametrize("content, line", [

@@ -49,7 +49,7 @@ def test_clean_release_keeps_every_record(release, tmp_path):
     assert {f: r["records_read"] for f, r in sources.items()} == expected
     assert all(r["records_kept"] == r["records_read"] and r["records_quarantined"] == 0 for r in sources.values())
     assert result.quarantined == 0
-    assert result.images_probed == 50 * 6  # every file but the JSON keypoints
+    assert result.images_probed == 125 * 6  # every file but the JSON keypoints
 
 
 def test_tables_agree_with_the_raw_files(release, tmp_path):
@@ -59,7 +59,7 @@ def test_tables_agree_with_the_raw_files(release, tmp_path):
     want = [{"split": split, "person": p, "cloth": c, "paired": p == c, "person_exists": True, "cloth_exists": True,
              "cloth_mask_exists": True} for split in ("test", "train") for p, c in _lines(release, split)]  # fmt: skip
     assert pairs == want
-    assert sum(r["paired"] for r in pairs) == 40  # train paired, test unpaired
+    assert sum(r["paired"] for r in pairs) == 100  # train paired, test unpaired
     samples = query(home, "select * from viton_samples").to_pylist()
     assert [(r["split"], r["person"]) for r in samples] == [(s, p) for s in ("test", "train") for p, _ in sorted(_lines(release, s))]
     for r in samples:
@@ -71,7 +71,7 @@ def test_tables_agree_with_the_raw_files(release, tmp_path):
         assert (r["parse_mode"], r["width"], r["height"]) == ("P", *SIZE)
     folders = query(home, "select split, folder, files_expected, files_missing, files_in_folder from viton_folders").to_pylist()
     assert len(folders) == 14
-    assert all(f["files_missing"] == 0 and f["files_expected"] == f["files_in_folder"] == (40 if f["split"] == "train" else 10)
+    assert all(f["files_missing"] == 0 and f["files_expected"] == f["files_in_folder"] == (100 if f["split"] == "train" else 25)
                for f in folders)  # fmt: skip
 
 
@@ -81,7 +81,7 @@ def test_val_split_follows_the_seed_and_never_splits_a_person(release, tmp_path)
     sql = "select person, subset from viton_samples where split = 'train'"
     a = {r["person"]: r["subset"] for r in query(tmp_path / "a", sql).to_pylist()}
     b = {r["person"]: r["subset"] for r in query(tmp_path / "b", sql).to_pylist()}
-    assert len(a) == len(b) == 40
+    assert len(a) == len(b) == 100
     assert a == {p: "val" if _val(p[:-4], 0) else "train" for p in a}
     assert b == {p: "val" if _val(p[:-4], 1) else "train" for p in b}
     assert a != b  # the seed matters

@@ -34,14 +34,14 @@ def _pairs(root: Path, split: str) -> list[list[str]]:
 def test_same_seed_same_bytes_other_seed_other_bytes(release, tmp_path):
     counts = write_viton(tmp_path / "a", seed=0, image_size=SIZE)
     write_viton(tmp_path / "b", seed=1, image_size=SIZE)
-    assert counts == {"train_persons": 40, "test_persons": 10, "files": 350}
+    assert counts == {"train_persons": 100, "test_persons": 25, "files": 875}
     assert tree_digest(tmp_path / "a") == tree_digest(release)
     assert tree_digest(tmp_path / "b") != tree_digest(release)
 
 
 def test_layout_and_pair_lists(release):
     train, test = _pairs(release, "train"), _pairs(release, "test")
-    assert len(train) == 40 and len(test) == 10
+    assert len(train) == 100 and len(test) == 25
     assert all(len(p) == 2 for p in train + test)
     assert all(p == c for p, c in train)  # train: each person with its own cloth
     assert all(p != c for p, c in test)  # test: unpaired

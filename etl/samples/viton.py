@@ -30,7 +30,7 @@ Ground truth (what a garment extractor is scored against):
 4. `train_pairs.txt` pairs each train person with its own cloth (same stem); `test_pairs.txt`
    is unpaired: test person i gets the cloth of test person (i + k) mod n, one seeded k in
    [1, n), so no test line has the same stem twice.
-5. Persons are ~40 x scale train and ~10 x scale test stems, drawn at random without repeats
+5. Persons are 100 x scale train and 25 x scale test stems, drawn at random without repeats
    from 00000-99999; lines are sorted by person. Seeded: same arguments, same bytes.
 """
 
@@ -117,7 +117,7 @@ def write_viton(out: Path | str, seed: int = 0, scale: int = 1, image_size: tupl
         raise ValueError(f"image_size must be (width, height) with 24 <= width <= height, got {image_size!r}")
     out = Path(out)
     rng = random.Random(seed * 7919 + 3)
-    n_train, n_test = 40 * scale, 10 * scale
+    n_train, n_test = 100 * scale, 25 * scale  # ~10 val persons per scale (the 90/10 subset): enough to score an extractor
     ids = rng.sample(range(100_000), n_train + n_test)
     stems = {"train": sorted(f"{i:05d}_00" for i in ids[:n_train]), "test": sorted(f"{i:05d}_00" for i in ids[n_train:])}
     for split, split_stems in stems.items():
