@@ -8,6 +8,8 @@
 - ``/items/{item_id}`` (title, category, image URL) and ``/items/{item_id}/image`` (only the
   file the lake records for that item, never a path from the request)
 - ``/sql`` (GET or POST: one read-only statement, the `atelier sql` sandbox)
+- ``/extract`` (POST, multipart: `image`, `parse`, `space`, `k`, `where`): the garment a person
+  wears (the extractor) and the nearest catalogue items ("shop the look")
 - ``/health``
 - ``/`` and ``/ui/...``: the web UI (`flows.api.ui`): search, neighbours, outfit completion
 
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from flows.api.schemas import (
@@ -34,6 +36,7 @@ from flows.api.schemas import (
     MAX_TEXT,
     CompleteRequest,
     CompleteResponse,
+    ExtractResponse,
     Health,
     Item,
     NeighboursResponse,
@@ -42,6 +45,7 @@ from flows.api.schemas import (
     SqlRequest,
     SqlResponse,
 )
+from flows.api.extract import MAX_UPLOAD, run_extract
 from flows.api.ui import add_ui
 from flows.api.warm import Warm
 from store.lake import DamagedTableError
@@ -111,8 +115,9 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
     @app.middleware("http")
     async def guard(request: Request, call_next):
         size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > MAX_BODY:
-            return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, status_code=413)
+        limit = MAX_UPLOAD if request.url.path in ("/extract", "/ui/extract") else MAX_BODY
+        if size and size.isdigit() and int(size) > limit:
+            return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
         if token and request.url.path != "/health":
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -189,6 +194,17 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         return SqlResponse(columns=table.column_names, rows=rows, truncated=table.num_rows > req.limit)
 
     get_and_post(app, "/sql", SqlRequest, SqlResponse, do_sql, "One read-only SQL statement over the lake (the `atelier sql` sandbox)")
+
+    @app.post("/extract", response_model=ExtractResponse, summary="The garment a person wears, flat, and the nearest items (shop the look)")
+    def extract_post(image: Annotated[UploadFile, File(description="the person photo")],
+                     parse: Annotated[UploadFile, File(description="its parse map: a palette PNG of LIP labels (5/6/7: the garment)")],
+                     space: Annotated[str | None, Form(description="search this space for the garment, e.g. resnet")] = None,
+                     k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+                     where: Annotated[str | None, Form(max_length=MAX_TEXT)] = None) -> ExtractResponse:  # fmt: skip
+        t0 = time.perf_counter()
+        found, garment = run_extract(warm, image.file.read(), parse.file.read(), space, k, where)
+        return ExtractResponse(model=found.model, garment=garment, space=found.space, items=[_item(r) for r in found.rows],
+                               timings_ms={**{k_: round(v, 3) for k_, v in found.timings_ms.items()}, "total": _ms(t0)})  # fmt: skip
 
     @app.get("/health", response_model=Health, summary="Liveness, the spaces with vectors and the trained models")
     def health() -> Health:

@@ -92,3 +92,11 @@ class Health(BaseModel):
     home: str
     spaces: list[str]  # vector spaces with vectors
     models: dict[str, str]  # kind -> latest version directory name
+
+
+class ExtractResponse(BaseModel):
+    model: str  # e.g. "extractor v2"
+    garment: str  # the extracted garment, a PNG as a data: URI
+    space: str | None  # the space searched (shop the look), when asked for
+    items: list[Item]  # the nearest items of that space to the garment
+    timings_ms: dict[str, float]

@@ -4,6 +4,8 @@
   filters and a space to browse; without a text it lists the space's items under the filters.
 - ``/ui/items/{item_id}``: an item, its image and its nearest neighbours in a chosen space; each
   neighbour links to its own page, so a click walks the space.
+- ``/ui/extract``: upload a person photo and its parse map, see the garment the extractor takes
+  out of it and the nearest items of a space ("shop the look").
 - ``/ui/outfit``: the outfit being built (item ids carried in the URL as repeated ``outfit``
   parameters, so a page can be bookmarked) and the completion model's suggestions for a missing
   category, with their scores.
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from flows.api.schemas import MAX_TEXT
@@ -33,7 +35,7 @@ from store.sql import SandboxError
 from store.vector_health import DamagedSpaceError
 from store.vectors import UnknownSpaceError, _literal
 
-CSP = "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+CSP = "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 STATIC = Path(__file__).parent / "static"
 PAGE_K = 200  # results per page at most
 # failures a page explains (status, message) instead of a stack trace, as the JSON endpoints do
@@ -201,6 +203,19 @@ class Pages:
         return context
 
 
+    def extract(self, image: bytes | None, parse: bytes | None, space: str | None, k: int, outfit) -> dict:
+        from flows.api.extract import run_extract
+
+        spaces = self.warm.store.spaces()
+        space = space or next((s for s in ("resnet", "clip", "siamese") if s in spaces), spaces[0] if spaces else None)
+        context = {"space": space, "k": k, "garment": None, "model_name": None, "results": []}
+        if image is None:  # the form alone
+            return context
+        found, garment = run_extract(self.warm, image, parse or b"", space, k, None)
+        context.update(garment=garment, model_name=found.model, results=self.cards(found.rows, outfit, space))
+        return context
+
+
 def add_ui(app: FastAPI, warm: Warm) -> None:
     """Register the UI's pages and its stylesheet on ``app``."""
     pages = Pages(warm)
@@ -219,6 +234,16 @@ def add_ui(app: FastAPI, warm: Warm) -> None:
     def outfit_page(outfit: Outfit = [], missing: Text = None, model: Literal["umbert", "wumbert"] = "umbert",
                     k: K = 12) -> HTMLResponse:  # noqa: B006  # fmt: skip
         return pages.guarded("outfit.html", outfit, lambda: pages.outfit(outfit, missing, model, k))
+
+    @app.get("/ui/extract", response_class=HTMLResponse, include_in_schema=False)
+    def extract_form(space: Text = None, k: K = 12, outfit: Outfit = []) -> HTMLResponse:  # noqa: B006
+        return pages.guarded("extract.html", outfit, lambda: pages.extract(None, None, space, k, outfit))
+
+    @app.post("/ui/extract", response_class=HTMLResponse, include_in_schema=False)
+    def extract_page(image: Annotated[UploadFile, File()], parse: Annotated[UploadFile, File()],
+                     space: Annotated[str | None, Form(max_length=MAX_TEXT)] = None, k: Annotated[int, Form(ge=1, le=PAGE_K)] = 12,
+                     outfit: Annotated[list[str], Form(max_length=32)] = []) -> HTMLResponse:  # noqa: B006  # fmt: skip
+        return pages.guarded("extract.html", outfit, lambda: pages.extract(image.file.read(), parse.file.read(), space, k, outfit))
 
     @app.get("/ui/static/atelier.css", include_in_schema=False)
     def stylesheet() -> Response:

@@ -1,5 +1,5 @@
 """What the query service keeps loaded between requests: one vector store per home and the latest
-umBERT / WumBERT, reloaded when a newer version lands (`atelier train` while the service runs).
+umBERT / WumBERT and garment extractor, reloaded when a newer version lands (`atelier train` while the service runs).
 
 A request that arrives while a model is replaced is answered by the old or the new model (the
 swap is one assignment under a lock; a loaded model is never mutated). The clip text tower is
@@ -23,6 +23,7 @@ class Warm:
         self.store = VectorStore(self.home)
         self._lock = threading.Lock()
         self._completion: dict[str, CompletionModel] = {}
+        self._extractor = None
 
     def completion(self, name: str) -> CompletionModel:
         """The latest ``name`` (umbert or wumbert) model, loaded once per version."""
@@ -36,6 +37,21 @@ class Warm:
                 loaded = CompletionModel(self.home, name, path)
                 self._completion[name] = loaded
         return loaded
+
+    def extractor(self):
+        """The latest garment extractor, loaded once per version (``.path`` set)."""
+        from flows.jobs.extract import load_extractor
+
+        path = latest_model(self.home, "extractor")  # NoModelError naming `atelier train extractor`
+        loaded = self._extractor
+        if loaded is not None and loaded.path == path:
+            return loaded
+        with self._lock:
+            if self._extractor is None or self._extractor.path != path:
+                model, path = load_extractor(self.home)
+                model.path = path
+                self._extractor = model
+        return self._extractor
 
     def loaded(self) -> dict[str, str]:
         """kind -> the version directory currently loaded."""

@@ -49,6 +49,17 @@ def _rgb(path: str, what: str, size: tuple[int, int]) -> np.ndarray:
 def person_example(image_path: str, parse_path: str | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(person (H, W, 3) uint8, mask (H, W) bool) at ``size`` from a person image and its parse
     map (palette label indices; ParseModeError / EmptyMaskError / ValueError name the file)."""
+    from etl.images import MAX_IMAGE_PIXELS
+
+    for path, what in ((parse_path, "parse map"), (image_path, "person image")):
+        try:
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise ValueError(f"{path}: {what} declares {im.width}x{im.height} pixels, over the limit of {MAX_IMAGE_PIXELS}")
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise OSError(f"{path}: {what} is not a readable image ({e})") from e
     labels = read_labels(parse_path)
     mask = np.isin(labels, GARMENT_LABELS)
     if not mask.any():
