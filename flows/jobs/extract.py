@@ -106,7 +106,7 @@ def embed_image(home: Path | str, space: str, image: Image.Image) -> np.ndarray:
     model_dir = resolve_model(home, space)
     model = _space_model(str(model_dir), (model_dir / "config.json").stat().st_mtime_ns)
     size = int(model.config.image_size)
-    pixels = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR))
+    pixels = np.array(image.convert("RGB").resize((size, size), Image.BILINEAR))
     return embed_batch(model, torch.from_numpy(pixels).permute(2, 0, 1).float()[None] / 255)[0]
 
 

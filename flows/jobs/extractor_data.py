@@ -67,7 +67,7 @@ def person_example(image_path: str, parse_path: str | None, size: tuple[int, int
     try:
         with Image.open(image_path) as im:
             full = im.size
-            person = np.asarray(im.convert("RGB").resize(size[::-1], Image.BILINEAR))
+            person = np.array(im.convert("RGB").resize(size[::-1], Image.BILINEAR))  # writable: torch.from_numpy
     except OSError as e:
         if isinstance(e, FileNotFoundError):
             raise
