@@ -95,3 +95,25 @@ def test_bad_uploads_are_clear_client_errors(shop_home, person, change, status, 
     r = TestClient(create_app(shop_home)).post("/extract", files=files, data=data)
     assert r.status_code == status, r.text
     assert says in r.json()["detail"] and "atelier-extract-" not in r.json()["detail"]
+
+
+def test_extracted_garments_are_embedded_beside_the_clothes_and_compared(shop_home, tmp_path):
+    from flows.jobs.embed import embed_space
+    from flows.jobs.extract import extracted_vs_cloth
+    from store import VectorStore
+
+    home = Path(shutil.copytree(shop_home, tmp_path / "home"))
+    embed_space(home, "clip", dataset="viton", progress=False)
+    result = embed_space(home, "clip", source="extracted", progress=False)
+    persons = query(home, "select count(*) as n from viton_samples where complete").to_pylist()[0]["n"]
+    assert result.n_embedded == persons and result.n_stale_removed == 0
+    keys = VectorStore(home).keys("clip").to_pylist()
+    extracted = {k["item_id"] for k in keys if k["dataset"] == "viton_extracted"}
+    clothes = {k["item_id"] for k in keys if k["dataset"] == "viton"}
+    assert len(extracted) == persons and {i.replace("/extracted/", "/cloth/") for i in extracted} <= clothes
+    again = embed_space(home, "clip", progress=False)  # a lake embed leaves the extracted garments alone
+    assert again.n_stale_removed == 0 and len(VectorStore(home).keys("clip")) == len(keys)
+    assert embed_space(home, "clip", source="extracted", progress=False).n_embedded == 0  # same extractor, same PNGs: unchanged
+    report = extracted_vs_cloth(home, "clip")
+    assert report["n_persons"] == persons and {"low", "high"} <= set(report["own_cloth_cosine"])
+    assert report["r1_random"]["value"] == pytest.approx(1 / persons)

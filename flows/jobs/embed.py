@@ -165,7 +165,7 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
                 stop_after_batches: int | None = None, progress: bool = True,
                 writer_rows: int = WRITER_ROWS, shard: tuple[int, int] | None = None,
                 on_progress: Callable[[int, int], None] | None = None, rebuild: bool = False,
-                locked: bool = False) -> EmbedResult:  # fmt: skip
+                locked: bool = False, source: str = "lake") -> EmbedResult:  # fmt: skip
     """Embed the lake's images into ``vectors_<space>`` with the space's latest model (or
     ``model_dir``); only rows whose (image_sha1, model_version) are not stored yet.
 
@@ -187,7 +187,11 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     on one machine or many, embed a space together (LanceDB commits concurrent upserts of
     disjoint rows); a shard takes no lock and prunes nothing (the embed flow does both around
     its shards), leaves `finalize_space` to be run once after all shards, and reports to
-    ``embed_<space>.shard<i>-of-<n>.json``."""
+    ``embed_<space>.shard<i>-of-<n>.json``.
+
+    ``source="extracted"``: instead of the lake's images, the garment of every VITON person as
+    the latest extractor takes it out (`flows.jobs.extract.extracted_rows`: dataset
+    ``viton_extracted``, item_id ``<subset>/extracted/<stem>``); only those rows are pruned."""
     from store.vectors import VectorStore
 
     t0 = time.perf_counter()
@@ -197,10 +201,20 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
     with contextlib.nullcontext() if locked or shard is not None else embed_lock(home, space):
         store = VectorStore(home)
         rebuilt = rebuild and store.drop(space)
-        wanted = [dataset] if dataset else list(datasets or recipe.embeds)
-        rows = embed_rows(home, dataset, tuple(wanted))
+        if source == "extracted":
+            from flows.jobs.extract import EXTRACTED_DATASET, extracted_rows
+
+            if dataset not in (None, "viton"):
+                raise ValueError(f"--source extracted embeds VITON persons' garments, not dataset {dataset!r}")
+            rows, covered = extracted_rows(home), [EXTRACTED_DATASET]
+        elif source == "lake":
+            wanted = [dataset] if dataset else list(datasets or recipe.embeds)
+            rows = embed_rows(home, dataset, tuple(wanted))
+            covered = covered_datasets(home, wanted)
+        else:
+            raise ValueError(f"unknown embed source {source!r}: lake or extracted")
         if shard is None:
-            pruned = prune(store, space, rows, covered_datasets(home, wanted), version)
+            pruned = prune(store, space, rows, covered, version)
             existing = existing_of(pruned.keys)
         else:
             rows = rows.filter(in_shard(rows["item_id"], *shard))

@@ -142,3 +142,77 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:80]
+
+
+EXTRACTED_DATASET = "viton_extracted"  # the dataset value of extracted garments in a space (no lake embed prunes it)
+
+
+def extracted_rows(home: Path | str, version: str | None = None, batch_size: int = 16, log=print):
+    """The garment of every usable VITON person, extracted by the latest (or ``version``)
+    extractor into ``<home>/derived/extracted/<version>/<subset>/<stem>.png``, as embed rows
+    (`flows.jobs.embed_sources.ROW_COLUMNS`): item_id ``<subset>/extracted/<stem>``, dataset
+    ``viton_extracted``, image_sha1 the PNG's SHA-1. Persons that cannot be used are skipped
+    and logged (`flows.jobs.extractor_data.load_subset`)."""
+    import hashlib
+
+    import pyarrow as pa
+    import torch
+
+    from flows.jobs.embed_sources import ROW_SCHEMA
+    from flows.jobs.extractor_data import SUBSETS, load_subset
+    from models.extractor_train import predict
+
+    model, path = load_extractor(home, version)
+    size = (model.config.height, model.config.width)
+    folder = Path(home) / "derived" / "extracted" / path.name
+    rows = []
+    device = next(model.parameters()).device
+    for subset in SUBSETS:
+        decoded = load_subset(home, subset, size)
+        for s in decoded.skipped:
+            log(f"extract: skipped {s['key']}: {s['reason']}")
+        garments = predict(model, decoded.data, device, batch_size) if len(decoded.data) else torch.empty(0)
+        for key, garment in zip(decoded.data.keys, garments):
+            split, person = key.split("/", 1)
+            stem = Path(person).stem
+            image = Image.fromarray((garment.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGB")
+            data = png_bytes(image)
+            target = folder / subset / f"{stem}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            rows.append({"item_id": f"{subset}/extracted/{stem}", "dataset": EXTRACTED_DATASET, "semantic_category": "tops",
+                         "split": split, "image_path": str(target), "image_sha1": hashlib.sha1(data).hexdigest(),
+                         "h5_index": None, "crop": None, "text": None})  # fmt: skip
+    if not rows:
+        raise ValueError("no usable viton person to extract a garment from: ingest viton first")
+    log(f"extracted {len(rows)} garments with extractor {path.name} into {folder}")
+    return pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
+
+
+def extracted_vs_cloth(home: Path | str, space: str, seed: int = 0) -> dict:
+    """Cosine between each person's extracted garment and its own flat cloth in ``space``, next
+    to the mean cosine to the other persons' clothes (the random-cloth baseline), with 95%
+    bootstrap intervals over the persons and R@1 (the own cloth nearest among all clothes)."""
+    from models.intervals import bootstrap, exact, paired_difference
+    from store import VectorStore
+
+    table = VectorStore(home).table(space).to_lance().to_table(columns=["item_id", "vector"]).to_pylist()
+    vectors = {r["item_id"]: np.asarray(r["vector"], np.float32) for r in table}
+    pairs = sorted(k.replace("/extracted/", "/cloth/") for k in vectors if "/extracted/" in k)
+    pairs = [c for c in pairs if c in vectors]
+    if not pairs:
+        raise ValueError(f"vectors_{space} holds no extracted garment with its cloth: run `atelier embed {space} --dataset viton` "
+                         f"and `atelier embed {space} --source extracted`")  # fmt: skip
+    ext = np.stack([vectors[c.replace("/cloth/", "/extracted/")] for c in pairs])
+    cloth = np.stack([vectors[c] for c in pairs])
+    ext /= np.linalg.norm(ext, axis=1, keepdims=True)
+    cloth /= np.linalg.norm(cloth, axis=1, keepdims=True)
+    sims = ext @ cloth.T
+    own = np.diag(sims)
+    n = len(pairs)
+    others = (sims.sum(1) - own) / max(n - 1, 1)
+    hits = (sims.argmax(1) == np.arange(n)).astype(float)
+    return {"space": space, "n_persons": n,
+            "own_cloth_cosine": bootstrap(own, seed=seed).to_dict(), "random_cloth_cosine": bootstrap(others, seed=seed).to_dict(),
+            "own_minus_random": paired_difference(own, others, seed=seed).to_dict(),
+            "r1_own_cloth": bootstrap(hits, seed=seed).to_dict(), "r1_random": exact(1 / n, n).to_dict()}  # fmt: skip
