@@ -5,6 +5,11 @@ in, the garment out: flat, frontal, on white, at the cloth image's size (VITON-H
   4 channels (RGB + mask; local ImageNet weights go into the RGB filters, the mask filter starts at
   zero, so the pretrained trunk first sees what it was trained on), a decoder of upsample + skip
   concatenation + two 3x3 conv blocks per stride, and a sigmoid RGB head: images in [0, 1].
+  With ``paste_box`` (the default of the ``extractor`` kind) it also sees the copy-paste garment
+  (:func:`copy_paste`: the masked pixels cropped and resized into that box) as 3 more channels
+  and predicts a *correction* of it: the head starts at zero, so the untrained model is exactly
+  the copy-paste baseline and training has to earn every point above it (fill what the face
+  hid, fix the placement and the edges).
 - Discriminator (``arch="patchgan"``): pix2pix's 70x70 PatchGAN (4x4 convs C64-C128-C256-C512,
   instance norm, LeakyReLU 0.2) on (condition, garment) pairs, one real/fake logit per patch.
   ``arch="unet"`` has none. The discriminator is part of the module (its weights are saved:
@@ -87,13 +92,17 @@ class UNetGenerator(nn.Module):
             cin = cout
         self.decoder = nn.ModuleList(blocks)
         self.head = nn.Conv2d(cin, 3, 1)
+        if self.box is not None:  # a correction of the copy-paste: zero at init, so the untrained model is the baseline
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, person: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         parts = [(person - self.mean) / self.std, mask]
         if self.box is not None:
-            parts.append((copy_paste(person, mask, self.box) - self.mean) / self.std)
+            pasted = copy_paste(person, mask, self.box)
+            parts.append((pasted - self.mean) / self.std)
         x = torch.cat(parts, 1)
         feats = [x]
         h = self.stem(x)
@@ -106,6 +115,8 @@ class UNetGenerator(nn.Module):
         for block, skip in zip(self.decoder, skips):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], 1))
+        if self.box is not None:
+            return (pasted + self.head(h)).clamp(0, 1)
         return torch.sigmoid(self.head(h))
 
 

@@ -141,3 +141,14 @@ def test_weights_that_are_not_the_encoders_state_dict(tmp_path):
     assert good.load_backbone_weights(tmp_path / "r18.pth")["n_loaded"] == len(reference.state_dict()) - 2
     assert torch.equal(good.generator.stem[0].weight[:, :3], reference.conv1.weight)
     assert not good.generator.stem[0].weight[:, 3:].any() and good.config.encoder_weights == str(tmp_path / "r18.pth")
+
+
+def test_an_untrained_corrector_is_exactly_the_copy_paste_baseline():
+    """With paste_box the generator predicts a correction that starts at zero: training has to
+    earn every point above the baseline (a property of the design, not a result)."""
+    torch.manual_seed(0)
+    box = (0.1, 0.1, 0.9, 0.9)
+    model = GarmentExtractor(ExtractorConfig(height=64, width=64, paste_box=box)).eval()
+    person, mask = torch.rand(3, 3, 64, 64), (torch.rand(3, 1, 64, 64) > 0.5).float()
+    with torch.no_grad():
+        assert torch.equal(model(person, mask), copy_paste(person, mask, box).clamp(0, 1))
