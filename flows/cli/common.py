@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from flows.cli.errors import quiet_engine_tracebacks, remember_home, report
+from flows.cli.show import console, out  # progress and errors (stderr), results
 from store.lake import DEFAULT_HOME, HOME_ENV
 
 # set before Prefect is imported (it reads its settings once): the temporary server a command
@@ -21,9 +21,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # the temporary server's first start on a fresh machine migrates its database: on 2 busy cores
 # that measured over Prefect's 20 s default (the first `atelier demo` failed), so wait longer
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
-console = Console(stderr=True)  # progress and errors
-out = Console()  # results
 
 Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, callback=remember_home,
                                    help="Home directory: lake/, vectors/, models/, reports/.")]  # fmt: skip

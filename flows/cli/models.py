@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from typer.core import TyperGroup
 
 from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, run_job
+from flows.cli.show import print_neighbours
 from flows.jobs import kinds
 from flows.jobs.options import base_type, field_comment, option_fields
 
@@ -110,10 +110,12 @@ def _eval_command(recipe: kinds.Recipe):
     def command(
         version: Annotated[str | None, typer.Option(help="Which version (v<N>); default the latest finished one.")] = None,
         report: Annotated[bool, typer.Option(help="Also run the kind's report (FITB, neighbour precision, structure).")] = True,
+        split: Annotated[str | None, typer.Option(help="The split to score, for kinds that take one (extractor: val, or test "
+                                                       "for the final figures); default the kind's held-out split.")] = None,
         home: Home = DEFAULT_HOME,
         no_prefect: NoPrefect = None,
     ) -> None:
-        eval_kind(recipe.name, home, version, report, no_prefect)
+        eval_kind(recipe.name, home, version, report, no_prefect, split)
 
     what = f" and the {recipe.report} report" if recipe.report else ""
     command.__doc__ = (f"Evaluate the latest {recipe.name} on held-out data{what}, next to the baselines; "
@@ -121,12 +123,13 @@ def _eval_command(recipe: kinds.Recipe):
     return command
 
 
-def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool | None) -> dict:
+def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool | None, split: str | None = None) -> dict:
     from flows.evaluation import evaluate_kind
 
     try:
-        result = run_job(no_prefect, lambda: {kind: evaluate_kind(kind, home, version=version, report=report, log=console.print)},
-                         "flows.orchestration.pipelines:eval_flow", home=str(home), models=[kind], version=version, report=report)[kind]
+        result = run_job(no_prefect, lambda: {kind: evaluate_kind(kind, home, version=version, report=report, split=split, log=console.print)},
+                         "flows.orchestration.pipelines:eval_flow", home=str(home), models=[kind], version=version, report=report,
+                         split=split)[kind]
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(e)
     out.print_json(json.dumps(result.get("held_out"), default=str))
@@ -209,13 +212,11 @@ def neighbours(
 
     Example: `atelier neighbours 211990161 --space resnet -k 10 --where "semantic_category = 'shoes'"`
     """
-    from urllib.parse import quote
-
-    from flows.cli.remote import ServiceError, call, neighbours_result
+    from flows.cli.remote import ServiceError, call, neighbours_call, neighbours_result
 
     try:
-        params = {"space": space, "k": k, "gallery": True, **({"where": where} if where else {})}
-        body = call("GET", f"/neighbours/{quote(item, safe='')}", params=params)
+        method, path, kwargs = neighbours_call(item, space, k, where)
+        body = call(method, path, **kwargs)
         if body is not None:
             result = neighbours_result(body)
         else:
@@ -225,19 +226,6 @@ def neighbours(
     except (KeyError, ValueError, FileNotFoundError, ServiceError) as e:
         fail(e)
     print_neighbours(result, space)
-
-
-def print_neighbours(result: dict, space: str) -> None:
-    """A `flows.jobs.analyses.Neighbours` (as a dict) as a table, then the gallery's path."""
-    q = result["query"]
-    t = Table("#", "item_id", "semantic_category", "title", "distance",
-              title=f"neighbours of {q['item_id']} ({q['semantic_category']}: {q.get('title')}) in {space}", title_justify="left")  # fmt: skip
-    for i, r in enumerate(result["rows"], 1):
-        t.add_row(str(i), r["item_id"], str(r["semantic_category"]), str(r.get("title")), f"{r['distance']:.4f}")
-    out.print(t)
-    if result.get("where"):
-        out.print(f"filter (inside the search): {result['where']}")
-    out.print(f"gallery: {result['gallery']}")
 
 
 @models_app.command()

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from flows.cli.common import DEFAULT_HOME, Home, fail, out
 from flows.cli.models import eval_app
+from flows.cli.show import print_completion
 
 outfits_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -95,11 +96,12 @@ def complete(
 
     Example: `atelier complete --items 211990161,183214727,190198218 --missing shoes -k 10`
     """
-    from flows.cli.remote import ServiceError, call, completion_result
+    from flows.cli.remote import ServiceError, call, complete_call, completion_result
 
     ids = [i.strip() for i in items.split(",") if i.strip()]
     try:
-        body = call("POST", "/complete", json={"items": ids, "missing": missing, "k": k, "model": model.value, "gallery": True})
+        method, path, kwargs = complete_call(ids, missing, k, model.value)
+        body = call(method, path, **kwargs)
         if body is not None:
             result = completion_result(body)
         else:
@@ -109,19 +111,3 @@ def complete(
     except (FileNotFoundError, KeyError, ValueError, ServiceError) as e:
         fail(e)
     print_completion(result)
-
-
-def print_completion(result: dict) -> None:
-    context = ", ".join(f"{i['item_id']} ({i['semantic_category']}: {i.get('title')})" for i in result["items"])
-    t = Table("#", "item_id", "title", "distance", title=f"{result['model']}: {result['missing']} for {context}",
-              title_justify="left")  # fmt: skip
-    for i, r in enumerate(result["rows"], 1):
-        t.add_row(str(i), r["item_id"], str(r.get("title")), f"{r['distance']:.4f}")
-    out.print(t)
-    if result.get("held_out_item"):
-        rank = result.get("held_out_rank")
-        out.print(f"the outfit's real {result['missing']} item ({result['held_out_item']}, held out) is "
-                  + (f"suggestion #{rank}" if rank else f"not in the top {len(result['rows'])}"))  # fmt: skip
-    ms = result.get("timings_ms", {})
-    out.print(f"searched vectors_{result['space']} in {ms.get('search', 0):.1f} ms (model {ms.get('forward', 0):.1f} ms); "
-              f"gallery: {result['gallery']}")  # fmt: skip

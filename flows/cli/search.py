@@ -6,10 +6,9 @@ from enum import Enum
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from flows.cli.common import DEFAULT_HOME, Home, fail, out
+from flows.cli.common import DEFAULT_HOME, Home, fail
+from flows.cli.show import print_search
 
 search_app = typer.Typer(rich_markup_mode="markdown")
 
@@ -34,28 +33,19 @@ def search(
 
     Example: `atelier search "long sleeve red striped top" -k 5 --where "dataset = 'polyvore'" --mode hybrid`
     """
-    from flows.cli.remote import ServiceError, call
+    from flows.cli.remote import ServiceError, call, search_call, search_result
 
-    score = {"vector": "distance", "hybrid": "relevance_score", "text": "score"}[mode.value]
     try:
-        body = call("POST", "/search", json={"text": text, "k": k, "where": where, "mode": mode.value})
+        method, path, kwargs = search_call(text, k, where, mode.value)
+        body = call(method, path, **kwargs)
         if body is not None:
-            rows = [{**i, score: i["distance"] if score == "distance" else i["score"]} for i in body["items"]]
-            truncated, model_dir = body["truncated"], body["model"]
+            result = search_result(body, mode.value)
         else:
             from flows.jobs.search import search_text
 
-            result = search_text(home, text, k=k, where=where, mode=mode.value)
-            rows = [{key.lstrip("_"): v for key, v in r.items()} for r in result.rows.to_pylist()]
-            truncated, model_dir = result.truncated, result.model_dir
+            found = search_text(home, text, k=k, where=where, mode=mode.value)
+            result = {"rows": [{key.lstrip("_"): v for key, v in r.items()} for r in found.rows.to_pylist()],
+                      "truncated": found.truncated, "model_dir": found.model_dir}  # fmt: skip
     except (FileNotFoundError, KeyError, ValueError, ServiceError) as e:
         fail(e)
-    t = Table("#", "item_id", "dataset", "category", "text", score, title=f"{mode.value} search: {escape(text)}", title_justify="left")
-    for i, r in enumerate(rows, 1):
-        t.add_row(str(i), escape(r["item_id"]), str(r.get("dataset")), str(r.get("semantic_category")),
-                  escape(str(r.get("text"))), f"{r[score]:.4f}")  # fmt: skip
-    out.print(t)
-    if truncated:
-        out.print("note: the query is longer than the text tower's limit and was truncated")
-    if model_dir:
-        out.print(f"model: {model_dir}")
+    print_search(text, mode.value, **result)
