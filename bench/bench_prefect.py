@@ -67,9 +67,9 @@ def main() -> None:
             trivial()  # warm: client, database
             results["trivial_flow_s"] = round(min(timed(trivial) for _ in range(5)), 3)
             settings = DemoSettings(resnet_steps=args.steps, ae_steps=args.steps, outfit_steps=args.steps)
-            research = ResearchSettings(clip_steps=args.steps, attribute_steps=args.steps, siamese_steps=args.steps)
+            research = ResearchSettings(clip_steps=args.steps, attribute_steps=args.steps, siamese_steps=args.steps, extractor_steps=args.steps)
             steps = {"resnet_steps": args.steps, "ae_steps": args.steps, "outfit_steps": args.steps}
-            research_steps = {"clip_steps": args.steps, "attribute_steps": args.steps, "siamese_steps": args.steps}
+            research_steps = {"clip_steps": args.steps, "attribute_steps": args.steps, "siamese_steps": args.steps, "extractor_steps": args.steps}
             samples = tmp / "samples_cache"  # drawn once, copied into each fresh home
 
             def fresh(name: str) -> Path:

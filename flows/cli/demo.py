@@ -22,7 +22,7 @@ def demo(
     resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
     outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
-    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes and siamese (default 150 each).")] = None,
+    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each) and the extractor (default 120).")] = None,
     no_prefect: NoPrefect = None,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
@@ -43,7 +43,7 @@ def demo(
     Example: `atelier demo --home ./atelier-home`
     """
     settings = {"resnet_steps": resnet_steps, "ae_steps": ae_steps, "outfit_steps": outfit_steps}
-    research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese")} if research_steps else {}
+    research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese", "extractor")} if research_steps else {}
     def direct() -> dict:
         from etl.samples import sample_image_count
         from flows.demo.run import run_demo
@@ -123,7 +123,7 @@ def print_outfits(stage: dict) -> None:
 
 
 def print_research(stage: dict) -> None:
-    """clip, attributes and siamese: each model's held-out score with its baseline and its query."""
+    """clip, attributes, siamese and the extractor: each model's held-out score with its baseline and its query."""
     print_models({name: part["model"] for name, part in stage.items()})
     clip = stage["clip"]
     e = clip["embed"]
@@ -138,3 +138,11 @@ def print_research(stage: dict) -> None:
     out.print(f"structure retrieval (same garment in another colour) and colour sensitivity: {structure.get('json_path', '')}")
     for line in structure.get("lines", []):
         out.print(f"  {line}")
+    extractor = stage.get("extractor")
+    if extractor:
+        out.print(f"extractor contact sheet (person | mask | prediction | truth | copy-paste): {extractor['contact_sheet']}")
+        if extractor.get("extracted"):
+            out.print(f"atelier extract {extractor['extracted']['person']} -> {extractor['extracted']['garment']}")
+        if extractor.get("shop"):
+            shop = extractor["shop"]
+            out.print(f"shop the look in {shop['space']} (Polyvore): {', '.join(shop['items'])}; gallery: {shop['gallery']}")

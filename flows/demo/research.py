@@ -1,4 +1,5 @@
-"""The demo's research-model stage: clip, the attribute classifier and the siamese structure model.
+"""The demo's research-model stage: clip, the attribute classifier, the siamese structure model and
+the VITON garment extractor.
 
 `research_stage(home, settings)` trains each (or reuses the latest version when it was trained
 with the same settings on the same lake rows), embeds ``vectors_clip`` and ``vectors_siamese``
@@ -9,7 +10,9 @@ with the same settings on the same lake rows), embeds ``vectors_clip`` and ``vec
 - attributes: per-head test accuracy and balanced accuracy vs the majority class, and
   ``predict-attributes`` on a few held-out images (CSV in the research format + labelled PNG);
 - siamese: same-garment-in-another-colour recall@10 and colour-sensitivity of siamese vs resnet
-  vs clip (reports/structure.json + PNG).
+  vs clip (reports/structure.json + PNG);
+- extractor: val SSIM / PSNR / L1 beside the copy-paste and mean-cloth baselines, the contact
+  sheet, and "shop the look" for one test person (its garment searched in the resnet space).
 """
 
 from __future__ import annotations
@@ -73,8 +76,29 @@ def siamese_part(home: Path | str, s: ResearchSettings, log: Callable[[str], Non
     return {"model": model, "embed": embedded, "structure": evaluate_structure(home, spaces)}
 
 
+def extractor_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
+    from flows.jobs.extract import extract_garment, shop_the_look
+    from store import query
+    from store.models import NoModelError, latest_model
+
+    model = _train(home, "extractor", s, log)
+    sheet = Path(home) / "reports" / f"extractor_{model['version']}_val_contact.png"
+    out = {"model": model, "contact_sheet": str(sheet)}
+    person = query(home, "select image_path from viton_samples where subset = 'test' and complete order by person limit 1").to_pylist()
+    if person:
+        found = extract_garment(home, person[0]["image_path"])
+        out["extracted"] = {"person": person[0]["image_path"], "garment": str(found.path)}
+        try:
+            latest_model(home, "resnet")
+            shop_the_look(home, found, "resnet", k=s.k, where="dataset = 'polyvore'")
+            out["shop"] = {"space": "resnet", "items": [r["item_id"] for r in found.rows], "gallery": str(found.gallery)}
+        except NoModelError:
+            pass
+    return out
+
+
 def research_stage(home: Path | str, settings: ResearchSettings = ResearchSettings(),
                    log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """clip, attributes and siamese (see the module docstring): {"clip", "attributes", "siamese"}."""
+    """clip, attributes, siamese and the extractor (see the module docstring): one entry each."""
     return {"clip": clip_part(home, settings, log), "attributes": attributes_part(home, settings, log),
-            "siamese": siamese_part(home, settings, log)}  # fmt: skip
+            "siamese": siamese_part(home, settings, log), "extractor": extractor_part(home, settings, log)}  # fmt: skip

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 DEMO_SPACES = ("resnet", "ae")  # the image spaces the demo trains, embeds and analyses first
 DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
 OUTFIT_KINDS = ("umbert", "wumbert")
-RESEARCH_KINDS = ("clip", "attributes", "siamese")
+RESEARCH_KINDS = ("clip", "attributes", "siamese", "extractor")
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,16 @@ class ResearchSettings:
     clip_steps: int = 150  # clip from scratch: held-out text->image R@10 ~0.95 vs 0.22 random (README)
     attribute_steps: int = 150  # attribute heads: well above the majority class on neck and sleeve
     siamese_steps: int = 150  # siamese encoder on the DeepFashion2 shop x user pairs
+    extractor_steps: int = 120  # garment extractor (UNet correcting the copy-paste, 128 x 96): val SSIM above copy-paste in ~120 steps (tests/test_quality_extractor.py)
     siamese_mode: str = "color_mask_crop"  # trained with recolouring augmentation; separates from its untrained twin on held-out recolourings (bench/results/structure_scale4.json), grayscale_mask does not
     image_size: int = 64  # input side, px, of all three
     seed: int = 0  # splits, init and shuffles
     k: int = 5  # search results shown
 
     def options(self, kind: str) -> dict:
-        """The training options the demo gives ``kind`` (clip, attributes, siamese)."""
+        """The training options the demo gives ``kind`` (clip, attributes, siamese, extractor)."""
+        if kind == "extractor":  # its own image size: the sample persons' 128 x 96
+            return {"steps": self.extractor_steps, "seed": self.seed}
         steps = {"clip": self.clip_steps, "attributes": self.attribute_steps, "siamese": self.siamese_steps}[kind]
         extra = {"mode": self.siamese_mode} if kind == "siamese" else {}
         return {"steps": steps, "image_size": self.image_size, "seed": self.seed, **extra}
