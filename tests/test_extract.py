@@ -117,3 +117,17 @@ def test_extracted_garments_are_embedded_beside_the_clothes_and_compared(shop_ho
     report = extracted_vs_cloth(home, "clip")
     assert report["n_persons"] == persons and {"low", "high"} <= set(report["own_cloth_cosine"])
     assert report["r1_random"]["value"] == pytest.approx(1 / persons)
+
+
+def test_embed_source_extracted_command(shop_home, tmp_path):
+    from flows.jobs.embed import embed_space
+
+    home = Path(shutil.copytree(shop_home, tmp_path / "home"))
+    embed_space(home, "clip", dataset="viton", progress=False)
+    r = CliRunner().invoke(app, ["embed", "clip", "--source", "extracted", "--home", str(home)])
+    assert r.exit_code == 0, r.output
+    output = " ".join(r.output.split())
+    assert "extracted garments embedded" in output and "vs a random cloth" in output and "R@1 of the own cloth" in output
+    assert (home / "reports" / "extracted_vs_cloth_clip.json").exists()
+    bad = CliRunner().invoke(app, ["embed", "clip", "--source", "extracted", "--workers", "2", "--home", str(home)])
+    assert bad.exit_code != 0 and "in this process" in bad.output

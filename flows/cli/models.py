@@ -154,6 +154,9 @@ def embed(
     dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler, e.g. tcp://10.0.0.5:8786.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Run the shards on a local Dask cluster of N processes.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Drop the space first and embed every item again (repairs a damaged table).")] = False,
+    source: Annotated[str, typer.Option(help="lake: the lake's images; extracted: every VITON person's garment as the latest "
+                                             "extractor takes it out (dataset viton_extracted), then its cosine to its own "
+                                             "cloth vs a random cloth (reports/extracted_vs_cloth_SPACE.json).")] = "lake",
     home: Home = DEFAULT_HOME,
     no_prefect: NoPrefect = None,
 ) -> None:
@@ -165,12 +168,20 @@ def embed(
     --dask-address or --workers.
 
     Example: `atelier embed resnet --dataset polyvore --workers 2 --home ./home`
+    (`atelier embed clip --source extracted`: the VITON persons' extracted garments)
     """
     from flows.jobs.embed import embed_space
     from store.locks import LockHeld
 
     if space not in kinds.embedding_kinds():
         fail(f"{space!r} is not an embedding kind; embedding kinds: {', '.join(kinds.embedding_kinds())}")
+    if source not in ("lake", "extracted"):
+        fail(f"--source {source!r}: lake or extracted")
+    if source == "extracted":
+        if dask_address or workers or (shards or 1) > 1:
+            fail("--source extracted embeds in this process: drop --dask-address, --workers and --shards")
+        _embed_extracted(space, home, batch_size, rebuild)
+        return
     sharded = bool(dask_address or workers or (shards or 1) > 1)  # shards are Prefect tasks
     if no_prefect and sharded:
         fail("--no-prefect embeds in this process: drop --dask-address, --workers and --shards")
@@ -197,6 +208,23 @@ def embed(
               + (f"; removed {' and '.join(removed)} rows" if removed else ""))  # fmt: skip
     for f in result["failures"][:10]:
         out.print(f"  skipped {f['item_id']}: {f['error']}")
+
+
+def _embed_extracted(space: str, home: Path, batch_size: int, rebuild: bool) -> None:
+    from flows.jobs.embed import embed_space
+    from flows.jobs.extract import write_extracted_report
+    from store.locks import LockHeld
+
+    try:
+        result = embed_space(home, space, batch_size=batch_size, rebuild=rebuild, source="extracted").to_dict()
+        out.print(f"vectors_{space} ({result['model_version']}): {result['n_embedded']} extracted garments embedded, "
+                  f"{result['n_skipped_unchanged']} unchanged, {result['n_failed']} failed")  # fmt: skip
+        report, path = write_extracted_report(home, space)
+    except (FileNotFoundError, KeyError, ValueError, LockHeld) as e:
+        fail(e)
+    out.print(f"extracted garment vs its own cloth in {space}: cosine {report['own_text']} vs a random cloth "
+              f"{report['random_text']}; R@1 of the own cloth {report['r1_text']} (chance {report['r1_random']['value']:.3f}, "
+              f"{report['n_persons']} persons); {path}")  # fmt: skip
 
 
 @models_app.command()

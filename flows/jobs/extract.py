@@ -100,10 +100,10 @@ def embed_image(home: Path | str, space: str, image: Image.Image) -> np.ndarray:
     jobs' resize)."""
     import torch
 
-    from flows.jobs.embed import resolve_model
     from models import embed_batch
+    from store.models import latest_model
 
-    model_dir = resolve_model(home, space)
+    model_dir = latest_model(home, space)  # NoModelError naming `atelier train SPACE`
     model = _space_model(str(model_dir), (model_dir / "config.json").stat().st_mtime_ns)
     size = int(model.config.image_size)
     pixels = np.array(image.convert("RGB").resize((size, size), Image.BILINEAR))
@@ -216,3 +216,20 @@ def extracted_vs_cloth(home: Path | str, space: str, seed: int = 0) -> dict:
             "own_cloth_cosine": bootstrap(own, seed=seed).to_dict(), "random_cloth_cosine": bootstrap(others, seed=seed).to_dict(),
             "own_minus_random": paired_difference(own, others, seed=seed).to_dict(),
             "r1_own_cloth": bootstrap(hits, seed=seed).to_dict(), "r1_random": exact(1 / n, n).to_dict()}  # fmt: skip
+
+
+def write_extracted_report(home: Path | str, space: str) -> tuple[dict, Path]:
+    """`extracted_vs_cloth` written to ``<home>/reports/extracted_vs_cloth_<space>.json``, with
+    its figures as text (value [95% interval])."""
+    import json
+
+    from models.intervals import Interval
+    from store.files import write_text
+
+    report = extracted_vs_cloth(home, space)
+    for key, name in (("own_cloth_cosine", "own_text"), ("random_cloth_cosine", "random_text"), ("r1_own_cloth", "r1_text")):
+        report[name] = str(Interval.from_dict(report[key]))
+    target = Path(home) / "reports" / f"extracted_vs_cloth_{space}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text(target, json.dumps(report, indent=2) + "\n")
+    return report, target
