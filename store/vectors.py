@@ -279,14 +279,20 @@ class VectorStore:
 
     def get_vector(self, space: str, item_id: str) -> np.ndarray:
         """The stored vector of ``item_id``; KeyError when it is not in the space."""
+        return self.get_item(space, item_id)["vector"]
+
+    def get_item(self, space: str, item_id: str) -> dict:
+        """{"vector", "semantic_category"} of ``item_id`` (one read); KeyError when it is not in the space."""
         with self._reading(space):
-            data = self.table(space).to_lance().to_table(columns=["vector"], filter=f"item_id = {_literal(item_id)}")
+            data = self.table(space).to_lance().to_table(columns=["vector", "semantic_category"],
+                                                          filter=f"item_id = {_literal(item_id)}")  # fmt: skip
         if not data.num_rows:
             raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
         if data.num_rows > 1:
             raise ValueError(f"vector space {space!r} holds {data.num_rows} rows for item {item_id!r} (each item should "
                              f"have one): run `atelier embed {space}` (it removes duplicates) or `atelier doctor --fix`")  # fmt: skip
-        return data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1)
+        vector = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1)
+        return {"vector": vector, "semantic_category": data["semantic_category"][0].as_py()}
 
     def search(self, space: str, vector: Iterable[float], k: int = 10, where: str | None = None,
                exclude: str | None = None, nprobes: int | None = None, refine_factor: int | None = None,

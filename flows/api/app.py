@@ -100,7 +100,7 @@ def get_and_post(app: FastAPI, path: str, body: type, response: type, handler, s
 
 def create_app(home: Path | str, token: str | None = None) -> FastAPI:
     """The service over ``home`` (see the module docstring)."""
-    from flows.jobs.analyses import item_details, neighbours
+    from flows.jobs.analyses import neighbours
     from flows.jobs.search import search_text
     from store.sql import query
 
@@ -133,7 +133,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         need_space("clip")
         found = search_text(warm.home, req.text, k=req.k, where=req.where, mode=req.mode)
         rows = found.rows.to_pylist()
-        details = item_details(warm.home, [r["item_id"] for r in rows])
+        details = warm.details([r["item_id"] for r in rows])
         return SearchResponse(text=req.text, mode=req.mode, model=found.model_dir,
                               truncated=found.truncated, items=[_item(r, details) for r in rows],
                               timings_ms={**{k: round(v * 1000, 3) for k, v in found.seconds.items()}, "total": _ms(t0)})  # fmt: skip
@@ -145,7 +145,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
                        where: Annotated[str | None, Query(max_length=MAX_TEXT)] = None, gallery: bool = False) -> NeighboursResponse:  # fmt: skip
         t0 = time.perf_counter()
         warm.store.table(space)  # unknown space -> 404 naming the existing ones
-        found = neighbours(warm.home, item_id, space, k=k, where=where, gallery=gallery)
+        found = neighbours(warm.home, item_id, space, k=k, where=where, gallery=gallery, details=warm.details, store=warm.store)
         return NeighboursResponse(query=_item(found.query), space=space, where=where, items=[_item(r) for r in found.rows],
                                   gallery=str(found.gallery) if found.gallery else None, timings_ms={"total": _ms(t0)})  # fmt: skip
 
@@ -168,7 +168,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         return do_complete(req)
 
     def lake_item(item_id: str) -> dict:
-        found = item_details(warm.home, [item_id]).get(item_id)
+        found = warm.details([item_id]).get(item_id)
         if found is None:
             raise KeyError(f"unknown item {item_id!r}")
         return found

@@ -113,9 +113,7 @@ class Pages:
 
     def cards(self, rows: list[dict], outfit: list[str], space: str | None) -> list[dict]:
         """Rows (item_id, semantic_category, dataset, _distance / _score) with titles and links."""
-        from flows.jobs.analyses import item_details
-
-        details = item_details(self.warm.home, [r["item_id"] for r in rows])
+        details = self.warm.details([r["item_id"] for r in rows])
         out = []
         for r in rows:
             d = details.get(r["item_id"], {})
@@ -154,9 +152,9 @@ class Pages:
         return context
 
     def item(self, item_id, space, k, outfit) -> dict:
-        from flows.jobs.analyses import item_details, neighbours
+        from flows.jobs.analyses import neighbours
 
-        details = item_details(self.warm.home, [item_id]).get(item_id)  # None: an item only the spaces know
+        details = self.warm.details([item_id]).get(item_id)  # None: an item only the spaces know
         spaces = self.warm.store.spaces()
         space = space or next((s for s in ("resnet", "clip") if s in spaces), spaces[0] if spaces else None)
         context = {"item": self.cards([{"item_id": item_id, **(details or {})}], outfit, space)[0], "space": space, "k": k,
@@ -165,7 +163,7 @@ class Pages:
             raise UnknownSpaceError("the home has no vectors yet: run `atelier embed resnet` first")
         self.warm.store.table(space)  # unknown space -> 404 naming the spaces there are
         try:
-            found = neighbours(self.warm.home, item_id, space, k=k, gallery=False)
+            found = neighbours(self.warm.home, item_id, space, k=k, gallery=False, details=self.warm.details, store=self.warm.store)
         except KeyError as exc:  # the item is not in this space
             if details is None:
                 raise KeyError(f"unknown item {item_id!r}") from None
@@ -175,9 +173,7 @@ class Pages:
         return context
 
     def outfit(self, outfit, missing, model, k) -> dict:
-        from flows.jobs.analyses import item_details
-
-        details = item_details(self.warm.home, outfit)
+        details = self.warm.details(outfit)
         unknown = [i for i in outfit if i not in details]
         if unknown:
             raise KeyError(f"unknown items in the outfit: {', '.join(unknown)}")

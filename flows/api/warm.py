@@ -7,6 +7,7 @@ cached by `flows.jobs.search.load_clip` (keyed by directory and weights mtime), 
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class Warm:
         self._lock = threading.Lock()
         self._completion: dict[str, CompletionModel] = {}
         self._extractor = None
+        self._details: dict[str, dict] = {}
+        self._details_key: tuple | None = None
 
     def completion(self, name: str) -> CompletionModel:
         """The latest ``name`` (umbert or wumbert) model, loaded once per version."""
@@ -35,6 +38,7 @@ class Warm:
             loaded = self._completion.get(name)
             if loaded is None or loaded.path != path:
                 loaded = CompletionModel(self.home, name, path)
+                loaded.details = self.details
                 self._completion[name] = loaded
         return loaded
 
@@ -52,6 +56,18 @@ class Warm:
                 model.path = path
                 self._extractor = model
         return self._extractor
+
+    def details(self, item_ids) -> dict[str, dict]:
+        """`flows.jobs.analyses.item_details` from memory: every item's title, category and image,
+        read once per lake version (an ingest while the service runs is picked up)."""
+        from flows.jobs.analyses import ITEM_DETAILS, all_item_details
+
+        key = tuple(os.path.realpath(self.home / "lake" / dataset) for dataset in ITEM_DETAILS)
+        if key != self._details_key:
+            with self._lock:
+                if key != self._details_key:
+                    self._details, self._details_key = all_item_details(self.home), key
+        return {i: self._details[i] for i in item_ids if i in self._details}
 
     def loaded(self) -> dict[str, str]:
         """kind -> the version directory currently loaded."""

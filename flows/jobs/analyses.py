@@ -26,6 +26,11 @@ ITEM_DETAILS = {
 }
 
 
+def _details_sql(view: str, id_col: str, title: str, category: str, where: str) -> str:
+    return (f"select {id_col} as item_id, {title} as title, {category} as semantic_category, "
+            f"case when image_ok then image_path end as image_path from {view} {where}")  # fmt: skip
+
+
 def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     """title, semantic_category and image_path of items, from whichever dataset tables exist in the
     lake; the image_path only of a usable image (probed inside its release: never a path that escaped it)."""
@@ -36,11 +41,18 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     for view, id_col, title, category in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
         if view not in present:  # that dataset is not in the lake
             continue
-        rows = query(home, f"select {id_col} as item_id, {title} as title, {category} as semantic_category, "
-                           f"case when image_ok then image_path end as image_path "
-                           f"from {view} "
-                           f"where list_contains(?, {id_col})", [list(item_ids)])  # fmt: skip
+        rows = query(home, _details_sql(view, id_col, title, category, f"where list_contains(?, {id_col})"), [list(item_ids)])
         out.update({r["item_id"]: r for r in rows.to_pylist()})
+    return out
+
+
+def all_item_details(home: Path | str) -> dict[str, dict]:
+    """`item_details` of every item the lake holds (what a long-running service keeps in memory)."""
+    out: dict[str, dict] = {}
+    present = Lake(home).tables()
+    for view, id_col, title, category in ITEM_DETAILS.values():
+        if view in present:
+            out.update({r["item_id"]: r for r in query(home, _details_sql(view, id_col, title, category, "")).to_pylist()})
     return out
 
 
@@ -53,14 +65,16 @@ class Neighbours:
 
 
 def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: str | None = None,
-               gallery: bool = True) -> Neighbours:  # fmt: skip
+               gallery: bool = True, details=None, store=None) -> Neighbours:  # fmt: skip
     """The k items nearest to ``item_id`` in ``space`` (the item itself excluded), with ``where``
-    applied inside the search; with ``gallery`` writes an HTML gallery under reports/."""
-    store = VectorStore(home)
-    vector = store.get_vector(space, item_id)
-    hits = store.search(space, vector, k=k, where=where, exclude=item_id).to_pylist()
-    details = item_details(home, [item_id, *(h["item_id"] for h in hits)])
-    query_item = {"item_id": item_id, "semantic_category": stored_category(home, space, item_id),
+    applied inside the search; with ``gallery`` writes an HTML gallery under reports/.
+    ``details(ids)`` (default `item_details`) and ``store`` are what a long-running service
+    passes to answer from memory."""
+    store = store or VectorStore(home)
+    row = store.get_item(space, item_id)
+    hits = store.search(space, row["vector"], k=k, where=where, exclude=item_id).to_pylist()
+    details = (details or functools.partial(item_details, home))([item_id, *(h["item_id"] for h in hits)])
+    query_item = {"item_id": item_id, "semantic_category": row["semantic_category"],
                   **{k_: details.get(item_id, {}).get(k_) for k_ in ("title", "image_path")}}  # fmt: skip
     rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
              **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip

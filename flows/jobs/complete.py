@@ -9,6 +9,8 @@ learned item vectors it wrote to ``vectors_wumbert``. An HTML gallery goes to ``
 
 from __future__ import annotations
 
+import functools
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,7 @@ class CompletionModel:
         self.store = VectorStore(home)
         self.space = WUMBERT_SPACE if self.model.config.learn_items else self.model.config.space
         self.learned = {item: i for i, item in enumerate(self.model.item_ids)}
+        self.details = None  # ids -> titles / images (default `item_details`; a service sets an in-memory one)
         self._check_space()
 
     def _check_space(self) -> None:
@@ -104,7 +107,7 @@ class CompletionModel:
         t2 = time.perf_counter()
         if not hits:
             raise ValueError(f"no item of category {missing!r} in vector space {self.space!r} to suggest")
-        details = item_details(self.home, [*item_ids, *(h["item_id"] for h in hits)])
+        details = (self.details or functools.partial(item_details, self.home))([*item_ids, *(h["item_id"] for h in hits)])
         items = [{"item_id": i, "semantic_category": c, **{f: details.get(i, {}).get(f) for f in ("title", "image_path")}}
                  for i, c in zip(item_ids, cats)]  # fmt: skip
         rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
