@@ -191,7 +191,7 @@ def test_shared_views_span_datasets(home):
 def test_a_damaged_table_fails_only_the_queries_that_read_it(home, tmp_path):
     """A truncated table is named with the fix (ingest again), exit 1 and no traceback from the
     CLI; queries that do not read it work."""
-    from flows.cli.app import app
+    from flows.cli.commands import app
 
     damaged = _copy_lake(home, tmp_path / "home")
     fitb = damaged / "lake/polyvore/fitb.parquet"

@@ -4,7 +4,7 @@ Heavy packages (torch, lancedb, the sample generator) are imported inside the co
 need them, so `atelier --help` and `atelier sql` start fast.
 
 ``app`` (the console script `atelier` = ``flows.cli:app``, and ``python -m flows.cli``) is the
-typer app of ``flows.cli.app``, imported when first used: with ``ATELIER_API_URL`` set, a plain
+typer app of ``flows.cli.commands``, imported when first used: with ``ATELIER_API_URL`` set, a plain
 `atelier search`, `neighbours` or `complete` is answered by `flows.cli.remote.main` (standard
 library HTTP + rich) without importing typer, pydantic or any other command. Everything else,
 and everything done with ``app`` other than calling it as the program (`typer.testing.CliRunner`,
@@ -17,12 +17,9 @@ import sys
 
 
 def _typer_app():
-    """The typer app (``flows.cli.app.app``); importing that module rebinds this package's
-    ``app`` attribute to the module, so it is set back to the program here."""
-    global app
-    from flows.cli.app import app as typer_app
+    """The typer app (``flows.cli.commands.app``), imported on first use."""
+    from flows.cli.commands import app as typer_app
 
-    app = PROGRAM
     return typer_app
 
 
@@ -43,7 +40,7 @@ class Program:
         return getattr(_typer_app(), name)
 
     def __repr__(self) -> str:
-        return "<atelier program: flows.cli.app.app behind flows.cli.remote.main>"
+        return "<atelier program: flows.cli.commands.app behind flows.cli.remote.main>"
 
 
 PROGRAM = Program()

@@ -4,7 +4,7 @@ result would be, without importing torch or opening the store in the client. An 
 service is said once and the command runs in-process instead.
 
 Kept light (the standard library; rich only to print): :func:`main` is the client path of the
-`atelier` program (``flows.cli.app``): with ``ATELIER_API_URL`` set, a plain `atelier search`,
+`atelier` program (``flows.cli``): with ``ATELIER_API_URL`` set, a plain `atelier search`,
 `neighbours` or `complete` command line is asked and printed here without loading typer and the
 other commands. Anything else (--help, --debug, a value typer would refuse, any other command)
 goes to the typer commands, and so does the answer when it is an error or the service does not
