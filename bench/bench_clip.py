@@ -25,16 +25,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
-from benchutil import write_results
+from benchutil import random_title_space, write_results
 
 from etl.samples import reference_release
 from flows.jobs.ingest import ingest_polyvore
 from models import ClipConfig, ClipEmbedder, ResNetConfig, ResNetEmbedder, embed_batch
 from models.clip_text import WordTokenizer
-from store import VectorStore, query
-from store.vectors import vector_schema
+from store import VectorStore
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "polyvore"
 DIM = 128
@@ -74,18 +72,9 @@ def text_search(n_queries: int) -> dict:
         root, home = Path(tmp) / "release", Path(tmp) / "home"
         reference_release(REFERENCE / "reduced_catalogue.csv", REFERENCE / "reduced_compatibility.csv", root, n_images=0)
         ingest_polyvore(root, home)
-        items = query(home, "SELECT item_id, semantic_category, title FROM polyvore_items ORDER BY item_id")
-        n = items.num_rows
-        vectors = np.random.default_rng(0).normal(size=(n, DIM)).astype(np.float32)
-        rows = pa.table({"item_id": items["item_id"], "dataset": pa.array(["polyvore"] * n), "semantic_category": items["semantic_category"],
-                         "split": pa.nulls(n, pa.string()), "model": pa.array(["clip"] * n), "model_version": pa.array(["bench/v1"] * n),
-                         "image_sha1": pa.nulls(n, pa.string()), "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIM),
-                         "text": items["title"]}, schema=vector_schema(DIM, text=True))  # fmt: skip
+        items, index_s = random_title_space(home, DIM, "bench/v1", seed=0)
         store = VectorStore(home)
-        store.upsert("clip", rows)
-        t0 = time.perf_counter()
-        store.ensure_indexes("clip")
-        index_s = time.perf_counter() - t0
+        n = items.num_rows
         titles = items["title"].to_pylist()
         tok = WordTokenizer.build(titles)
         model = ClipEmbedder(ClipConfig(vocab_size=len(tok)), tok).eval()

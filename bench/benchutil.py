@@ -30,3 +30,27 @@ def write_results(out: Path, results: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def random_title_space(home: Path, dim: int, model_version: str, seed: int, space: str = "clip"):
+    """A ``space`` over every Polyvore item of ``home``: random ``dim``-d vectors (seeded) and each
+    item's title in the ``text`` column, indexed as the store does (IVF_PQ above 100k rows, full
+    text). Returns (the items table: item_id, semantic_category, title; index build seconds)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from store import VectorStore, query
+    from store.vectors import vector_schema
+
+    items = query(home, "SELECT item_id, semantic_category, title FROM polyvore_items ORDER BY item_id")
+    n = items.num_rows
+    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    rows = pa.table({"item_id": items["item_id"], "dataset": pa.array(["polyvore"] * n), "semantic_category": items["semantic_category"],
+                     "split": pa.nulls(n, pa.string()), "model": pa.array(["clip"] * n), "model_version": pa.array([model_version] * n),
+                     "image_sha1": pa.nulls(n, pa.string()), "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+                     "text": items["title"]}, schema=vector_schema(dim, text=True))  # fmt: skip
+    store = VectorStore(home)
+    store.upsert(space, rows)
+    t0 = time.perf_counter()
+    store.ensure_indexes(space)
+    return items, time.perf_counter() - t0
