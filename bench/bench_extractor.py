@@ -11,7 +11,8 @@ Latency: `extract_garment` on one sample VITON person with the model loaded (dec
 PNG) and the whole `atelier extract` command as a subprocess (process start, imports, load).
 
 Ablation (``--ablation``): on the sample VITON release (scale 1: ~90 train / ~10 val persons),
-one run per setting like the research's (resnet18 / resnet34 encoder x L1, L1 + perceptual,
+one run per setting like the research's (the file is rewritten after each run; ~5 min per
+run on 2 cores, ~40 min in all) (resnet18 / resnet34 encoder x L1, L1 + perceptual,
 L1 + perceptual + SSIM, then PatchGAN), each ``--ablation-steps`` steps, scored on every val
 person beside the copy-paste and mean-cloth baselines with 95% intervals; the best run is chosen
 on val SSIM. The perceptual network is the sample home's own resnet (trained here for a few
@@ -128,18 +129,23 @@ def latency(home: Path, repeat: int = 15) -> dict:
             "cli_median_s": round(statistics.median(cli), 3), "cli_min_s": round(min(cli), 3)}  # fmt: skip
 
 
-def ablation(home: Path, steps: int) -> dict:
+def ablation(home: Path, steps: int, out: Path) -> dict:
+    """Every run of RUNS; the results file is rewritten after each run (a run cut short keeps the
+    finished ones, ``complete`` false)."""
     from flows.jobs.train import train_model
 
     runs = []
+    result = {"benchmark": "extractor_ablation", "steps": steps, "split": "val (every val person); the test split is not used"}
     for name, options in RUNS:
         t0 = time.perf_counter()
         r = train_model("extractor", home, steps=steps, eval_every=steps, log=print, **options)
         m = r.metrics
         runs.append({"name": name, "options": options, "version": r.version, "seconds": round(time.perf_counter() - t0, 1),
                      "perceptual_net": m.get("perceptual_net"), "val": m["val_scores"]})  # fmt: skip
-    best = max(runs, key=lambda r: r["val"]["methods"]["model"]["ssim"]["value"])
-    return {"steps": steps, "split": "val (every val person); the test split is not used", "runs": runs, "best": best["name"]}
+        best = max(runs, key=lambda r: r["val"]["methods"]["model"]["ssim"]["value"])
+        result.update(runs=runs, best=best["name"], complete=len(runs) == len(RUNS))
+        write_results(out, result)
+    return result
 
 
 def main() -> None:
@@ -147,14 +153,14 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--steps", type=int, default=20, help="steps of each throughput measurement")
     p.add_argument("--ablation", action="store_true")
-    p.add_argument("--ablation-steps", type=int, default=150)
+    p.add_argument("--ablation-steps", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
         if args.ablation:
-            home = sample_home(Path(tmp), resnet=True)
-            results = {"benchmark": "extractor_ablation", **ablation(home, args.ablation_steps)}
             out = args.out or ROOT / "bench" / "results" / "extractor_ablation.json"
+            ablation(sample_home(Path(tmp), resnet=True), args.ablation_steps, out)
+            return
         else:
             results = {"benchmark": "extractor", "throughput": [throughput(a, args.steps) for a in ("unet", "patchgan")],
                        "extract_latency": latency(sample_home(Path(tmp), resnet=False))}  # fmt: skip
