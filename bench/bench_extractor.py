@@ -1,7 +1,7 @@
 """The garment extractor's benchmark and ablation; writes JSON.
 
     python bench/bench_extractor.py [--out bench/results/extractor.json] [--steps 20]
-    python bench/bench_extractor.py --ablation [--ablation-steps 150] [--out bench/results/extractor_ablation.json]
+    python bench/bench_extractor.py --ablation [--ablation-steps 100] [--out bench/results/extractor_ablation.json]
 
 Throughput (default): training images/s of ``atelier train extractor``'s loop (``models.loop.fit``
 through ``train_extractor_model``: schedule, clipping, the kind's loss) against the floor measured
