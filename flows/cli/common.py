@@ -79,11 +79,11 @@ def run_flow(flow_fn, **parameters):
     from flows.orchestration.pipelines import run
 
     quiet_engine_tracebacks()  # a failed task's traceback only with --debug (flows.cli.errors)
-    result, where = run(flow_fn, **parameters)
-    if where["url"]:
-        console.print(f"Prefect flow run {where['name']} {where['flow_run_id']}: {where['url']}")
+    result, seen = run(flow_fn, **parameters)  # where the run can be seen: name, flow_run_id, url
+    if seen["url"]:
+        console.print(f"Prefect flow run {seen['name']} {seen['flow_run_id']}: {seen['url']}")
     else:
-        console.print(f"Prefect flow run {where['name']} {where['flow_run_id']} ran on a temporary server, gone with "
+        console.print(f"Prefect flow run {seen['name']} {seen['flow_run_id']} ran on a temporary server, gone with "
                       "this process: start one (`prefect server start`) and set PREFECT_API_URL to keep runs and "
                       "see them in the UI")  # fmt: skip
     return result
