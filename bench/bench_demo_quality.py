@@ -33,7 +33,7 @@ def demo_quality(result: dict) -> dict:
     """The README's figures out of `run_demo`'s result (see the module docstring)."""
     models = {kind: metrics(m["path"]) for kind, m in result["models"].items()}
     research = result["research"]
-    research_models = {kind: metrics(part["model"]["path"]) for kind, part in research.items()}
+    research_models = {kind: metrics(part["model"]["path"]) for kind, part in research.items() if kind != "seconds"}
     fitb = result["outfits"]["fitb"]
     structure = research["siamese"]["structure"]
     return {
@@ -62,7 +62,8 @@ def main() -> None:
         figures = demo_quality(result)
     settings = {"seed": 0, "scale": 1, "demo": asdict(DemoSettings()), "research": asdict(ResearchSettings()),
                 "interval": "95% bootstrap over the held-out questions / items / queries (seeded), exact for random"}  # fmt: skip
-    write_results(args.out, {"settings": settings, "seconds": round(time.perf_counter() - t0, 1), **figures})
+    stages = {**result["seconds"], **{f"research.{k}": v for k, v in result["research"]["seconds"].items()}}
+    write_results(args.out, {"settings": settings, "seconds": round(time.perf_counter() - t0, 1), "stage_seconds": stages, **figures})
 
 
 if __name__ == "__main__":

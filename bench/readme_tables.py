@@ -164,6 +164,27 @@ def structure_scale4(d: dict) -> list[str]:
     return rows(["siamese mode (scale 4)"] + list(STRUCTURE_COLUMNS.values()) + ["separated from its untrained twin on"], body)
 
 
+# --- bench/results/extractor_ablation.json (python bench/bench_extractor.py --ablation) ------------
+
+
+def extractor_ablation(d: dict) -> list[str]:
+    """One row per run (val SSIM / PSNR / L1 with intervals, whether the paired difference beats
+    each baseline), the best run (chosen on val SSIM) in bold, then the two baselines once."""
+    body = []
+    for run in d["runs"]:
+        m, vs = run["val"]["methods"]["model"], run["val"]["vs_baselines"]
+        name = f"**{run['name']}** (best)" if run["name"] == d["best"] else run["name"]
+        body.append([name, iv(m["ssim"]), iv(m["psnr"]), iv(m["l1"]), run["perceptual_net"] or "",
+                     *("better" if vs[b]["ssim"]["better"] else "not shown better" for b in ("copy_paste", "mean_cloth")),
+                     f"{run['seconds']:.0f}"])  # fmt: skip
+    first = d["runs"][0]["val"]["methods"]
+    for b, label in (("copy_paste", "copy-paste baseline"), ("mean_cloth", "mean train cloth baseline")):
+        body.append([label, iv(first[b]["ssim"]), iv(first[b]["psnr"]), iv(first[b]["l1"]), "", "", "", ""])
+    n = d["runs"][0]["val"]["n_images"]
+    return rows([f"run ({d['steps']} steps, {n} val persons)", "val SSIM [95%]", "PSNR dB [95%]", "L1 [95%]",
+                 "perceptual network", "SSIM vs copy-paste (paired)", "SSIM vs mean cloth (paired)", "seconds"], body)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ReadmeTable:
     source: str  # the committed file holding the figures, relative to the repository root
@@ -181,6 +202,8 @@ TABLES = {
     "fitb": ReadmeTable("bench/results/fitb_samples.json", "python bench/bench_fitb.py", fitb),
     "structure-scale4": ReadmeTable("bench/results/structure_scale4.json", "python bench/bench_structure.py --scale 4",
                                     structure_scale4),
+    "extractor-ablation": ReadmeTable("bench/results/extractor_ablation.json", "python bench/bench_extractor.py --ablation",
+                                      extractor_ablation),
 }  # fmt: skip
 
 BLOCK = re.compile(r"(<!-- table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)

@@ -44,7 +44,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
                  "attributes v1 (trained", "(majority", "siamese v1 (trained", "color_mask_crop: held-out pair retrieval",
                  "search 'long sleeve red striped top' (hybrid, Polyvore)", "predict-attributes on 8 held-out images",
                  "extractor v1 (trained, 3 steps, random init): val SSIM", "vs copy-paste", "extractor contact sheet",
-                 "atelier extract ", "shop the look in resnet (Polyvore):",
+                 "atelier extract ", "shop the look in resnet (Polyvore):", "Stage wall times: clip ", " extractor ",
                  f"atelier api --home {home}", "open http://127.0.0.1:8765/ in a browser", "ATELIER_API_URL=http://127.0.0.1:8765"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()

@@ -22,7 +22,7 @@ def demo(
     resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
     outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
-    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each) and the extractor (default 120).")] = None,
+    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each) and the extractor (default 60).")] = None,
     no_prefect: NoPrefect = None,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
@@ -37,7 +37,9 @@ def demo(
     after, vs random), embeds every dataset's items into vectors_clip and searches them by text,
     trains the attribute classifier (per-head accuracy vs majority class) and predicts a few
     held-out images, trains the siamese structure model and scores same-garment-in-another-colour
-    retrieval for siamese vs resnet vs clip. With a Prefect server configured (or --prefect)
+    retrieval for siamese vs resnet vs clip, trains the VITON garment extractor (val SSIM vs the
+    copy-paste and mean-cloth baselines, a contact sheet) and extracts one test person's garment
+    with shop the look; prints each stage's wall time. With a Prefect server configured (or --prefect)
     it is the flow run `demo` (ingest, train, embed and analyze flows inside it).
 
     Example: `atelier demo --home ./atelier-home`
@@ -80,8 +82,15 @@ def print_demo(home: Path, result: dict) -> None:
         print_outfits(result["outfits"])
     if "research" in result:
         print_research(result["research"])
+    print_seconds({**result.get("seconds", {}), **result.get("research", {}).get("seconds", {})})
     out.print(f"\nQuery this home warm (search, neighbours, completion in milliseconds): `atelier api --home {home}`, "
               "then open http://127.0.0.1:8765/ in a browser (search, neighbours, outfit builder; API docs at /docs), or set ATELIER_API_URL=http://127.0.0.1:8765 for the CLI's query commands.")  # fmt: skip
+
+
+def print_seconds(seconds: dict[str, float]) -> None:
+    """Where the demo's time went, one figure per stage (absent under Prefect: its UI has them)."""
+    if seconds:
+        out.print("Stage wall times: " + ", ".join(f"{stage} {s:.0f} s" for stage, s in seconds.items()) + f" (total {sum(seconds.values()):.0f} s)")
 
 
 def print_models(models: dict[str, dict]) -> None:
@@ -124,7 +133,7 @@ def print_outfits(stage: dict) -> None:
 
 def print_research(stage: dict) -> None:
     """clip, attributes, siamese and the extractor: each model's held-out score with its baseline and its query."""
-    print_models({name: part["model"] for name, part in stage.items()})
+    print_models({name: part["model"] for name, part in stage.items() if name != "seconds"})
     clip = stage["clip"]
     e = clip["embed"]
     out.print(f"vectors_clip: {e['n_embedded']} embedded, {e['n_skipped_unchanged']} unchanged (every dataset's items)")

@@ -17,7 +17,9 @@ with the same settings on the same lake rows), embeds ``vectors_clip`` and ``vec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +27,14 @@ from flows.demo.settings import ResearchSettings
 from flows.jobs.train import train_or_reuse
 
 DEMO_QUERY = "long sleeve red striped top"
+
+
+@contextmanager
+def timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of the ``with`` block as ``seconds[stage]`` (rounded to 0.1 s)."""
+    t0 = time.perf_counter()
+    yield
+    seconds[stage] = round(time.perf_counter() - t0, 1)
 
 
 def _train(home: Path | str, kind: str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
@@ -99,6 +109,11 @@ def extractor_part(home: Path | str, s: ResearchSettings, log: Callable[[str], N
 
 def research_stage(home: Path | str, settings: ResearchSettings = ResearchSettings(),
                    log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """clip, attributes, siamese and the extractor (see the module docstring): one entry each."""
-    return {"clip": clip_part(home, settings, log), "attributes": attributes_part(home, settings, log),
-            "siamese": siamese_part(home, settings, log), "extractor": extractor_part(home, settings, log)}  # fmt: skip
+    """clip, attributes, siamese and the extractor (see the module docstring): one entry each,
+    and ``seconds``: each part's wall time."""
+    out: dict = {"seconds": {}}
+    for name, part in (("clip", clip_part), ("attributes", attributes_part), ("siamese", siamese_part),
+                       ("extractor", extractor_part)):  # fmt: skip
+        with timed(out["seconds"], name):
+            out[name] = part(home, settings, log)
+    return out

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.samples import SAMPLE_DATASETS, write_samples
-from flows.demo.research import research_stage
+from flows.demo.research import research_stage, timed
 from flows.demo.settings import DEMO_SPACES, DEMO_WHERE, OUTFIT_KINDS, DemoSettings, ResearchSettings
 from flows.jobs.ingest import IngestResult, ingest
 from flows.jobs.train import train_or_reuse
@@ -86,17 +86,23 @@ def run_demo(home: Path | str, seed: int = 0, scale: int = 1, settings: DemoSett
     Prefect flow and returns the same dict): samples -> lake -> resnet + ae -> vectors_resnet /
     vectors_ae -> neighbours of one item (gallery), PCA (JSON + PNG) per space ->
     neighbour-precision report -> umBERT / WumBERT, FITB report, one completion -> clip,
-    attributes, siamese (`flows.demo.research`).
-    {"ingest", "models", "embed", "analyze", "outfits", "research"}."""
-    ingested = ingest_samples(home, seed, scale, on_item, on_progress)
-    return {
-        "ingest": {ds: r.to_dict() for ds, r in ingested.items()},
-        "models": train_models(home, settings, log),
-        "embed": embed_spaces(home, DEMO_SPACES, progress),
-        "analyze": analyse(home, DEMO_SPACES, settings.k, seed, scale),
-        "outfits": outfit_stage(home, settings, log),
-        "research": research_stage(home, research, log),
-    }
+    attributes, siamese, extractor (`flows.demo.research`).
+    {"ingest", "models", "embed", "analyze", "outfits", "research", "seconds"}: ``seconds`` is
+    each stage's wall time (the research parts' are ``research["seconds"]``)."""
+    seconds: dict[str, float] = {}
+    with timed(seconds, "ingest"):
+        ingested = ingest_samples(home, seed, scale, on_item, on_progress)
+    out: dict = {"ingest": {ds: r.to_dict() for ds, r in ingested.items()}}
+    with timed(seconds, "models"):
+        out["models"] = train_models(home, settings, log)
+    with timed(seconds, "embed"):
+        out["embed"] = embed_spaces(home, DEMO_SPACES, progress)
+    with timed(seconds, "analyze"):
+        out["analyze"] = analyse(home, DEMO_SPACES, settings.k, seed, scale)
+    with timed(seconds, "outfits"):
+        out["outfits"] = outfit_stage(home, settings, log)
+    out["research"] = research_stage(home, research, log)
+    return {**out, "seconds": seconds}
 
 
 def demo_outfit(home: Path | str, variant: str = "nondisjoint") -> tuple[list[str], str, str]:
