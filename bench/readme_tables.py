@@ -175,14 +175,13 @@ def extractor_ablation(d: dict) -> list[str]:
         m, vs = run["val"]["methods"]["model"], run["val"]["vs_baselines"]
         name = f"**{run['name']}** (best)" if run["name"] == d["best"] else run["name"]
         body.append([name, iv(m["ssim"]), iv(m["psnr"]), iv(m["l1"]), run["perceptual_net"] or "",
-                     *("better" if vs[b]["ssim"]["better"] else "not shown better" for b in ("copy_paste", "mean_cloth")),
-                     f"{run['seconds']:.0f}"])  # fmt: skip
+                     *("better" if vs[b]["ssim"]["better"] else "not shown better" for b in ("copy_paste", "mean_cloth"))])  # fmt: skip
     first = d["runs"][0]["val"]["methods"]
     for b, label in (("copy_paste", "copy-paste baseline"), ("mean_cloth", "mean train cloth baseline")):
-        body.append([label, iv(first[b]["ssim"]), iv(first[b]["psnr"]), iv(first[b]["l1"]), "", "", "", ""])
+        body.append([label, iv(first[b]["ssim"]), iv(first[b]["psnr"]), iv(first[b]["l1"]), "", "", ""])
     n = d["runs"][0]["val"]["n_images"]
     return rows([f"run ({d['steps']} steps, {n} val persons)", "val SSIM [95%]", "PSNR dB [95%]", "L1 [95%]",
-                 "perceptual network", "SSIM vs copy-paste (paired)", "SSIM vs mean cloth (paired)", "seconds"], body)  # fmt: skip
+                 "perceptual network", "SSIM vs copy-paste (paired)", "SSIM vs mean cloth (paired)"], body)  # fmt: skip
 
 
 @dataclass(frozen=True)

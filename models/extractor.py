@@ -190,6 +190,30 @@ class GarmentExtractor(PretrainedMixin, nn.Module):
         return {"path": str(path), "n_loaded": len(state)}
 
 
+def load_vgg16_features(path: str | os.PathLike) -> nn.Sequential:
+    """torchvision VGG16's convolutional part (``features``) from a local state dict: the whole
+    network's (``features.*`` kept, the classifier ignored) or ``features`` alone. Anything else
+    is a :class:`ModelFileError` naming the file (never unpickled code: ``load_weights_file``)."""
+    from torchvision.models import vgg16
+
+    path = Path(path)
+    state = load_weights_file(path)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(path, f"not a state_dict of tensors (got {type(state).__name__})", EXPORT_FIX)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("features.") for k in state):
+        state = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    features = vgg16(weights=None).features
+    reference = features.state_dict()
+    missing, unexpected = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
+    bad = sorted(k for k in set(reference) & set(state) if tuple(reference[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or bad:
+        raise ModelFileError(path, f"not a torchvision vgg16 state_dict (missing {missing[:3]}, unexpected "
+                                   f"{unexpected[:3]}, wrong shape {bad[:3]})", EXPORT_FIX)  # fmt: skip
+    features.load_state_dict(state)
+    return features
+
+
 def copy_paste(person: torch.Tensor, mask: torch.Tensor, box: tuple[float, ...]) -> torch.Tensor:
     """The copy-paste garment: each person's garment pixels (white elsewhere) cropped to the
     mask's bounding box and resized into ``box`` (x0, y0, x1, y1 fractions) of a white canvas of

@@ -143,6 +143,21 @@ def test_weights_that_are_not_the_encoders_state_dict(tmp_path):
     assert not good.generator.stem[0].weight[:, 3:].any() and good.config.encoder_weights == str(tmp_path / "r18.pth")
 
 
+def test_perceptual_loss_on_a_local_vgg16_and_a_file_that_is_not_one(viton_home, tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet18, vgg16
+
+    features = vgg16(weights=None).features  # the classifier is never used: a features-only file is enough
+    save_file({f"features.{k}": v.contiguous() for k, v in features.state_dict().items()}, tmp_path / "vgg16.safetensors")
+    result = train_model("extractor", viton_home, **TINY, losses="l1+perceptual",
+                         perceptual_weights=str(tmp_path / "vgg16.safetensors"), log=lambda _: None)  # fmt: skip
+    assert result.metrics["perceptual_net"].startswith("vgg16 relu1_2/2_2/3_3 (weights: ")
+    assert result.metrics["losses"] == ["l1", "perceptual"] and np.isfinite(result.metrics["train_loss_last"])
+    torch.save(resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(ModelFileError, match=r"r18\.pth.*not a torchvision vgg16 state_dict"):
+        train_model("extractor", viton_home, **TINY, losses="l1+perceptual", perceptual_weights=str(tmp_path / "r18.pth"))
+
+
 def test_an_untrained_corrector_is_exactly_the_copy_paste_baseline():
     """With paste_box the generator predicts a correction that starts at zero: training has to
     earn every point above the baseline (a property of the design, not a result)."""

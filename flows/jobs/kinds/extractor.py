@@ -103,17 +103,14 @@ def feature_net(home: Path, opts, log):
     from torch import nn
 
     from models.extractor_train import FeatureNet
-    from models.pretrained import load_weights_file
     from models.resnet import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     if opts.perceptual_weights:
-        from torchvision.models import vgg16
+        from models.extractor import load_vgg16_features
 
-        vgg = vgg16(weights=None)
-        state = load_weights_file(opts.perceptual_weights)
-        vgg.load_state_dict(state)
-        stages = [vgg.features[:4], vgg.features[4:9], vgg.features[9:16]]  # relu1_2, relu2_2, relu3_3
+        vgg = load_vgg16_features(opts.perceptual_weights)  # ModelFileError naming a file that is not one
+        stages = [vgg[:4], vgg[4:9], vgg[9:16]]  # relu1_2, relu2_2, relu3_3
         name = f"vgg16 relu1_2/2_2/3_3 (weights: {opts.perceptual_weights})"
     else:
         from store.models import latest_model
