@@ -11,8 +11,8 @@ Latency: `extract_garment` on one sample VITON person with the model loaded (dec
 PNG) and the whole `atelier extract` command as a subprocess (process start, imports, load).
 
 Ablation (``--ablation``): on the sample VITON release (scale 1: ~90 train / ~10 val persons),
-one run per setting like the research's (the file is rewritten after each run; ~5 min per
-run on 2 cores, ~40 min in all) (resnet18 / resnet34 encoder x L1, L1 + perceptual,
+one run per setting like the research's (the file is rewritten after each run; 1.5-7 min per
+run on 2 cores, ~21 min in all) (resnet18 / resnet34 encoder x L1, L1 + perceptual,
 L1 + perceptual + SSIM, then PatchGAN), each ``--ablation-steps`` steps, scored on every val
 person beside the copy-paste and mean-cloth baselines with 95% intervals; the best run is chosen
 on val SSIM. The perceptual network is the sample home's own resnet (trained here for a few

@@ -174,7 +174,8 @@ def extractor_ablation(d: dict) -> list[str]:
     for run in d["runs"]:
         m, vs = run["val"]["methods"]["model"], run["val"]["vs_baselines"]
         name = f"**{run['name']}** (best)" if run["name"] == d["best"] else run["name"]
-        body.append([name, iv(m["ssim"]), iv(m["psnr"]), iv(m["l1"]), run["perceptual_net"] or "",
+        net = (run["perceptual_net"] or "").split(" (")[0]  # e.g. "the home's resnet v1 trunk, layer1-3"
+        body.append([name, iv(m["ssim"]), iv(m["psnr"]), iv(m["l1"]), net,
                      *("better" if vs[b]["ssim"]["better"] else "not shown better" for b in ("copy_paste", "mean_cloth"))])  # fmt: skip
     first = d["runs"][0]["val"]["methods"]
     for b, label in (("copy_paste", "copy-paste baseline"), ("mean_cloth", "mean train cloth baseline")):
