@@ -12,7 +12,7 @@ from flows.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [["samples"], ["sql"], ["demo"], ["train"], ["embed"], ["neighbours"], ["pca"],
+@pytest.mark.parametrize("command", [["samples"], ["sql"], ["demo"], ["train"], ["embed"], ["neighbours"], ["pca"], ["generate"], ["extract"],
                                      *(["ingest", d] for d in ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis"))])
 def test_help_shows_an_example(command):
     res = runner.invoke(app, [*command, "--help"])

@@ -1,11 +1,11 @@
-"""The statistics of generated-image evaluation (flows.evaluation.generation_stats) on known inputs."""
+"""The statistics of generated-image evaluation (models.generation_stats) on known inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from flows.evaluation.generation_stats import dominant_colour, frechet_distance, inception_score, kernel_distance, with_interval
+from models.generation_stats import dominant_colour, frechet_distance, inception_score, kernel_distance, with_interval
 
 PALETTE = (("red", (200, 30, 40)), ("blue", (40, 90, 200)), ("white", (245, 245, 245)))
 

@@ -19,6 +19,7 @@ from flows.cli.demo import demo_app
 from flows.cli.doctor import doctor_app
 from flows.cli.errors import DEBUG_ENV, AtelierGroup, state
 from flows.cli.extract import extract_app
+from flows.cli.generate import generate_app
 from flows.cli.models import eval_app, models_app, train_app
 from flows.cli.outfits import outfits_app
 from flows.cli.search import search_app
@@ -48,6 +49,7 @@ app.add_typer(attributes_app)  # predict-attributes
 app.add_typer(doctor_app)  # doctor
 app.add_typer(api_app)  # api
 app.add_typer(extract_app)  # extract
+app.add_typer(generate_app)  # generate
 
 Release = Annotated[Path, typer.Argument(help="Root folder of the release, as published.", exists=True, file_okay=False)]
 

@@ -30,6 +30,7 @@ MODULES = {
     "attributes": "flows.jobs.kinds.attributes",
     "siamese": "flows.jobs.kinds.siamese",
     "extractor": "flows.jobs.kinds.extractor",
+    "diffusion": "flows.jobs.kinds.diffusion",
 }
 
 Log = Callable[[str], None]

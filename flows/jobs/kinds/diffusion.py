@@ -1,0 +1,177 @@
+"""``diffusion``: text-to-image on the Fashion Synthesis captions (`models.diffusion.TextToImage`).
+
+A small pixel-space UNet (diffusers ``UNet2DConditionModel``) cross-attending to the home's latest
+``clip`` text tower (frozen; without a clip model, a random text tower over the captions' words,
+said in the log and in metrics.json). Splits: the official Synthesis ``train`` split, 90/10 by a
+stable hash of the image name into train / val; ``test`` (the official test split) is scored only
+by ``atelier eval diffusion --split test``. The kept weights are chosen on the val denoising loss
+(fixed noise and timesteps, so two evaluations are comparable); after training the val captions
+are generated and scored (`flows.jobs.diffusion_eval`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.jobs.diffusion_data import SPLIT_RULE, caption_rows, decode, subset
+from flows.jobs.kinds import Prepared, Recipe
+from flows.jobs.options import TrainOptions
+
+
+@dataclass
+class DiffusionOptions(TrainOptions):
+    steps: int = 1000  # optimizer steps (a tiny UNet at 32 px learns colour and silhouette in a few hundred)
+    lr: float = 5e-4  # peak AdamW learning rate (tiny UNet from scratch; fine-tuning a real SD UNet wants ~1e-5)
+    batch_size: int = 32  # captioned images per step
+    resolution: int = 32  # image side, px (pixel space; the sample images are 128 px)
+    text: str = "clip"  # text tower: "clip" = the home's latest clip model (frozen), "random" = a random tower over the captions' words
+    ema: float | None = None  # EMA decay of the UNet weights kept and saved (e.g. 0.999); None: off
+    cond_dropout: float = 0.1  # share of captions replaced by the empty condition in training (classifier-free guidance)
+    sample_steps: int = 25  # DDIM steps of the images the evaluation generates
+    guidance: float = 3.0  # classifier-free guidance scale of those images (1.0: none)
+    eval_images: int = 64  # val captions generated and scored after training (all of them when fewer)
+
+
+def prepare(home, opts, log) -> Prepared:
+    from models.diffusion import DiffusionConfig
+
+    DiffusionConfig(resolution=opts.resolution)  # validates the resolution before any decoding
+    if opts.text not in ("clip", "random"):
+        raise ValueError(f"--text {opts.text!r}: clip (the home's latest clip model) or random")
+    rows, data, failed = caption_rows(home, opts.seed), {}, {}
+    for split in ("train", "val"):
+        images, kept, bad = decode(rows[split], opts.resolution)
+        data[split] = {"images": images, "rows": subset(rows[split], kept)}
+        failed[split] = bad
+        for name, error in bad:
+            log(f"skipped {split} image {name}: {error}")
+    n_train, n_val = len(data["train"]["images"]), len(data["val"]["images"])
+    if n_train < 2 or n_val < 1:
+        raise ValueError(f"too few captioned Synthesis images to train on ({n_train} train, {n_val} val): "
+                         "run `atelier ingest synthesis PATH` on a release with captions")  # fmt: skip
+    clip_path = None
+    if opts.text == "clip":
+        from store.models import latest_model
+
+        clip_path = latest_model(home, "clip")  # NoModelError naming `atelier train clip` (or use --text random)
+    sizes = {"n_train": n_train, "n_val": n_val, "n_skipped": sum(len(b) for b in failed.values())}
+    trained_on = {"dataset": "synthesis", "tables": ["synthesis_captions", "synthesis_images"], **sizes, "split": SPLIT_RULE,
+                  "resolution": opts.resolution, "text_model": str(clip_path) if clip_path else None,
+                  "skipped": {s: [n for n, _ in b] for s, b in failed.items()}}  # fmt: skip
+    return Prepared(data={"home": Path(home), **data, "clip_path": clip_path}, trained_on=trained_on, fingerprint=sizes,
+                    describe=f"{n_train} train / {n_val} val Synthesis captions ({sizes['n_skipped']} images skipped)")  # fmt: skip
+
+
+def build(opts, prepared, log):
+    from models.diffusion import DiffusionConfig, TextToImage
+
+    config = DiffusionConfig(resolution=opts.resolution)
+    clip_path = prepared.data["clip_path"]
+    if clip_path is not None:
+        from models.clip import ClipEmbedder
+
+        clip = ClipEmbedder.from_pretrained(clip_path)
+        log(f"text tower: frozen copy of clip {clip_path.name} ({clip_path})")
+        return TextToImage.from_clip(clip, config, f"clip {clip_path.name} ({clip_path})")
+    from models.clip_text import WordTokenizer
+
+    tokenizer = WordTokenizer.build(prepared.data["train"]["rows"]["caption"])
+    log(f"text tower: random init over a {len(tokenizer)}-word vocabulary (--text random: not a trained clip)")
+    return TextToImage.from_tokenizer(tokenizer, config)
+
+
+def val_loss(model, images, captions: list[str], batch_size: int = 64, seed: int = 0) -> float:
+    """The mean denoising loss over ``images`` with fixed noise, timesteps and no condition dropout."""
+    import torch
+
+    generator, total = torch.Generator().manual_seed(seed), 0.0
+    for i in range(0, len(images), batch_size):
+        batch = images[i : i + batch_size].float() / 255
+        total += model.loss(batch, captions[i : i + batch_size], generator=generator, cond_dropout=0.0).item() * len(batch)
+    return total / max(1, len(images))
+
+
+def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
+    import copy
+
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from models.diffusion import ema_update
+    from models.loop import Task, fit
+
+    tr, val = prepared.data["train"], prepared.data["val"]
+    captions = tr["rows"]["caption"]
+    loader = DataLoader(TensorDataset(tr["images"], torch.arange(len(captions))), batch_size=min(cfg.batch_size, len(captions)),
+                        shuffle=True, drop_last=True)  # fmt: skip
+    ema = copy.deepcopy(model).requires_grad_(False) if opts.ema else None
+
+    def loss(m, batch, device):
+        images, idx = batch
+        value = m.loss(images.to(device).float() / 255, [captions[i] for i in idx.tolist()], cond_dropout=opts.cond_dropout)
+        if ema is not None:  # the average follows the weights of the step before this one
+            ema_update(ema.to(device), m, opts.ema)
+        return value
+
+    def evaluate(m, device):
+        return {"val_loss": val_loss(ema if ema is not None else m, val["images"], val["rows"]["caption"]),
+                "n_images": len(val["images"])}  # fmt: skip
+
+    task = Task(kind="diffusion", batches=loader, loss=loss, evaluate=evaluate, metric="val_loss", mode="min",
+                select="last", describe=lambda e: f"val denoising loss {e['val_loss']:.4f} ({e['n_images']} images)")  # fmt: skip
+    metrics = fit(model, task, cfg, checkpoint_dir, log)
+    if ema is not None:
+        model.unet.load_state_dict(ema.unet.state_dict())  # the saved weights are the average
+    return {**metrics, "val": metrics["kept"], "ema": opts.ema, "text_model": model.config.text_model or "random text tower"}
+
+
+def finish(model, prepared, opts, metrics, log) -> dict:
+    """The val captions generated and scored beside the references (`flows.jobs.diffusion_eval`)."""
+    from flows.jobs.diffusion_eval import generation_report
+
+    val = prepared.data["val"]
+    report = generation_report(prepared.data["home"], model, val["images"], val["rows"], n=opts.eval_images,
+                               steps=opts.sample_steps, guidance=opts.guidance, seed=opts.seed, log=log)  # fmt: skip
+    return {"val_scores": report}
+
+
+def summary(m: dict) -> str:
+    from flows.jobs.diffusion_eval import report_summary
+
+    s = m.get("val_scores") or m.get("scores")
+    return report_summary(s, m.get("split", "val")) if s else "no scores"
+
+
+def evaluate(home, path, log, split: str = "val") -> dict:
+    """A saved model's images for the captions of ``split`` (val by default; test only when asked),
+    scored beside the references."""
+    from flows.jobs.diffusion_eval import generation_report
+    from models import default_device
+    from models.diffusion import TextToImage
+    from models.pretrained import read_metrics
+
+    if split not in ("val", "test"):
+        raise ValueError(f"the diffusion model is evaluated on val or test, not {split!r}")
+    model = TextToImage.from_pretrained(path, device=default_device())
+    opts = read_metrics(path).get("options", {})
+    rows = caption_rows(home, opts.get("seed", 0))[split]
+    images, kept, _ = decode(rows, model.config.resolution)
+    if not kept:
+        raise ValueError(f"no usable Synthesis {split} image to evaluate on")
+    report = generation_report(home, model, images, subset(rows, kept), n=opts.get("eval_images", 64),
+                               steps=opts.get("sample_steps", 25), guidance=opts.get("guidance", 3.0),
+                               seed=opts.get("seed", 0), log=log, tag=f"{Path(path).name}_{split}")  # fmt: skip
+    out = {"split": split, "scores": report}
+    out["summary"] = [summary(out)]
+    return out
+
+
+RECIPE = Recipe(
+    name="diffusion", help="text-to-image on the Fashion Synthesis captions (a small diffusers UNet, clip's text tower)",
+    options=DiffusionOptions, prepare=prepare, build=build, train=train, finish=finish, summary=summary,
+    evaluate=evaluate, splits=("val", "test"),
+    selection="val denoising loss (10% of the official train split, fixed noise); last weights; test scored only by "
+              "`atelier eval diffusion --split test`",
+    example="--steps 2000 --resolution 32 --ema 0.999",
+)  # fmt: skip
