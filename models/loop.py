@@ -227,6 +227,17 @@ def loss_curve(losses: list[float], evals: list[dict]) -> list[dict]:
 # ----------------------------------------------------------------------------- the loop
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A training loss that is NaN or infinite: training stops before that step's update; the
+    checkpoint of the last evaluation (written before it) is kept for ``--resume``."""
+
+    def __init__(self, kind: str, step: int, value: float, last_good: int, checkpoint: Path | None):
+        self.kind, self.step, self.value, self.last_good, self.checkpoint = kind, step, value, last_good, checkpoint
+        kept = (f"the last good checkpoint (step {last_good}) is kept at {checkpoint}: lower --lr and resume with --resume"
+                if checkpoint is not None else "no checkpoint was written (no checkpoint directory)")  # fmt: skip
+        super().__init__(f"{kind}: the training loss is {value} at step {step}; training stopped before that update; {kept}")
+
+
 @dataclass
 class Task:
     """What one model kind's training differs in (everything else is :func:`fit`'s)."""
@@ -356,6 +367,10 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
             batch = next(batches)
             history["drawn"] += 1
         loss = task.loss(model, batch, device)
+        if not torch.isfinite(loss.detach()).all():  # stop before the update spoils the weights
+            last = history["evals"][-1]["step"] if history["evals"] else 0
+            raise NonFiniteLossError(task.kind, step + 1, loss.detach().float().mean().item(), last,
+                                     ckpt_path if ckpt_path is not None and ckpt_path.exists() else None)  # fmt: skip
         optimizer_step(model, optimizer, loss, cfg, step)
         history["losses"].append(loss.item())
         train_seconds += time.perf_counter() - t

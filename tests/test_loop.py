@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.loop import BEST_NAME, CHECKPOINT_NAME, Task, TrainConfig, fit, load_checkpoint
+from models.loop import BEST_NAME, CHECKPOINT_NAME, NonFiniteLossError, Task, TrainConfig, fit, load_checkpoint
 
 D, C = 8, 3
 SCHEMA = {"kind", "steps", "total_steps", "finished", "resumed_from_step", "stopped_early", "train_loss_first",
@@ -195,3 +195,19 @@ def test_an_evaluation_on_the_reported_split_chooses_nothing():
     with pytest.raises(ValueError, match="patience"):
         fit(_model(), reported, _cfg(patience=2))
     assert fit(_model(), reported, _cfg(steps=4))["kept_step"] == 4
+
+
+def test_a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def loss(model, batch, device):
+        calls["n"] += 1
+        value = _loss(model, batch, device)
+        return value * float("nan") if calls["n"] == 7 else value
+
+    task = dataclasses.replace(_task(select="last"), loss=loss)
+    model = _model()
+    with pytest.raises(NonFiniteLossError, match=r"toy: the training loss is nan at step 7; .*last good checkpoint \(step 4\)"):
+        fit(model, task, _cfg(eval_every=4), checkpoint_dir=tmp_path)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["step"] == 4
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN step never updated the weights
