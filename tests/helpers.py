@@ -4,10 +4,9 @@ the import path of the tests in it)."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +74,15 @@ def chromium():
             pytest.fail(f"{missing}: CI runs the browser test (.ci/run installs chromium)")
         pytest.skip(missing)
     return sync_playwright, exe
+
+
+def one_torch_thread():
+    """A module fixture's body (``one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)``):
+    torch on one thread for tiny models, where two OpenMP threads on a busy 2-core machine only spin
+    at barriers (~10x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

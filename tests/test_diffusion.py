@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from helpers import one_torch_thread
 
 from flows.evaluation import evaluate_kind
-from flows.jobs.ingest import ingest
 from flows.jobs.diffusion_data import caption_rows
+from flows.jobs.ingest import ingest
 from flows.jobs.train import train_model
 from models.diffusion import TextToImage
 
 TINY = {"steps": 3, "eval_every": 3, "batch_size": 8, "resolution": 16, "text": "random", "eval_images": 6, "sample_steps": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: OpenMP threads only spin, most of all on a loaded machine
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from helpers import one_torch_thread
 
 from models.clip import ClipConfig, ClipEmbedder
 from models.clip_text import WordTokenizer
@@ -15,13 +16,7 @@ from models.pretrained import ModelFileError, load_pretrained
 CAPTIONS = ["a red shirt", "blue long sleeve dress", "a green striped skirt", "black denim jacket"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread (as test_siamese): two OpenMP threads on a busy 2-core machine spin at barriers (~10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 def tiny_config(**changes) -> DiffusionConfig:

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from helpers import one_torch_thread
 
 from flows.evaluation.structure import evaluate_structure
 from flows.jobs.ingest import ingest
@@ -33,12 +34,7 @@ from models.siamese_train import evaluate_pairs
 QUIET = {"log": lambda _: None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from flows.api.extract import MAX_UPLOAD, run_extract
 from flows.api.schemas import (
     MAX_K,
     MAX_TEXT,
@@ -45,7 +46,6 @@ from flows.api.schemas import (
     SqlRequest,
     SqlResponse,
 )
-from flows.api.extract import MAX_UPLOAD, run_extract
 from flows.api.ui import add_ui
 from flows.api.warm import Warm
 from store.lake import DamagedTableError

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from flows.api.schemas import MAX_TEXT
@@ -227,8 +227,8 @@ def add_ui(app: FastAPI, warm: Warm) -> None:
         return pages.guarded("item.html", outfit, lambda: pages.item(item_id, space, k, outfit))
 
     @app.get("/ui/outfit", response_class=HTMLResponse, include_in_schema=False)
-    def outfit_page(outfit: Outfit = [], missing: Text = None, model: Literal["umbert", "wumbert"] = "umbert",
-                    k: K = 12) -> HTMLResponse:  # noqa: B006  # fmt: skip
+    def outfit_page(outfit: Outfit = [], missing: Text = None, model: Literal["umbert", "wumbert"] = "umbert",  # noqa: B006
+                    k: K = 12) -> HTMLResponse:  # fmt: skip
         return pages.guarded("outfit.html", outfit, lambda: pages.outfit(outfit, missing, model, k))
 
     @app.get("/ui/extract", response_class=HTMLResponse, include_in_schema=False)

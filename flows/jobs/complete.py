@@ -10,7 +10,6 @@ learned item vectors it wrote to ``vectors_wumbert``. An HTML gallery goes to ``
 from __future__ import annotations
 
 import functools
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -76,8 +76,8 @@ def feature_scores(home: Path, sets: dict, real) -> tuple[dict, dict]:
     """FID / KID / IS on the resnet's features: ({set: {fid, kid, is}}, {"name", "train_features"})."""
     import torch
 
-    from models.generation_stats import frechet_distance, inception_score, kernel_distance, with_interval
     from models import load_pretrained
+    from models.generation_stats import frechet_distance, inception_score, kernel_distance, with_interval
 
     path = _latest(home, "resnet")
     if path is None:
@@ -129,8 +129,8 @@ def faithfulness(home: Path, rows: dict, sets: dict, features: dict) -> dict:
     import torch
 
     from etl.samples.synthesis import COLOURS
-    from models.generation_stats import dominant_colour
     from models import load_pretrained
+    from models.generation_stats import dominant_colour
 
     out: dict = {}
     colours = [COLOURS[c - 1][0] if c and 1 <= c <= len(COLOURS) else None for c in rows["color"]]

@@ -59,8 +59,8 @@ def baselines(train) -> dict:
 
 
 def prepare(home, opts, log) -> Prepared:
-    from models.extractor import ExtractorConfig
     from flows.jobs.extractor_data import load_subset
+    from models.extractor import ExtractorConfig
 
     ExtractorConfig(encoder=opts.encoder, arch=opts.arch, height=opts.height, width=opts.width)  # validates
     loss_names(opts)
@@ -113,9 +113,8 @@ def feature_net(home: Path, opts, log):
         stages = [vgg[:4], vgg[4:9], vgg[9:16]]  # relu1_2, relu2_2, relu3_3
         name = f"vgg16 relu1_2/2_2/3_3 (weights: {opts.perceptual_weights})"
     else:
-        from store.models import latest_model
-
         from models import load_pretrained
+        from store.models import latest_model
 
         path = latest_model(home, "resnet")  # NoModelError naming `atelier train resnet`
         trunk = load_pretrained(path).trunk
