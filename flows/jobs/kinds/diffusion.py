@@ -4,9 +4,9 @@ A small pixel-space UNet (diffusers ``UNet2DConditionModel``) cross-attending to
 ``clip`` text tower (frozen; without a clip model, a random text tower over the captions' words,
 said in the log and in metrics.json). Splits: the official Synthesis ``train`` split, 90/10 by a
 stable hash of the image name into train / val; ``test`` (the official test split) is scored only
-by ``atelier eval diffusion --split test``. The kept weights are chosen on the val denoising loss
-(fixed noise and timesteps, so two evaluations are comparable); after training the val captions
-are generated and scored (`flows.jobs.diffusion_eval`).
+by ``atelier eval diffusion --split test``. The last weights are kept; the val denoising loss
+(fixed noise and timesteps, so two evaluations are comparable) is logged at each evaluation;
+after training the val captions are generated and scored (`flows.jobs.diffusion_eval`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ RECIPE = Recipe(
     name="diffusion", help="text-to-image on the Fashion Synthesis captions (a small diffusers UNet, clip's text tower)",
     options=DiffusionOptions, prepare=prepare, build=build, train=train, finish=finish, summary=summary,
     evaluate=evaluate, splits=("val", "test"),
-    selection="val denoising loss (10% of the official train split, fixed noise); last weights; test scored only by "
-              "`atelier eval diffusion --split test`",
+    selection="last weights; val (10% of the official train split) denoising loss with fixed noise logged; test "
+              "scored only by `atelier eval diffusion --split test`",
     example="--steps 2000 --resolution 32 --ema 0.999",
 )  # fmt: skip
