@@ -21,7 +21,7 @@ from flows.jobs.options import TrainOptions
 
 @dataclass
 class DiffusionOptions(TrainOptions):
-    steps: int = 1000  # optimizer steps (a tiny UNet at 32 px learns colour and silhouette in a few hundred)
+    steps: int = 1000  # optimizer steps (on the samples the silhouette comes within a few hundred; the caption's colour was not yet shown above chance at 800)
     lr: float = 5e-4  # peak AdamW learning rate (tiny UNet from scratch; fine-tuning a real SD UNet wants ~1e-5)
     batch_size: int = 32  # captioned images per step
     resolution: int = 32  # image side, px (pixel space; the sample images are 128 px)
