@@ -17,7 +17,8 @@ those of the version it read, so no other writer may commit in between.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -108,5 +109,23 @@ def delete_ids(table, ids: list[str]) -> int:
     ids = sorted(set(ids))
     for start in range(0, len(ids), IDS_PER_DELETE):
         chunk = ids[start: start + IDS_PER_DELETE]
-        table.delete("item_id IN (" + ", ".join("'" + str(i).replace("'", "''") + "'" for i in chunk) + ")")
+        table.delete(lance_filter("item_id", chunk))
     return before - table.count_rows() if ids else 0
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def lance_filter(column: str, values: str | Iterable[str], negate: bool = False) -> str:
+    """A Lance filter clause ``column = 'v'`` / ``column IN ('a', 'b')`` (``!=`` / ``NOT IN`` with
+    ``negate``). Lance filters are SQL text with no bound parameters, so this is the one place
+    that quotes values into them (single quotes doubled); ``column`` must be a plain identifier."""
+    if not _IDENT.fullmatch(column):
+        raise ValueError(f"not a column name: {column!r}")
+    if isinstance(values, str):
+        return f"{column} {'!=' if negate else '='} {_literal(values)}"
+    return f"{column} {'NOT IN' if negate else 'IN'} ({', '.join(_literal(v) for v in values)})"

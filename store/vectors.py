@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from store import vector_health
 from store.tables import SchemaError
-from store.vector_health import DamagedSpaceError
+from store.vector_health import DamagedSpaceError, lance_filter
 from store.vector_index import build_indexes, has_vector_index, search_params
 
 PREFIX = "vectors_"
@@ -285,7 +285,7 @@ class VectorStore:
         """{"vector", "semantic_category"} of ``item_id`` (one read); KeyError when it is not in the space."""
         with self._reading(space):
             data = self.table(space).to_lance().to_table(columns=["vector", "semantic_category"],
-                                                          filter=f"item_id = {_literal(item_id)}")  # fmt: skip
+                                                          filter=lance_filter("item_id", item_id))  # fmt: skip
         if not data.num_rows:
             raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
         if data.num_rows > 1:
@@ -316,7 +316,7 @@ class VectorStore:
             raise ValueError(f"k must be positive, got {k}")
         clauses = [f"({where})"] if where and where.strip() else []
         if exclude is not None:
-            clauses.append(f"item_id != {_literal(exclude)}")
+            clauses.append(lance_filter("item_id", exclude, negate=True))
         builder = table.search(query, vector_column_name="vector").distance_type(METRIC).limit(k)
         builder = builder.select([*RESULT_COLUMNS, *(["text"] if "text" in table.schema.names else []), "_distance"])
         if clauses:
@@ -391,10 +391,6 @@ def _lance_error(e: BaseException) -> bool:
     """Whether ``e`` came from Lance reading the table's files (not a bad argument of ours)."""
     text = str(e)
     return "LanceError" in text or "lance error" in text or "Not found:" in text
-
-
-def _literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _last_per_id(rows: pa.Table) -> pa.Table:

@@ -58,3 +58,13 @@ def test_demo_outfit_reads_categories_with_bound_ids(home):
     cats = dict(zip(*query(home, "select item_id, semantic_category from polyvore_items where list_contains(?, item_id)",
                            [[*context, held_out]]).to_pydict().values()))  # fmt: skip
     assert len(context) >= 2 and cats[held_out] == missing and missing not in {cats[i] for i in context}
+
+
+def test_lance_filters_quote_values_and_take_only_identifiers():
+    from store.vectors import lance_filter
+
+    assert lance_filter("item_id", "it's") == "item_id = 'it''s'"
+    assert lance_filter("item_id", ["a", "b'"], negate=True) == "item_id NOT IN ('a', 'b''')"
+    assert lance_filter("model_version", "v1", negate=True) == "model_version != 'v1'"
+    with pytest.raises(ValueError, match="not a column name"):
+        lance_filter("item_id = '' OR 1=1 --", "x")

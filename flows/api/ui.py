@@ -33,7 +33,7 @@ from store.lake import DamagedTableError
 from store.models import NoModelError, trained_models
 from store.sql import SandboxError
 from store.vector_health import DamagedSpaceError
-from store.vectors import UnknownSpaceError, _literal
+from store.vectors import UnknownSpaceError, lance_filter
 
 CSP = "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 STATIC = Path(__file__).parent / "static"
@@ -108,7 +108,7 @@ class Pages:
             if value:
                 if value not in facets[column]:
                     raise ValueError(f"unknown {label} {value!r} in vector space {space!r}: one of {', '.join(facets[column])}")
-                clauses.append(f"{column} = {_literal(value)}")
+                clauses.append(lance_filter(column, value))
         return " AND ".join(clauses) or None
 
     def cards(self, rows: list[dict], outfit: list[str], space: str | None) -> list[dict]:

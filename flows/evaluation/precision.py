@@ -34,11 +34,7 @@ import numpy as np
 from models.intervals import bootstrap, paired_difference
 from models.ranking import expected_precision
 from store.files import write_text
-from store.vectors import VectorStore
-
-
-def _literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
+from store.vectors import VectorStore, lance_filter
 
 
 def neighbour_precision(home: Path | str, space: str, labels: Mapping[str, str], k: int = 10,
@@ -141,9 +137,9 @@ def _group_filter(group: str | None, ids: list[str], n_rows: int, where: str | N
     by the search): the category, ``where``, and an id list only when unlabelled rows remain."""
     clauses = [f"({where})"] if where and where.strip() else []
     if group is not None:
-        clauses.append(f"semantic_category = {_literal(group)}")
+        clauses.append(lance_filter("semantic_category", group))
     if len(ids) < n_rows:
-        clauses.append(f"item_id IN ({', '.join(_literal(i) for i in ids)})")
+        clauses.append(lance_filter("item_id", ids))
     return " AND ".join(clauses) or None
 
 

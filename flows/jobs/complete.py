@@ -19,7 +19,7 @@ import numpy as np
 from flows.jobs.analyses import _safe, item_details, write_gallery
 from flows.jobs.outfits import WUMBERT_SPACE
 from store.models import latest_model
-from store.vectors import UnknownSpaceError, VectorStore, _literal
+from store.vectors import UnknownSpaceError, VectorStore, lance_filter
 
 
 @dataclass
@@ -60,9 +60,8 @@ class CompletionModel:
     def _context(self, item_ids: list[str]) -> tuple[np.ndarray, list[str]]:
         """Vectors (as stored in the model's input space) and categories of the context items."""
         space = self.model.config.space
-        ids = ", ".join(_literal(i) for i in item_ids)
         rows = self.store.table(space).to_lance().to_table(columns=["item_id", "semantic_category", "vector"],
-                                                           filter=f"item_id IN ({ids})").to_pylist()  # fmt: skip
+                                                           filter=lance_filter("item_id", list(item_ids))).to_pylist()  # fmt: skip
         found = {r["item_id"]: r for r in rows}
         missing = [i for i in item_ids if i not in found]
         if missing:
@@ -101,7 +100,7 @@ class CompletionModel:
         t0 = time.perf_counter()
         vector, cats = self.predict(item_ids, missing)
         t1 = time.perf_counter()
-        where = f"semantic_category = {_literal(missing)} AND item_id NOT IN ({', '.join(_literal(i) for i in item_ids)})"
+        where = f"{lance_filter('semantic_category', missing)} AND {lance_filter('item_id', list(item_ids), negate=True)}"
         hits = self.store.search(self.space, vector, k=k, where=where, exact=exact).to_pylist()
         t2 = time.perf_counter()
         if not hits:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from store.lake import Lake
 from store.sql import query
-from store.vectors import UnknownSpaceError, VectorStore, _literal
+from store.vectors import UnknownSpaceError, VectorStore, lance_filter
 
 VARIANTS = ("nondisjoint", "disjoint")
 WUMBERT_SPACE = "wumbert"
@@ -196,7 +196,7 @@ def write_learned_vectors(home: Path | str, model, catalogue: Catalogue, version
     with embed_lock(home, WUMBERT_SPACE):  # one writer per space: another train writing it fails at once
         store.upsert(WUMBERT_SPACE, rows)
         # items an earlier version had, gone since (a LanceDB filter: no bound parameters, the value escaped)
-        store.delete(WUMBERT_SPACE, f"model_version != {_literal(version)}")
+        store.delete(WUMBERT_SPACE, lance_filter("model_version", version, negate=True))
         store.compact(WUMBERT_SPACE)
         store.ensure_indexes(WUMBERT_SPACE)
     return rows.num_rows
