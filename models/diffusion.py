@@ -21,10 +21,13 @@ the tokenizer files. diffusers and transformers are imported where used (diffuse
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -55,7 +58,7 @@ class DiffusionConfig:
     cross_attention_dim: int = 128  # width of the text hidden states = the text tower's hidden size
     train_timesteps: int = 1000  # DDPM diffusion steps in training
     beta_schedule: str = "squaredcos_cap_v2"  # DDPM noise schedule: linear, scaled_linear or squaredcos_cap_v2 (cosine, suits small pixel-space images)
-    prediction_type: str = "epsilon"  # what the UNet predicts: epsilon (the noise), v_prediction or sample
+    prediction_type: str = "v_prediction"  # what the UNet predicts: v_prediction (as SD 2), epsilon (the noise; with the cosine schedule it shifted every image's colours: sample background 131 RGB units off vs 28) or sample
     max_length: int = 32  # prompt tokens (padded to this, longer prompts truncated); at most the text tower's position limit
     text_model: str | None = None  # provenance: the clip model the text tower came from, e.g. "clip v1 (/path)"; None = a random text tower
     text_hf_config: dict | None = None  # the text tower's transformers CLIPTextConfig as a dict (what from_pretrained rebuilds)
@@ -283,6 +286,33 @@ class TextToImage(PretrainedMixin, nn.Module):
         finally:
             self.train(was_training)
         return ((x.clamp(-1, 1) + 1) / 2).float().cpu()
+
+    # -- EMA of the UNet (training only) ---------------------------------------------------------
+
+    def add_ema(self) -> None:
+        """A frozen copy of the UNet, ``ema_unet``, averaged by :meth:`update_ema`. It is part of the state
+        dict while training (the loop's checkpoint keeps it, a resumed run continues it) and never
+        trained (not in :meth:`trainable_parameters`, no gradient); :meth:`keep_ema` ends it."""
+        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
+
+    def update_ema(self, decay: float, step: int) -> None:
+        """``ema = d * ema + (1 - d) * unet`` with ``d = min(decay, (1 + step) / (10 + step))`` (the warm-up
+        diffusers' EMAModel uses: early averages do not hold on to the random init)."""
+        ema_update(self.ema_unet, self.unet, min(decay, (1 + step) / (10 + step)))
+
+    @contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """The EMA weights in place of the UNet's inside the block (e.g. to evaluate them)."""
+        self.unet, self.ema_unet = self.ema_unet, self.unet
+        try:
+            yield
+        finally:
+            self.unet, self.ema_unet = self.ema_unet, self.unet
+
+    def keep_ema(self) -> None:
+        """The UNet takes the EMA weights and the copy is dropped (what is saved is the average)."""
+        self.unet.load_state_dict(self.ema_unet.state_dict())
+        del self.ema_unet
 
     # -- save / load -----------------------------------------------------------------------------
 

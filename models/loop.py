@@ -260,6 +260,9 @@ class Task:
     # reuses them) and handed to evaluate as keyword arguments: state(device) -> dict.
     state: Callable[[torch.device], dict] | None = None
     n_train: int | None = None  # training examples, for the metrics (default: len(loader.dataset))
+    # Called after each optimizer step with the model and the steps done (e.g. an EMA of the weights
+    # kept in the model, so the checkpoint holds it): after_step(model, step) -> None.
+    after_step: Callable[[nn.Module, int], None] | None = None
     # The evaluation is on the split the kind reports (its held-out figures), not a validation
     # split: nothing may be chosen on it, so fit refuses select="best" and early stopping.
     reported: bool = False
@@ -372,6 +375,8 @@ def fit(model: nn.Module, task: Task, cfg: TrainConfig, checkpoint_dir: str | os
             raise NonFiniteLossError(task.kind, step + 1, loss.detach().float().mean().item(), last,
                                      ckpt_path if ckpt_path is not None and ckpt_path.exists() else None)  # fmt: skip
         optimizer_step(model, optimizer, loss, cfg, step)
+        if task.after_step is not None:
+            task.after_step(model, step + 1)
         history["losses"].append(loss.item())
         train_seconds += time.perf_counter() - t
         step += 1

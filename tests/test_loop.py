@@ -211,3 +211,39 @@ def test_a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
         fit(model, task, _cfg(eval_every=4), checkpoint_dir=tmp_path)
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["step"] == 4
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the NaN step never updated the weights
+
+
+class ToyWithAverage(Toy):
+    """Toy with an average of its weights kept in the model (as an EMA is): the checkpoint holds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.avg = nn.Linear(D, C).requires_grad_(False)
+        self.avg.load_state_dict(self.fc.state_dict())
+
+
+def test_after_step_runs_once_per_step_and_what_it_keeps_in_the_model_survives_a_resume(tmp_path):
+    calls: list[int] = []
+
+    def after_step(model, step):
+        calls.append(step)
+        with torch.no_grad():
+            for a, p in zip(model.avg.parameters(), model.fc.parameters()):
+                a.lerp_(p, 0.5)
+
+    def task():
+        return dataclasses.replace(_task(select="last"), after_step=after_step)
+
+    torch.manual_seed(0)
+    straight = ToyWithAverage()
+    fit(straight, task(), _cfg(steps=12))
+    assert calls == list(range(1, 13))
+    assert not torch.equal(straight.avg.weight, straight.fc.weight)  # an average, not a copy
+    calls.clear()
+    torch.manual_seed(0)
+    fit(ToyWithAverage(), task(), _cfg(steps=12, stop_at_step=5), checkpoint_dir=tmp_path)
+    torch.manual_seed(0)
+    resumed = ToyWithAverage()
+    fit(resumed, task(), _cfg(steps=12), checkpoint_dir=tmp_path)
+    assert calls == list(range(1, 13))  # 1-5, then 6-12 after the resume
+    assert "avg.weight" in load_checkpoint(tmp_path / CHECKPOINT_NAME)["model"] and _same(straight, resumed)
