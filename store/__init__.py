@@ -11,7 +11,7 @@ import importlib
 
 # public name -> its module, imported on first use (duckdb, pyarrow and lancedb load only when needed)
 _PUBLIC = {
-    "DATASETS": "store.lake", "DamagedTableError": "store.lake", "Lake": "store.lake", "default_home": "store.lake",
+    "DATASETS": "store.lake", "DERIVED_DATASETS": "store.lake", "LAKE_DATASETS": "store.lake", "DamagedTableError": "store.lake", "Lake": "store.lake", "default_home": "store.lake",
     "ReadOnlyError": "store.sql", "build_dataset": "store.sql", "connect_lake": "store.sql", "iter_dataset": "store.sql",
     "SandboxError": "store.sql", "load_sql": "store.sql", "query": "store.sql", "run_relation": "store.sql",
     "TABLES": "store.tables", "SchemaError": "store.tables",

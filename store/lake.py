@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-DATASETS = ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis")
+DATASETS = ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis")  # ingested from a release (`atelier ingest`)
+DERIVED_DATASETS = ("generated",)  # written by atelier itself (`atelier generate`): no release, never ingested
+LAKE_DATASETS = DATASETS + DERIVED_DATASETS  # every dataset the lake may hold (views, health, leftovers)
 HOME_ENV = "ATELIER_HOME"
 DEFAULT_HOME = Path("atelier-home")
 VERSIONS = ".versions"  # lake/.versions/<dataset>/<version>/<table>.parquet
@@ -44,8 +46,15 @@ class DamagedTableError(ValueError):
 
     def __init__(self, path: Path | str, dataset: str, cause: object = ""):
         self.path, self.dataset = Path(path), dataset
-        super().__init__(f"lake table {self.path} is damaged ({cause}): ingest the release again "
-                         f"(`atelier ingest {dataset} <release folder>`), which rewrites every {dataset} table")  # fmt: skip
+        super().__init__(f"lake table {self.path} is damaged ({cause}): {rewrite_hint(dataset)}")
+
+
+def rewrite_hint(dataset: str) -> str:
+    """What rewrites a dataset's tables: its ingest, or for a derived dataset the job that writes it."""
+    if dataset == "generated":
+        return ("move lake/generated aside and run `atelier generate` again (the images and their "
+                "HOME/generated/<version>/manifest.jsonl stay where they are)")  # fmt: skip
+    return f"ingest the release again (`atelier ingest {dataset} <release folder>`), which rewrites every {dataset} table"
 
 
 def _step(name: str) -> None:
@@ -192,7 +201,7 @@ class Lake:
         """What killed or superseded commits left: versions that are neither current nor ``keep``
         (the previous one, right after a commit) and pointer temp files."""
         out: list[Path] = []
-        for name in [dataset] if dataset else DATASETS:
+        for name in [dataset] if dataset else LAKE_DATASETS:
             current = self.current(name)
             out += [p for p in self.versions(name) if p.resolve() not in (current, keep and keep.resolve())]
             out += sorted(self.root.glob(f".{name}.*.link")) if self.root.is_dir() else []
@@ -215,7 +224,7 @@ class Lake:
         out: dict[str, Path] = {}
         if not self.root.exists():
             return out
-        for name in DATASETS:
+        for name in LAKE_DATASETS:
             self.current(name)  # repairs a lost pointer
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             resolved = folder.resolve()

@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.lake import DATASETS, MANIFEST, Lake
+from store.lake import LAKE_DATASETS, MANIFEST, Lake
 from store.sql import load_sql
 
 TEMP_FOLDERS = ("lake", "models", "reports")
@@ -61,7 +61,7 @@ def check_tables(home: Path | str) -> list[TableCheck]:
     """Every lake table (`Lake.tables`), footer opened, rows compared with its manifest."""
     out = []
     for view, path in Lake(home).tables().items():
-        dataset = next(d for d in sorted(DATASETS, key=len, reverse=True) if view.startswith(f"{d}_"))
+        dataset = next(d for d in sorted(LAKE_DATASETS, key=len, reverse=True) if view.startswith(f"{d}_"))
         check = TableCheck(view, dataset, view[len(dataset) + 1:], Path(path))
         try:
             check.rows = footer_rows(check.path)
@@ -136,7 +136,7 @@ def temp_files(home: Path | str) -> list[Path]:
     found = {p for folder in TEMP_FOLDERS if (home / folder).is_dir() for p in (home / folder).rglob("*.tmp")}
     lake = Lake(home)
     if lake.root.is_dir():
-        for dataset in DATASETS:
+        for dataset in LAKE_DATASETS:
             found |= set(lake.garbage(dataset, keep=previous_version(lake, dataset)))
     return sorted(found)
 

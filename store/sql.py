@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from store.lake import DATASETS, DamagedTableError, Lake
+from store.lake import LAKE_DATASETS, DamagedTableError, Lake
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,11 +47,12 @@ __all__ = ["ALLOWED", "DamagedTableError", "ReadOnlyError", "SandboxError", "bui
 
 @functools.cache
 def lake_views() -> frozenset[str]:
-    """The declared lake tables as view names ``<dataset>_<table>``: every table has its relation
+    """The declared lake tables as view names ``<dataset>_<table>`` (ingested and derived datasets,
+    `store.lake.LAKE_DATASETS`): every table has its relation
     file ``sql/<dataset>_<table>.sql`` (the same names as `store.tables.TABLES`, checked by a test;
     read from the file names so that `atelier sql` does not import pyarrow's schemas)."""
     names = (p.name.removesuffix(".sql") for p in resources.files("sql").iterdir() if p.name.endswith(".sql"))
-    return frozenset(n for n in names if any(n.startswith(f"{d}_") for d in DATASETS))
+    return frozenset(n for n in names if any(n.startswith(f"{d}_") for d in LAKE_DATASETS))
 
 
 class SandboxError(ValueError):
@@ -310,7 +311,7 @@ def _outside(e: duckdb.Error, home: Path | str) -> str:
 
 
 def _dataset(view: str) -> str:
-    return next(d for d in DATASETS if view.startswith(f"{d}_"))
+    return next(d for d in LAKE_DATASETS if view.startswith(f"{d}_"))
 
 
 def _first_line(e: BaseException) -> str:

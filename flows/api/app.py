@@ -10,8 +10,14 @@
 - ``/sql`` (GET or POST: one read-only statement, the `atelier sql` sandbox)
 - ``/extract`` (POST, multipart: `image`, `parse`, `space`, `k`, `where`): the garment a person
   wears (the extractor) and the nearest catalogue items ("shop the look")
+- ``/generate`` (GET or POST: `prompt`, `n`, `steps`, `guidance`, `seed`, `space`, `k`): images
+  from the latest diffusion model (kept warm), recorded in the lake dataset ``generated``, each
+  with its k nearest real items in `space` (`flows.api.generate`)
 - ``/health``
-- ``/`` and ``/ui/...``: the web UI (`flows.api.ui`): search, neighbours, outfit completion
+- ``/`` and ``/ui/...``: the web UI (`flows.api.ui`): search, neighbours, outfit completion, generation
+
+Item ids may contain ``/`` (``v1/<hash>_0``, ``train/cloth/<stem>``): the routes take the rest
+of the path (``{item_id:path}``), quoted (``%2F``) or not.
 
 Errors are JSON ``{"detail": ...}``: 400 bad input (a `where` that is not a filter, an empty
 text, a category the model does not know), 404 unknown item or space, 413 a request body over
@@ -38,6 +44,9 @@ from flows.api.schemas import (
     CompleteRequest,
     CompleteResponse,
     ExtractResponse,
+    GeneratedImage,
+    GenerateRequest,
+    GenerateResponse,
     Health,
     Item,
     NeighboursResponse,
@@ -140,7 +149,7 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
 
     get_and_post(app, "/search", SearchRequest, SearchResponse, do_search, "Items ranked by a text (CLIP vectors, full text, or both)")
 
-    @app.get("/neighbours/{item_id}", response_model=NeighboursResponse, summary="The k items nearest to an item in a space")
+    @app.get("/neighbours/{item_id:path}", response_model=NeighboursResponse, summary="The k items nearest to an item in a space")
     def neighbours_get(item_id: str, space: str = "resnet", k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
                        where: Annotated[str | None, Query(max_length=MAX_TEXT)] = None, gallery: bool = False) -> NeighboursResponse:  # fmt: skip
         t0 = time.perf_counter()
@@ -173,20 +182,25 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
             raise KeyError(f"unknown item {item_id!r}")
         return found
 
-    @app.get("/items/{item_id}", response_model=Item, summary="An item's title, category and image URL")
-    def item_get(item_id: str) -> Item:
-        return _item({"item_id": item_id, **lake_item(item_id)})
-
-    @app.get("/items/{item_id}/image", summary="The item's image file (only the file the lake records for it)",
+    @app.get("/items/{item_id:path}/image", summary="The item's image file (only the file the lake records for it)",
              response_class=FileResponse)  # fmt: skip
     def item_image(item_id: str) -> FileResponse:
-        recorded = lake_item(item_id).get("image_path")
+        found = lake_item(item_id)
+        recorded = found.get("image_path")
         path = Path(recorded) if recorded else None
         if path is None or not path.is_file():
             raise HTTPException(404, f"item {item_id!r} has no usable image")
         if path.resolve() != path.absolute():  # a link swapped in after the ingest probed it
             raise HTTPException(403, f"the image of item {item_id!r} is a link: not served")
+        # a release's image was probed inside its release root by the ingest (else no image_path);
+        # a generated one must lie inside the home's generated/ folder
+        if found.get("dataset") == "generated" and not path.resolve().is_relative_to((warm.home / "generated").resolve()):
+            raise HTTPException(403, f"the image of item {item_id!r} is outside the home: not served")
         return FileResponse(path)
+
+    @app.get("/items/{item_id:path}", response_model=Item, summary="An item's title, category and image URL")
+    def item_get(item_id: str) -> Item:
+        return _item({"item_id": item_id, **lake_item(item_id)})
 
     def do_sql(req: SqlRequest) -> SqlResponse:
         table = query(warm.home, req.sql)
@@ -205,6 +219,23 @@ def create_app(home: Path | str, token: str | None = None) -> FastAPI:
         found, garment = run_extract(warm, image.file.read(), parse.file.read(), space, k, where)
         return ExtractResponse(model=found.model, garment=garment, space=found.space, items=[_item(r) for r in found.rows],
                                timings_ms={**{k_: round(v, 3) for k_, v in found.timings_ms.items()}, "total": _ms(t0)})  # fmt: skip
+
+    def do_generate(req: GenerateRequest) -> GenerateResponse:
+        from flows.api.generate import run_generate
+
+        t0 = time.perf_counter()
+        done = run_generate(warm, req.prompt, req.n, req.steps, req.guidance, req.seed, req.space, req.k)
+        found = done.generation
+        details = warm.details([r["item_id"] for rows in done.nearest for r in rows])
+        images = [GeneratedImage(item_id=i, image_url=f"/items/{quote(i, safe='')}/image", nearest=[_item(r, details) for r in rows])
+                  for i, rows in zip(found.item_ids, done.nearest)]  # fmt: skip
+        return GenerateResponse(prompt=found.prompt, model=found.model, seed=found.seed, steps=req.steps, guidance=req.guidance,
+                                truncated=bool(found.n_truncated), space=done.space, space_model=done.space_model,
+                                note=done.note, lake_rows=found.lake_rows, images=images,
+                                timings_ms={**done.timings_ms, "total": _ms(t0)})  # fmt: skip
+
+    get_and_post(app, "/generate", GenerateRequest, GenerateResponse, do_generate,
+                 "Images for a prompt (the latest diffusion model) and each one's nearest real items")
 
     @app.get("/health", response_model=Health, summary="Liveness, the spaces with vectors and the trained models")
     def health() -> Health:

@@ -100,3 +100,45 @@ class ExtractResponse(BaseModel):
     space: str | None  # the space searched (shop the look), when asked for
     items: list[Item]  # the nearest items of that space to the garment
     timings_ms: dict[str, float]
+
+
+MAX_GENERATE = 8  # images per /generate request
+MAX_STEPS = 100  # sampling steps per /generate request
+
+
+class GenerateRequest(BaseModel):
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT, description="what to draw, e.g. 'a woman in a red long-sleeved dress'")
+    n: int = Field(2, ge=1, le=MAX_GENERATE, description="images (one seed, n noise draws)")
+    steps: int = Field(25, ge=1, le=MAX_STEPS, description="DDIM sampling steps")
+    guidance: float = Field(3.0, ge=1.0, le=20.0, description="classifier-free guidance scale (1: none)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the noise: the same prompt, seed and model give the same images")
+    space: str = Field("resnet", max_length=100, description="the space whose nearest real items are returned (its latest model embeds the images)")
+    k: int = Field(5, ge=1, le=100, description="nearest real items per image")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        from flows.jobs.generate import check_prompt
+
+        return check_prompt(v)  # ValueError (a 422) naming what is wrong: empty, too long
+
+
+class GeneratedImage(BaseModel):
+    item_id: str  # <model version>/<hash>_<i>: a row of generated_images, an item of /items and /neighbours
+    image_url: str  # /items/{item_id}/image
+    nearest: list[Item]  # the k nearest real items (dataset 'generated' left out), nearest first
+
+
+class GenerateResponse(BaseModel):
+    prompt: str
+    model: str  # e.g. "diffusion v1"
+    seed: int
+    steps: int
+    guidance: float
+    truncated: bool  # the prompt was longer than the text tower takes (its end was cut)
+    space: str  # the space searched
+    space_model: str  # the model_version that embedded the generated images
+    note: str | None = None  # e.g. the space's vectors were made by another model version
+    lake_rows: int  # rows of generated_images after this request
+    images: list[GeneratedImage]
+    timings_ms: dict[str, float]

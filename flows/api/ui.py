@@ -6,6 +6,9 @@
   neighbour links to its own page, so a click walks the space.
 - ``/ui/extract``: upload a person photo and its parse map, see the garment the extractor takes
   out of it and the nearest items of a space ("shop the look").
+- ``/ui/generate``: a prompt (untrusted text: shown escaped) -> the latest diffusion model's images,
+  each next to its nearest real items of a space (`flows.api.generate`); the same prompt and seed
+  give the same images and add no rows, so the page is a plain GET that can be bookmarked.
 - ``/ui/outfit``: the outfit being built (item ids carried in the URL as repeated ``outfit``
   parameters, so a page can be bookmarked) and the completion model's suggestions for a missing
   category, with their scores.
@@ -27,7 +30,7 @@ from urllib.parse import quote, urlencode
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
-from flows.api.schemas import MAX_TEXT
+from flows.api.schemas import MAX_GENERATE, MAX_TEXT
 from flows.api.warm import Warm
 from store.lake import DamagedTableError
 from store.models import NoModelError, trained_models
@@ -199,6 +202,26 @@ class Pages:
         return context
 
 
+    def generate(self, prompt: str | None, n: int, seed: int, space: str | None, k: int, outfit) -> dict:
+        from flows.api.generate import run_generate
+        from flows.jobs import kinds
+
+        spaces = [s for s in self.warm.store.spaces() if s in kinds.embedding_kinds()]
+        space = space or next((s for s in ("resnet", "clip", "ae") if s in spaces), spaces[0] if spaces else "resnet")
+        context = {"prompt": prompt or "", "n": n, "seed": seed, "space": space, "k": k, "image_spaces": spaces,
+                   "model_name": None, "images": [], "note": None}  # fmt: skip
+        if not prompt:  # the form alone
+            return context
+        from flows.jobs.generate import check_prompt
+
+        done = run_generate(self.warm, check_prompt(prompt), n, 25, 3.0, seed, space, k)
+        found = done.generation
+        details = self.warm.details(found.item_ids)
+        context.update(prompt=found.prompt, model_name=found.model, note=done.note)
+        context["images"] = [{"card": self.cards([{"item_id": i, "dataset": "generated", **details.get(i, {})}], outfit, space)[0],
+                              "results": self.cards(rows, outfit, space)} for i, rows in zip(found.item_ids, done.nearest)]  # fmt: skip
+        return context
+
     def extract(self, image: bytes | None, parse: bytes | None, space: str | None, k: int, outfit) -> dict:
         from flows.api.extract import run_extract
 
@@ -221,7 +244,7 @@ def add_ui(app: FastAPI, warm: Warm) -> None:
               k: K = 24, outfit: Outfit = []) -> HTMLResponse:  # noqa: B006  # fmt: skip
         return pages.guarded("search.html", outfit, lambda: pages.search(text, mode, space, dataset, category, k, outfit))
 
-    @app.get("/ui/items/{item_id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/ui/items/{item_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def item(item_id: str, space: Text = None, k: K = 12,
              outfit: Outfit = []) -> HTMLResponse:  # noqa: B006  # fmt: skip
         return pages.guarded("item.html", outfit, lambda: pages.item(item_id, space, k, outfit))
@@ -230,6 +253,11 @@ def add_ui(app: FastAPI, warm: Warm) -> None:
     def outfit_page(outfit: Outfit = [], missing: Text = None, model: Literal["umbert", "wumbert"] = "umbert",  # noqa: B006
                     k: K = 12) -> HTMLResponse:  # fmt: skip
         return pages.guarded("outfit.html", outfit, lambda: pages.outfit(outfit, missing, model, k))
+
+    @app.get("/ui/generate", response_class=HTMLResponse, include_in_schema=False)
+    def generate_page(prompt: Text = None, n: Annotated[int, Query(ge=1, le=MAX_GENERATE)] = 2, seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+                      space: Text = None, k: Annotated[int, Query(ge=1, le=24)] = 5, outfit: Outfit = []) -> HTMLResponse:  # noqa: B006  # fmt: skip
+        return pages.guarded("generate.html", outfit, lambda: pages.generate(prompt, n, seed, space, k, outfit))
 
     @app.get("/ui/extract", response_class=HTMLResponse, include_in_schema=False)
     def extract_form(space: Text = None, k: K = 12, outfit: Outfit = []) -> HTMLResponse:  # noqa: B006

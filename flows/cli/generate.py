@@ -23,7 +23,9 @@ def generate(
 ) -> None:
     """Draw N images of PROMPT with the latest `atelier train diffusion` model: PNGs under
     HOME/generated/<version>/ (named by a hash, never by the prompt), a line each in its
-    manifest.jsonl, and a contact sheet under HOME/reports/.
+    manifest.jsonl, a contact sheet under HOME/reports/, and a row each in the lake dataset
+    `generated` (view generated_images; item_id <version>/<hash>_<i>: generating the same
+    prompt and seed again adds no rows). `atelier embed resnet --dataset generated` embeds them.
 
     Example: `atelier generate "a woman in a red long-sleeved dress" -n 8 --seed 3`
     """
@@ -37,3 +39,5 @@ def generate(
         out.print(f"[yellow]the prompt is longer than the text tower's {found.max_length} tokens: its end was cut[/yellow]")
     out.print(f"{found.model}: {len(found.paths)} images of {found.prompt!r} (seed {found.seed}) in {found.paths[0].parent}")
     out.print(f"contact sheet: {found.contact_sheet}")
+    out.print(f"lake: generated_images holds {found.lake_rows} rows; these are {found.item_ids[0]}"
+              + (f" .. {found.item_ids[-1]}" if len(found.item_ids) > 1 else ""))

@@ -148,7 +148,8 @@ def _short(report: dict) -> dict:
 def embed(
     space: Annotated[str, typer.Argument(help="Embedding space = the model kind that makes it (`atelier train --help` lists the kinds; "
                                               "the embedding ones write vectors_KIND).")],
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: every dataset the kind embeds).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset's items (default: every dataset the kind embeds; "
+                                                             "`generated`: the images `atelier generate` wrote, embedded only when named).")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     shards: Annotated[int | None, typer.Option(min=1, help="Parallel embed tasks (default: 1; 2 per Dask worker).")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler, e.g. tcp://10.0.0.5:8786.")] = None,

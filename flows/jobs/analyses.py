@@ -23,6 +23,7 @@ from store import Lake, UnknownSpaceError, VectorStore, query
 ITEM_DETAILS = {
     "polyvore": ("polyvore_items", "item_id", "title", "semantic_category"),
     "deepfashion": ("deepfashion_attributes", "image_id", "image_id", "null"),
+    "generated": ("generated_images", "item_id", "prompt", "null"),  # the prompt as its title; image inside HOME/generated
 }
 
 
@@ -38,21 +39,23 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     if not item_ids:
         return out
     present = Lake(home).tables()
-    for view, id_col, title, category in ITEM_DETAILS.values():  # identifiers from ITEM_DETAILS only; ids are bound
+    for dataset, (view, id_col, title, category) in ITEM_DETAILS.items():  # identifiers from ITEM_DETAILS only; ids are bound
         if view not in present:  # that dataset is not in the lake
             continue
         rows = query(home, _details_sql(view, id_col, title, category, f"where list_contains(?, {id_col})"), [list(item_ids)])
-        out.update({r["item_id"]: r for r in rows.to_pylist()})
+        out.update({r["item_id"]: {**r, "dataset": dataset} for r in rows.to_pylist()})
     return out
 
 
-def all_item_details(home: Path | str) -> dict[str, dict]:
-    """`item_details` of every item the lake holds (what a long-running service keeps in memory)."""
+def all_item_details(home: Path | str, datasets=None) -> dict[str, dict]:
+    """`item_details` of every item the lake holds (what a long-running service keeps in memory),
+    of the `ITEM_DETAILS` datasets among ``datasets`` (default all)."""
     out: dict[str, dict] = {}
     present = Lake(home).tables()
-    for view, id_col, title, category in ITEM_DETAILS.values():
-        if view in present:
-            out.update({r["item_id"]: r for r in query(home, _details_sql(view, id_col, title, category, "")).to_pylist()})
+    for dataset, (view, id_col, title, category) in ITEM_DETAILS.items():
+        if view in present and (datasets is None or dataset in datasets):
+            rows = query(home, _details_sql(view, id_col, title, category, "")).to_pylist()
+            out.update({r["item_id"]: {**r, "dataset": dataset} for r in rows})
     return out
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from store import lake_health
-from store.lake import DATASETS
+from store.lake import DATASETS, LAKE_DATASETS, rewrite_hint
 from store.locks import LockHeld, clear_stale, held_locks, lock
 from store.models import all_versions, check_version
 
@@ -96,7 +96,7 @@ def _lake_lock(home: Path, path: Path) -> str | None:
     if parts[0] != "lake" or len(parts) < 2:
         return None
     name = parts[2] if parts[1] == ".versions" and len(parts) > 2 else parts[1].lstrip(".").split(".")[0]
-    return f"ingest-{name}" if name in DATASETS else None
+    return f"ingest-{name}" if name in LAKE_DATASETS else None
 
 
 def check_leftovers(home: Path, fix: bool, live: set[str]) -> tuple[list[Finding], int]:
@@ -134,6 +134,8 @@ def check_lake(home: Path) -> tuple[list[Finding], int]:
 
 
 def _reingest(home: Path, dataset: str) -> str:
+    if dataset not in DATASETS:  # derived: no release to ingest
+        return rewrite_hint(dataset)
     return f"ingest the release again: `atelier ingest {dataset} <release folder> --home {home}` (rewrites every {dataset} table)"
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from etl.images import pool_start_method
-from flows.jobs.embed_sources import READERS, ROW_COLUMNS
+from flows.jobs.embed_sources import GENERATED, READERS, ROW_COLUMNS
 from flows.jobs.embed_upkeep import covered_datasets, embed_lock, existing_of, finalize_space, prune
 from flows.jobs.embed_write import WRITER_ROWS, BatchWriter, rows_to_embed, vector_rows
 from flows.jobs.kinds import embedding_kinds
@@ -92,8 +92,9 @@ def embed_rows(home: Path | str, dataset: str | None = None, datasets: tuple[str
     parts = [t for t in (SOURCES[name](lake) for name in wanted) if t is not None]
     if not parts:
         what = f"dataset {dataset!r} is not" if dataset else f"none of {sorted(wanted)} is"
-        raise ValueError(f"nothing to embed: {what} in the lake at {Path(home) / 'lake'}; ingest it first "
-                         f"(atelier ingest {dataset or wanted[0]} PATH)")  # fmt: skip
+        first = "generate images first (atelier generate PROMPT)" if wanted == [GENERATED] else \
+            f"ingest it first (atelier ingest {dataset or wanted[0]} PATH)"
+        raise ValueError(f"nothing to embed: {what} in the lake at {Path(home) / 'lake'}; {first}")
     rows = pa.concat_tables(parts).select(ROW_COLUMNS)
     return rows.sort_by([("dataset", "ascending"), ("item_id", "ascending")])
 

@@ -13,6 +13,10 @@ stored by the ``clip`` space for full-text and hybrid search).
 | viton | flat cloth images (upper clothes) | ``<subset>/cloth/<stem>`` |
 | deepfashion2 | every item's box crop, and the Simplicity drawings and photos | ``<split>/<image>#item<N>``, ``simplicity/<pattern>/line`` and ``/<k>`` |
 | synthesis | images with a usable caption record | the image name of ``nameList`` |
+| generated | images `atelier generate` wrote (lake dataset ``generated``) | ``<model version>/<hash>_<i>`` |
+
+``generated`` is embedded only when asked (``atelier embed resnet --dataset generated``): no
+kind embeds it by default, so searches over a space return real items unless it was added.
 
 ``image_sha1`` is the file's SHA-1 from the probe; for a crop it is SHA-1(file SHA-1 + box),
 for a Synthesis image SHA-1(h5 path, size, mtime, index) (the h5 file is read per image, not
@@ -35,13 +39,15 @@ from store import Lake, run_relation
 ROW_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "image_path", "image_sha1", "h5_index", "crop", "text"]
 ROW_SCHEMA = pa.schema([(c, pa.string()) for c in ROW_COLUMNS[:6]] + [
     ("h5_index", pa.int32()), ("crop", pa.list_(pa.float32())), ("text", pa.string())])  # fmt: skip
-ALL_DATASETS = ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis")
+ALL_DATASETS = ("polyvore", "deepfashion", "viton", "deepfashion2", "synthesis")  # the releases
+GENERATED = "generated"  # the derived dataset of generated images: embeddable, in no kind's default
 # DeepFashion2 category_id -> Polyvore semantic category
 DF2_SEMANTIC = {1: "tops", 2: "tops", 5: "tops", 6: "tops", 3: "outerwear", 4: "outerwear", 7: "bottoms",
                 8: "bottoms", 9: "bottoms", 10: "all-body", 11: "all-body", 12: "all-body", 13: "all-body"}  # fmt: skip
 # the lake tables each dataset's relation (sql/embed_<dataset>.sql) reads
 RELATION_TABLES = {"polyvore": ("items",), "deepfashion": ("attributes",), "viton": ("samples", "image_probes"),
-                   "deepfashion2": ("items", "image_probes", "sketches"), "synthesis": ("images", "captions")}  # fmt: skip
+                   "deepfashion2": ("items", "image_probes", "sketches"), "synthesis": ("images", "captions"),
+                   GENERATED: ("images",)}  # fmt: skip
 
 
 def relation_rows(lake: Lake, dataset: str, params: dict | None = None) -> pa.Table | None:
@@ -82,5 +88,9 @@ def synthesis_rows(lake: Lake) -> pa.Table | None:
     return relation_rows(lake, "synthesis", {"h5_files": h5_files})
 
 
+def generated_rows(lake: Lake) -> pa.Table | None:
+    return relation_rows(lake, GENERATED)
+
+
 READERS = {"polyvore": polyvore_rows, "deepfashion": deepfashion_rows, "viton": viton_rows,
-           "deepfashion2": deepfashion2_rows, "synthesis": synthesis_rows}  # fmt: skip
+           "deepfashion2": deepfashion2_rows, "synthesis": synthesis_rows, GENERATED: generated_rows}  # fmt: skip

@@ -3,7 +3,9 @@
 The images are PNGs under ``HOME/generated/<model version>/`` named by a hash of the prompt, the
 seed and the image's position (never by the prompt itself: a prompt is untrusted text), with a
 contact sheet under ``HOME/reports/`` and a ``manifest.jsonl`` line per image (prompt, seed, index,
-model version, path). The same prompt, seed and model give the same images.
+model version, path). The same prompt, seed and model give the same images. Each call also
+records its images in the lake dataset ``generated`` (`flows.jobs.generated`: table ``images``,
+item_id ``<model version>/<hash>_<i>``, one row per image however often it is generated).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Generation:
     contact_sheet: Path | None = None
     n_truncated: int = 0  # 1 when the prompt was longer than the text tower takes (its end was cut)
     max_length: int = 0  # the text tower's token limit
+    item_ids: list[str] = field(default_factory=list)  # the images' rows in lake dataset `generated`
+    lake_rows: int = 0  # rows of generated_images after this call
 
 
 def check_prompt(prompt: str) -> str:
@@ -53,6 +57,7 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
     import numpy as np
     from PIL import Image
 
+    from flows.jobs.generated import generated_folder, image_rows, record
     from models.pretrained import write_atomic
 
     text = check_prompt(prompt)
@@ -63,8 +68,7 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
     images = net.generate([text] * n, steps=steps, guidance=guidance, seed=seed)
     home = Path(home)
     key = hashlib.sha1(f"{text}\0{seed}\0{steps}\0{guidance}".encode()).hexdigest()[:12]
-    folder = home / "generated" / path.name
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = generated_folder(home, path.name)  # resolved; refused when it leads out of the home
     out = Generation(text, seed, f"diffusion {path.name}", n_truncated=encoded.n_truncated, max_length=net.config.max_length)
     lines = []
     for i, img in enumerate(images):
@@ -76,6 +80,8 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
                                  "model_version": path.name, "path": str(target)}))  # fmt: skip
     with open(folder / "manifest.jsonl", "a") as f:
         f.write("".join(line + "\n" for line in lines))
+    rows = image_rows(home, out.paths, prompt=text, seed=seed, steps=steps, guidance=guidance, model_version=path.name)
+    out.lake_rows, out.item_ids = record(home, rows), rows["item_id"].to_pylist()
     out.contact_sheet = strip(text, images, home / "reports" / f"generate_{key}.png")
     return out
 

@@ -4,15 +4,17 @@ Each dataset module declares `STAGING` (the `stg_` views, created first, in orde
 (table -> pyarrow schema, built in this order: later tables may read earlier ones) and
 `OPTIONAL` (tables built only when their raw relation has rows). Relation `<dataset>_<table>`
 is the file `sql/<dataset>_<table>.sql` and the Parquet file `lake/<dataset>/<table>.parquet`.
+The derived dataset ``generated`` (no release: `store.lake.DERIVED_DATASETS`) is declared the same way.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from store.tables import deepfashion, deepfashion2, polyvore, synthesis, viton
+from store.tables import deepfashion, deepfashion2, generated, polyvore, synthesis, viton
 
-_DATASETS = {"polyvore": polyvore, "deepfashion": deepfashion, "viton": viton, "deepfashion2": deepfashion2, "synthesis": synthesis}
+_DATASETS = {"polyvore": polyvore, "deepfashion": deepfashion, "viton": viton, "deepfashion2": deepfashion2, "synthesis": synthesis,
+             "generated": generated}  # the last: derived (store.lake.DERIVED_DATASETS), written by atelier itself
 
 STAGING: dict[str, list[str]] = {name: m.STAGING for name, m in _DATASETS.items()}
 TABLES: dict[str, dict[str, pa.Schema]] = {name: m.TABLES for name, m in _DATASETS.items()}
