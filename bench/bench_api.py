@@ -56,7 +56,7 @@ from bench_complete import REFERENCE, random_space
 from benchutil import random_title_space, write_results
 
 from etl.samples import reference_release, write_samples
-from flows.jobs.analyses import item_details, neighbours, stored_category
+from flows.jobs.analyses import item_details, neighbours
 from flows.jobs.complete import CompletionModel
 from flows.jobs.embed import embed_space
 from flows.jobs.ingest import ingest, ingest_polyvore
@@ -218,19 +218,17 @@ def in_process(home: Path, work: dict, warmup: int) -> dict:
 
 
 def neighbours_parts(home: Path, ids: list[str]) -> dict:
-    """Where `neighbours` spends its time: the steps of `flows.jobs.analyses.neighbours`, timed one by one."""
-    store, parts = VectorStore(home), {"get_vector": [], "search": [], "item_details": [], "stored_category": []}
+    """Where `neighbours` spends its time: its steps (`flows.jobs.analyses.neighbours`), timed one by one."""
+    store, parts = VectorStore(home), {"get_item": [], "search": [], "item_details": []}
     for item in ids:
         t0 = time.perf_counter()
-        vector = store.get_vector(SPACE, item)
+        row = store.get_item(SPACE, item)
         t1 = time.perf_counter()
-        hits = store.search(SPACE, vector, k=10, exclude=item).to_pylist()
+        hits = store.search(SPACE, row["vector"], k=10, exclude=item).to_pylist()
         t2 = time.perf_counter()
         item_details(home, [item, *(h["item_id"] for h in hits)])
         t3 = time.perf_counter()
-        stored_category(home, SPACE, item)
-        t4 = time.perf_counter()
-        for key, a, b in (("get_vector", t0, t1), ("search", t1, t2), ("item_details", t2, t3), ("stored_category", t3, t4)):
+        for key, a, b in (("get_item", t0, t1), ("search", t1, t2), ("item_details", t2, t3)):
             parts[key].append((b - a) * 1000)
     return {k: round(statistics.median(v), 2) for k, v in parts.items()}
 

@@ -6,9 +6,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flows.jobs.analyses import item_details, stored_category
+from flows.jobs.analyses import item_details
 from flows.jobs.ingest import ingest
-from store import UnknownSpaceError, VectorStore, query
+from store import VectorStore, query
 from store.vectors import vector_schema
 
 TRICKY = ["x' OR '1'='1", "it's", "a'); drop view polyvore_items; --"]
@@ -38,16 +38,6 @@ def test_item_details_match_ids_literally(home):
     assert list(found) == [real[0]["item_id"]] and found[real[0]["item_id"]]["title"]
     assert item_details(home, TRICKY) == {}
     assert query(home, "select count(*) as n from polyvore_items")["n"][0].as_py() > 2  # nothing was dropped
-
-
-def test_stored_category_binds_the_id_and_checks_the_space(home):
-    home, real = home
-    assert stored_category(home, "toy", real[1]["item_id"]) == real[1]["semantic_category"]
-    for tricky in TRICKY:
-        assert stored_category(home, "toy", tricky) == "hats"
-    assert stored_category(home, "toy", "no such item") is None
-    with pytest.raises(UnknownSpaceError):
-        stored_category(home, 'toy" as t; select 1 --', real[0]["item_id"])
 
 
 def test_demo_outfit_reads_categories_with_bound_ids(home):

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from etl.common import ReleaseRoot
-from store import Lake, UnknownSpaceError, VectorStore, query
+from store import Lake, VectorStore, query
 
 # where each dataset's item details live in the lake: (view, id column, title expression, category expression)
 ITEM_DETAILS = {
@@ -84,15 +84,6 @@ def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: s
     page = (write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
             if gallery else None)  # fmt: skip
     return Neighbours(query_item, rows, page, where)
-
-
-def stored_category(home: Path | str, space: str, item_id: str) -> str | None:
-    """The semantic_category ``space`` stores for ``item_id`` (None when it has none), read
-    through the `vectors_<space>` view with the id as a bound parameter."""
-    if space not in VectorStore(home).spaces():  # the view name is an identifier: known spaces only
-        raise UnknownSpaceError(f"no vector space {space!r}")
-    rows = query(home, f'select semantic_category from "vectors_{space}" where item_id = ? limit 1', [item_id])
-    return rows["semantic_category"][0].as_py() if rows.num_rows else None
 
 
 def _safe(text: str) -> str:
