@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -114,22 +115,31 @@ def _eval_command(recipe: kinds.Recipe):
                                                        "for the final figures); default the kind's held-out split.")] = None,
         home: Home = DEFAULT_HOME,
         no_prefect: NoPrefect = None,
+        **options,
     ) -> None:
-        eval_kind(recipe.name, home, version, report, no_prefect, split)
+        eval_kind(recipe.name, home, version, report, no_prefect, split, options=options)
 
+    hints = typing.get_type_hints(command, include_extras=True)  # the Annotated options, not their source strings
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+              for p in inspect.signature(command).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+    extra = _option_parameters(recipe.eval_options) if recipe.eval_options is not None else []  # the kind's own flags
+    command.__signature__ = inspect.Signature(params + extra)
     what = f" and the {recipe.report} report" if recipe.report else ""
     command.__doc__ = (f"Evaluate the latest {recipe.name} on held-out data{what}, next to the baselines; "
                        f"writes HOME/reports/eval_{recipe.name}.json.\n\nExample: `atelier eval {recipe.name} --home ./home`")  # fmt: skip
     return command
 
 
-def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool | None, split: str | None = None) -> dict:
+def eval_kind(kind: str, home: Path, version: str | None, report: bool, no_prefect: bool | None, split: str | None = None,
+              options: dict | None = None) -> dict:  # fmt: skip
     from flows.evaluation import evaluate_kind
 
+    options = {k: v for k, v in (options or {}).items() if v is not None} or None  # the kind's own flags that were given
     try:
-        result = run_job(no_prefect, lambda: {kind: evaluate_kind(kind, home, version=version, report=report, split=split, log=console.print)},
+        result = run_job(no_prefect, lambda: {kind: evaluate_kind(kind, home, version=version, report=report, split=split,
+                                                                  options=options, log=console.print)},
                          "flows.orchestration.pipelines:eval_flow", home=str(home), models=[kind], version=version, report=report,
-                         split=split)[kind]
+                         split=split, **({"options": {kind: options}} if options else {}))[kind]  # fmt: skip
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(e)
     out.print_json(json.dumps(result.get("held_out"), default=str))

@@ -69,7 +69,7 @@ REPORTS: dict[str, Callable[[Path, str, Path, Callable[[str], None]], dict]] = {
 
 
 def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, report: bool = True,
-                  split: str | None = None, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                  split: str | None = None, options: dict | None = None, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """The held-out evaluation of the latest (or ``version``) model of ``kind`` and, with
     ``report``, the report its recipe names; written to ``<home>/reports/eval_<kind>.json``.
     Every score carries its 95% bootstrap interval and its baseline's (``intervals``); the
@@ -83,8 +83,16 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} holds no finished model (no config.json)")
     out: dict = {"kind": kind, "version": path.name, "path": str(path)}
+    extra = {k: v for k, v in (options or {}).items() if v is not None}  # the kind's eval_options fields
+    if extra:
+        from flows.jobs.options import make_options
+
+        if recipe.eval_options is None:
+            raise ValueError(f"{kind} takes no evaluation options (got {', '.join(extra)})")
+        make_options(recipe.eval_options, f"atelier eval {kind}", **extra)  # unknown keys refused, naming the kind
     if recipe.evaluate is not None:
-        out["held_out"] = recipe.evaluate(home, path, log, split=split) if split else recipe.evaluate(home, path, log)
+        kwargs = {**({"split": split} if split else {}), **extra}
+        out["held_out"] = recipe.evaluate(home, path, log, **kwargs)
         for line in (out["held_out"] or {}).get("summary") or []:  # each score with its 95% interval and baseline
             log(f"{kind} {path.name} held out: {line}")
     if report and recipe.report is not None:

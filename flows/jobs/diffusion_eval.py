@@ -6,7 +6,8 @@ For ``n`` held-out captions the model generates one image each (seeded). Beside 
 - **real**: the held-out images of the same captions (the ceiling of every reader);
 - **shuffled**: the model's images for another held-out caption (the captions rolled by one),
   scored against the original caption: what a reader gives when the image ignores the prompt;
-- **untrained**: the same architecture with a random UNet (same text tower, same seed).
+- **untrained**: the same architecture with a random UNet (same text tower, same seed);
+- **base** (a fine-tuned Stable Diffusion checkpoint only): the base checkpoint's UNet as it was.
 
 Figures (95% bootstrap intervals over the images):
 
@@ -14,6 +15,11 @@ Figures (95% bootstrap intervals over the images):
   its category head), named "(atelier-resnet vN features)": never called FID, which is defined on
   Inception features. Generated and untrained vs the real images; the floor is the real images of
   one half against the other half.
+- With ``inception_weights`` (a local file, `models.inception`): FID / KID on Inception-v3 pool
+  features and IS on its class probabilities, the same sets (``report["inception"]``), named after
+  the network: the FID Inception (TF 2015-12-05 weights: the FID of published figures) or a
+  torchvision Inception-v3 (not comparable with published FIDs). Beside them, the IS of the real
+  images and the real half-vs-half floor.
 - CLIP score: 100 x max(cos, 0) between an image and its caption in the home's latest ``clip``
   space (generated, real = ceiling, a random real image = chance).
 - Caption faithfulness: how often a reader finds the caption's colour (`dominant_colour` on the
@@ -162,9 +168,10 @@ def faithfulness(home: Path, rows: dict, sets: dict, features: dict) -> dict:
 
 def generation_report(home: Path | str, model, real_images, rows: dict, n: int = 64, steps: int = 25,
                       guidance: float = 3.0, seed: int = 0, log: Callable[[str], None] = print,
-                      tag: str | None = None) -> dict:  # fmt: skip
+                      tag: str | None = None, inception_weights: str | None = None) -> dict:  # fmt: skip
     """Generate for the first ``n`` captions of ``rows`` (with ``real_images``, uint8) and score
-    them (see the module docstring); a contact sheet under reports/ when ``tag`` is given."""
+    them (see the module docstring); a contact sheet under reports/ when ``tag`` is given; true
+    FID / KID / IS with ``inception_weights`` (a local Inception-v3 file)."""
     import copy
 
     import torch
@@ -177,14 +184,20 @@ def generation_report(home: Path | str, model, real_images, rows: dict, n: int =
     captions = rows["caption"]
     real = real_images[:n].float() / 255
     torch.manual_seed(seed)
-    untrained = copy.deepcopy(model)
-    untrained.unet = build_unet(model.config).to(model.device)
+    if hasattr(model, "untrained_copy"):  # a Stable Diffusion model: a random UNet, its VAE and text encoder shared
+        untrained = model.untrained_copy()
+    else:
+        untrained = copy.deepcopy(model)
+        untrained.unet = build_unet(model.config).to(model.device)
     shuffled_prompts = captions[1:] + captions[:1]
     sets = {"generated": _generate(model, captions, steps, guidance, seed),
             "untrained": _generate(untrained, captions, steps, guidance, seed),
             "shuffled": _generate(model, shuffled_prompts, steps, guidance, seed)}  # fmt: skip
+    if hasattr(model, "base_copy"):  # a fine-tuned Stable Diffusion checkpoint: its base before fine-tuning
+        sets["base"] = _generate(model.base_copy(), captions, steps, guidance, seed)
+    distributions = {k: v for k, v in sets.items() if k != "shuffled"}  # what FID / KID / IS compare with the real images
     report: dict = {"n_images": n, "sample_steps": steps, "guidance": guidance, "seed": seed, "missing": []}
-    scores, features = feature_scores(home, {k: sets[k] for k in ("generated", "untrained")}, real)
+    scores, features = feature_scores(home, distributions, real)
     if scores:
         report["features"] = {"name": features["name"], "scores": scores}
         train = _train_bank(home, model.config.resolution, seed)
@@ -193,6 +206,8 @@ def generation_report(home: Path | str, model, real_images, rows: dict, n: int =
             features["train_category"] = train[1]
     else:
         report["missing"].append("resnet (FID / KID / IS-style scores and the category reader): `atelier train resnet`")
+    if inception_weights:
+        report["inception"] = inception_scores(inception_weights, distributions, real)
     clip = clip_scores(home, captions, {"generated": sets["generated"], "real": real, "random real": real.roll(1, 0)})
     if clip:
         report["clip_score"] = clip
@@ -207,6 +222,38 @@ def generation_report(home: Path | str, model, real_images, rows: dict, n: int =
         log(f"contact sheet (prompt | generated | real): {report['contact_sheet']}")
     log(report_summary(report, "val"))
     return report
+
+
+def inception_scores(weights: str, sets: dict, real) -> dict:
+    """FID / KID (pool features) and IS (class probabilities) of each set vs ``real`` on the Inception-v3
+    of the local file ``weights`` (`models.inception`), with the real images' IS and half-vs-half floor."""
+    import torch
+
+    from models import default_device
+    from models.generation_stats import inception_score, kernel_distance, with_interval
+    from models.inception import frechet_distance_fast as frechet_distance  # the same value, no 2048-d sqrtm per resample
+    from models.inception import load_inception
+
+    net = load_inception(weights).to(default_device())
+
+    def run(images, batch_size: int = 32):
+        with torch.no_grad():
+            out = [net(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return torch.cat([o[0] for o in out]).cpu().numpy(), torch.cat([o[1] for o in out]).cpu().numpy()
+
+    real_f, real_p = run(real)
+    scores: dict = {}
+    for name, images in sets.items():
+        f, p = run(images)
+        scores[name] = {"fid": with_interval(frechet_distance, f, real_f).to_dict(),
+                        "kid": with_interval(kernel_distance, f, real_f).to_dict(),
+                        "is": inception_score(p, splits=min(10, len(p)))[0]}  # fmt: skip
+    scores["real"] = {"is": inception_score(real_p, splits=min(10, len(real_p)))[0]}
+    half = len(real_f) // 2
+    if half >= 2:
+        scores["real half vs half (floor)"] = {"fid": frechet_distance(real_f[:half], real_f[half:]),
+                                               "kid": kernel_distance(real_f[:half], real_f[half:])}  # fmt: skip
+    return {"name": net.name, "kind": net.kind, "weights": str(weights), "n_images": len(real_f), "scores": scores}
 
 
 def _train_bank(home: Path, size: int, seed: int):
@@ -264,4 +311,11 @@ def report_summary(report: dict, split: str = "val") -> str:
     if feats:
         sc = feats["scores"]
         parts.append(f"FID ({feats['name']}) {s(sc['generated']['fid'])} vs untrained {s(sc['untrained']['fid'])}")
+    inc = report.get("inception")
+    if inc:
+        sc = inc["scores"]
+        base = f", base {s(sc['base']['fid'])}" if "base" in sc else ""
+        parts.append(f"FID ({inc['name']}) {s(sc['generated']['fid'])} vs untrained {s(sc['untrained']['fid'])}{base}, "
+                     f"IS {sc['generated']['is']:.2f} (real {sc['real']['is']:.2f})")  # fmt: skip
     return f"{split}, {report['n_images']} captions: " + "; ".join(parts)
+

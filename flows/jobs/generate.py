@@ -44,11 +44,11 @@ def check_prompt(prompt: str) -> str:
 
 def load_diffusion(home: Path | str, version: str | None = None):
     from models import default_device
-    from models.diffusion import TextToImage
+    from models.diffusion_sd import load_text_to_image
     from store.models import latest_model, model_dir
 
     path = model_dir(home, "diffusion", version) if version else latest_model(home, "diffusion")
-    return TextToImage.from_pretrained(path, device=default_device()), path
+    return load_text_to_image(path, device=default_device()), path  # the pixel-space model or a fine-tuned Stable Diffusion
 
 
 def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, guidance: float = 3.0, seed: int = 0,

@@ -67,10 +67,12 @@ def train_flow(home: str, models: list[str], options: dict[str, dict] | None = N
 
 
 @flow(name="evaluate", flow_run_name="evaluate-{home}")
-def eval_flow(home: str, models: list[str], version: str | None = None, report: bool = True, split: str | None = None) -> dict:
+def eval_flow(home: str, models: list[str], version: str | None = None, report: bool = True, split: str | None = None,
+              options: dict | None = None) -> dict:  # fmt: skip
     """The held-out evaluation and report of the latest (or ``version``) model of each kind
-    (``split``: for the kinds that take one, e.g. the extractor's val or test)."""
-    return {kind: eval_task(kind, str(home), version, report, split) for kind in models}
+    (``split``: for the kinds that take one, e.g. the extractor's val or test; ``options``: kind ->
+    its evaluation options, e.g. {"diffusion": {"inception_weights": PATH}})."""
+    return {kind: eval_task(kind, str(home), version, report, split, (options or {}).get(kind)) for kind in models}
 
 
 @flow(name="embed", flow_run_name="embed-{space}")

@@ -100,13 +100,14 @@ def train_task(kind: str, home: str, options: dict | None = None, reuse: bool = 
 
 
 @task(name="evaluate", task_run_name="evaluate-{kind}", persist_result=False)
-def eval_task(kind: str, home: str, version: str | None = None, report: bool = True, split: str | None = None) -> dict:
+def eval_task(kind: str, home: str, version: str | None = None, report: bool = True, split: str | None = None,
+              options: dict | None = None) -> dict:  # fmt: skip
     """`flows.evaluation.evaluate_kind`: a saved model's held-out evaluation and its report."""
     from prefect import get_run_logger
 
     from flows.evaluation import evaluate_kind
 
-    return evaluate_kind(kind, home, version=version, report=report, split=split, log=get_run_logger().info)
+    return evaluate_kind(kind, home, version=version, report=report, split=split, options=options, log=get_run_logger().info)
 
 
 def progress_logger(label: str, every: float = 0.1):

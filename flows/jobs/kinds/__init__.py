@@ -68,6 +68,7 @@ class Recipe:
     selection: str = ""  # what the kept weights were chosen on (README / metrics)
     example: str = "--steps 300"  # the flags of the example in `atelier train NAME --help`
     splits: tuple[str, ...] = ()  # splits `atelier eval NAME --split` accepts (evaluate takes split=); empty: its held-out split only
+    eval_options: type | None = None  # a dataclass of extra `atelier eval NAME` flags (a comment each), handed to evaluate as keywords when given
 
 
 _REGISTRY: dict[str, Recipe] = {}
