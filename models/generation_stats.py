@@ -12,12 +12,13 @@
   classifier's (named after it).
 - :func:`with_interval`: a set statistic with a 95% bootstrap interval over the generated images
   (the reference set held fixed), via `models.intervals.bootstrap_indices`.
-- :func:`dominant_colour`: the colour check of caption faithfulness: the named colour most of an
-  image's foreground pixels (those that differ from the border's median colour) are nearest to.
+- :func:`garment_colour`: the colour check of caption faithfulness: the named colour most pixels of
+  the torso window of a centred figure are nearest to.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -33,7 +34,29 @@ def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """The Fréchet distance between Gaussians fitted to feature sets ``a`` and ``b`` (n, dim)."""
+    """The Fréchet distance between Gaussians fitted to feature sets ``a`` and ``b`` (n, dim), the value
+    of FID's formula (:func:`frechet_distance_sqrtm`) without a dim x dim matrix square root (minutes
+    at 2048-d, taken once per bootstrap resample): ``tr sqrt(S_a S_b)`` is the sum of the singular values
+    of ``A B^T / sqrt((n_a - 1)(n_b - 1))`` (A, B the centred features; n x n) when n < dim, else of
+    the square roots of the eigenvalues of the symmetric ``S_b^1/2 S_a S_b^1/2``."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"need two (n >= 2, dim) feature matrices, got shapes {a.shape} and {b.shape}")
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    trace_a, trace_b = (ac**2).sum() / (len(a) - 1), (bc**2).sum() / (len(b) - 1)
+    if min(len(a), len(b)) < a.shape[1]:
+        cross = np.linalg.svd(ac @ bc.T, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
+    else:
+        w, v = np.linalg.eigh(bc.T @ bc / (len(b) - 1))
+        root_b = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        middle = root_b @ (ac.T @ ac / (len(a) - 1)) @ root_b
+        cross = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + trace_a + trace_b - 2 * cross)
+
+
+def frechet_distance_sqrtm(a: np.ndarray, b: np.ndarray) -> float:
+    """FID's formula as the reference code computes it (``scipy.linalg.sqrtm`` of ``S_a S_b``): what
+    :func:`frechet_distance` is tested against."""
     from scipy import linalg
 
     mu_a, s_a = _stats(a)
@@ -83,22 +106,25 @@ def with_interval(statistic: Callable[[np.ndarray, np.ndarray], float], generate
     return Interval(value, boot.low, boot.high, boot.n)
 
 
-def dominant_colour(image: np.ndarray, palette: Sequence[tuple[str, tuple[int, int, int]]], background_tolerance: float = 40.0,
-                    match_tolerance: float = 60.0) -> str | None:  # fmt: skip
-    """The name in ``palette`` that most of ``image``'s foreground pixels are nearest to (within
-    ``match_tolerance`` in RGB); foreground = farther than ``background_tolerance`` from the
-    border's median colour. None when no foreground pixel is near any palette colour. Skin and
-    hair count too, so the reader is imperfect: the evaluation reports it on real images (its
-    ceiling) beside generated ones. ``image``: (H, W, 3) uint8, or float in [0, 1]."""
+GARMENT_BOX = (0.45, 0.70, 0.40, 0.60)  # (top, bottom, left, right) as fractions of the side: the torso of a centred figure
+
+
+def garment_colour(image: np.ndarray, palette: Sequence[tuple[str, tuple[int, int, int]]],
+                   box: tuple[float, float, float, float] = GARMENT_BOX) -> str:  # fmt: skip
+    """The name in ``palette`` most pixels of ``box`` (the torso of a centred, full-length figure, as
+    Fashion Synthesis images are: the garment there whatever its category) are nearest to. A pattern's
+    accent colour, the background and skin outside the box do not vote. ``image``: (H, W, 3) uint8,
+    or float in [0, 1]. The evaluation reports the reader on real images (its ceiling) beside
+    generated ones: 0.77 of the scale-1 sample train images at 32 px (the whole-image reader it
+    replaced read 0.59)."""
     x = np.asarray(image, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3), got shape {x.shape}")
     if x.dtype.kind == "f" and x.max() <= 1.0:
         x = x * 255.0
-    border = np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
-    pixels = x.reshape(-1, 3)
-    pixels = pixels[np.linalg.norm(pixels - np.median(border, axis=0), axis=1) > background_tolerance]
+    h, w = x.shape[:2]
+    top, bottom, left, right = box
+    crop = x[int(top * h) : max(int(top * h) + 1, math.ceil(bottom * h)), int(left * w) : max(int(left * w) + 1, math.ceil(right * w))]
     names, rgb = zip(*palette)
-    if not len(pixels):
-        return None
-    distance = np.linalg.norm(pixels[:, None, :] - np.asarray(rgb, dtype=np.float64)[None], axis=2)
-    nearest = distance.argmin(1)[distance.min(1) <= match_tolerance]
-    return names[int(np.bincount(nearest, minlength=len(names)).argmax())] if len(nearest) else None
+    distance = np.linalg.norm(crop.reshape(-1, 1, 3) - np.asarray(rgb, dtype=np.float64)[None], axis=2)
+    return names[int(np.bincount(distance.argmin(1), minlength=len(names)).argmax())]

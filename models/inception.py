@@ -141,29 +141,6 @@ class InceptionFeatures(nn.Module):
         return pool.float(), torch.softmax(logits.double(), 1).float()
 
 
-def frechet_distance_fast(a, b) -> float:
-    """The Fréchet distance of `models.generation_stats.frechet_distance` (Gaussians fitted to feature
-    sets ``a``, ``b`` (n, dim)) without a dim x dim matrix square root, which takes minutes at 2048-d
-    and would be taken once per bootstrap resample: ``tr sqrt(S_a S_b)`` is the sum of the singular
-    values of ``A B^T / sqrt((n_a - 1)(n_b - 1))`` (A, B the centred features; n x n) when n < dim,
-    else of the square roots of the eigenvalues of the symmetric ``S_b^1/2 S_a S_b^1/2``."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or len(a) < 2 or len(b) < 2:
-        raise ValueError(f"need two (n >= 2, dim) feature matrices, got shapes {a.shape} and {b.shape}")
-    ac, bc = a - a.mean(0), b - b.mean(0)
-    trace_a, trace_b = (ac**2).sum() / (len(a) - 1), (bc**2).sum() / (len(b) - 1)
-    if min(len(a), len(b)) < a.shape[1]:
-        cross = np.linalg.svd(ac @ bc.T, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
-    else:
-        w, v = np.linalg.eigh(bc.T @ bc / (len(b) - 1))
-        root_b = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-        middle = root_b @ (ac.T @ ac / (len(a) - 1)) @ root_b
-        cross = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
-    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + trace_a + trace_b - 2 * cross)
-
-
 def load_inception(path: str | os.PathLike) -> InceptionFeatures:
     """The Inception-v3 of a local weights file (see the module docstring); :class:`ModelFileError`
     naming the file when it is not an Inception-v3 state dict."""
@@ -207,4 +184,4 @@ def load_inception(path: str | os.PathLike) -> InceptionFeatures:
     return InceptionFeatures(net, kind, path)
 
 
-__all__ = ["FID_CLASSES", "InceptionFeatures", "frechet_distance_fast", "load_inception", "tf1_resize"]
+__all__ = ["FID_CLASSES", "InceptionFeatures", "load_inception", "tf1_resize"]

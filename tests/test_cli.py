@@ -45,6 +45,8 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
                  "search 'long sleeve red striped top' (hybrid, Polyvore)", "predict-attributes on 8 held-out images",
                  "extractor v1 (trained, 3 steps, random init): val SSIM", "vs copy-paste", "extractor contact sheet",
                  "atelier extract ", "shop the look in resnet (Polyvore):", "Stage wall times: clip ", " extractor ",
+                 "diffusion v1 (trained, 3 steps", "val captions generated and read back", "diffusion contact sheet",
+                 "atelier generate 'a woman in a red long-sleeved plain dress' ->", " diffusion ",
                  f"atelier api --home {home}", "open http://127.0.0.1:8765/ in a browser", "ATELIER_API_URL=http://127.0.0.1:8765"):
         assert text in output, text
     assert (home / "lake" / "polyvore" / "fitb.parquet").exists()
@@ -63,7 +65,7 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path, prefect_api):
     assert res.exit_code == 0 and "images probed this run: 0" in output and "(cached result): nothing ran" in output
     assert "resnet v1 (reused" in output and not (home / "models" / "resnet" / "v2").exists()
     assert "umbert v1 (reused" in output and not (home / "models" / "umbert" / "v2").exists()
-    for name in ("clip", "attributes", "siamese", "extractor"):
+    for name in ("clip", "attributes", "siamese", "extractor", "diffusion"):
         assert f"{name} v1 (reused" in output and not (home / "models" / name / "v2").exists()
     assert (home / "reports" / "structure.json").exists() and (home / "reports" / "attributes_demo.csv").exists()
     assert output.count("0 embedded, 884 unchanged") == 2

@@ -63,7 +63,7 @@ def test_loss_is_finite_and_falls_with_training():
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     losses = []
-    for _ in range(20):
+    for _ in range(30):
         loss = model.loss(images, encoded, generator, cond_dropout=0.1)
         assert torch.isfinite(loss)
         optimizer.zero_grad()
@@ -71,7 +71,7 @@ def test_loss_is_finite_and_falls_with_training():
         optimizer.step()
         losses.append(loss.item())
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
-    assert last < 0.6 * first, losses  # ~0.97 -> ~0.3 in 20 steps (seeds 0-2)
+    assert last < 0.7 * first, losses  # v-prediction: 0.50-0.53 of the first losses after 30 steps (seeds 0-2)
     assert torch.isfinite(model.loss(images, prompts, generator))  # prompts as strings too
 
 

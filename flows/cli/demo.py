@@ -22,7 +22,7 @@ def demo(
     resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
     outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
-    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each) and the extractor (default 60).")] = None,
+    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each), the extractor (default 60) and diffusion (default 300).")] = None,
     no_prefect: NoPrefect = None,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
@@ -39,13 +39,16 @@ def demo(
     held-out images, trains the siamese structure model and scores same-garment-in-another-colour
     retrieval for siamese vs resnet vs clip, trains the VITON garment extractor (val SSIM vs the
     copy-paste and mean-cloth baselines, a contact sheet) and extracts one test person's garment
-    with shop the look; prints each stage's wall time. With a Prefect server configured (or --prefect)
+    with shop the look, trains a small text-to-image model on the Synthesis captions (the val
+    captions' colour and category read back from the generated images vs shuffled-prompt chance
+    and the real images, resnet-feature FID vs an untrained model, a contact sheet) and generates
+    images for one prompt; prints each stage's wall time. With a Prefect server configured (or --prefect)
     it is the flow run `demo` (ingest, train, embed and analyze flows inside it).
 
     Example: `atelier demo --home ./atelier-home`
     """
     settings = {"resnet_steps": resnet_steps, "ae_steps": ae_steps, "outfit_steps": outfit_steps}
-    research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese", "extractor")} if research_steps else {}
+    research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese", "extractor", "diffusion")} if research_steps else {}
     def direct() -> dict:
         from etl.samples import sample_image_count
         from flows.demo.run import run_demo
@@ -155,3 +158,36 @@ def print_research(stage: dict) -> None:
         if extractor.get("shop"):
             shop = extractor["shop"]
             out.print(f"shop the look in {shop['space']} (Polyvore): {', '.join(shop['items'])}; gallery: {shop['gallery']}")
+    diffusion = stage.get("diffusion")
+    if diffusion:
+        print_generation(diffusion)
+
+
+def print_generation(part: dict) -> None:
+    """The text-to-image model's val scores, each beside its references, and its images."""
+    from flows.jobs.diffusion_eval import reader_reads
+    from models.intervals import Interval
+
+    report = part["model"]["metrics"].get("val_scores") or {}
+    t = Table(title=f"text-to-image: {report.get('n_images', 0)} val captions generated and read back")
+    for column in ("figure", "generated", "shuffled prompt (chance)", "real images (ceiling)", "untrained model"):
+        t.add_column(column)
+    for reader, sets in report.get("faithfulness", {}).items():
+        label = f"caption {reader} shown" + ("" if reader_reads(sets) else " (reader fails on real images too: says nothing)")
+        t.add_row(label, *(str(Interval.from_dict(sets[k])) if k in sets else "" for k in ("generated", "shuffled", "real")), "")
+    feats = report.get("features")
+    if feats:
+        sc = feats["scores"]
+        floor = sc.get("real half vs half (floor)", {}).get("fid")
+        t.add_row(f"FID ({feats['name']}; lower is better)", str(Interval.from_dict(sc["generated"]["fid"])), "",
+                  f"{floor:.3f} (half vs half)" if floor is not None else "", str(Interval.from_dict(sc["untrained"]["fid"])))  # fmt: skip
+    clip = report.get("clip_score")
+    if clip:
+        c = clip["scores"]
+        t.add_row(f"CLIP score ({clip['model']})", str(Interval.from_dict(c["generated"])),
+                  f"{Interval.from_dict(c['random real'])} (a random real image)", str(Interval.from_dict(c["real"])), "")  # fmt: skip
+    out.print(t)
+    out.print(f"diffusion contact sheet (caption | generated | real): {part['contact_sheet']}")
+    made = part.get("generated")
+    if made:
+        out.print(f"atelier generate {made['prompt']!r} -> {made['sheet']}")

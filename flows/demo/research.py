@@ -1,5 +1,5 @@
-"""The demo's research-model stage: clip, the attribute classifier, the siamese structure model and
-the VITON garment extractor.
+"""The demo's research-model stage: clip, the attribute classifier, the siamese structure model, the
+VITON garment extractor and the text-to-image model.
 
 `research_stage(home, settings)` trains each (or reuses the latest version when it was trained
 with the same settings on the same lake rows), embeds ``vectors_clip`` and ``vectors_siamese``
@@ -12,7 +12,10 @@ with the same settings on the same lake rows), embeds ``vectors_clip`` and ``vec
 - siamese: same-garment-in-another-colour recall@10 and colour-sensitivity of siamese vs resnet
   vs clip (reports/structure.json + PNG);
 - extractor: val SSIM / PSNR / L1 beside the copy-paste and mean-cloth baselines, the contact
-  sheet, and "shop the look" for one test person (its garment searched in the resnet space).
+  sheet, and "shop the look" for one test person (its garment searched in the resnet space);
+- diffusion: the val captions generated and scored (caption colour / category read back vs the
+  shuffled-prompt chance and the real images' ceiling, resnet-feature FID vs an untrained UNet,
+  CLIP score), their contact sheet, and `atelier generate` for one prompt.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from flows.demo.settings import ResearchSettings
 from flows.jobs.train import train_or_reuse
 
 DEMO_QUERY = "long sleeve red striped top"
+DEMO_PROMPT = "a woman in a red long-sleeved plain dress"
 
 
 @contextmanager
@@ -107,13 +111,22 @@ def extractor_part(home: Path | str, s: ResearchSettings, log: Callable[[str], N
     return out
 
 
+def diffusion_part(home: Path | str, s: ResearchSettings, log: Callable[[str], None]) -> dict:
+    from flows.jobs.generate import generate_images
+
+    model = _train(home, "diffusion", s, log)
+    made = generate_images(home, DEMO_PROMPT, n=4, seed=s.seed, version=model["version"])
+    return {"model": model, "contact_sheet": str(Path(home) / "reports" / f"diffusion_{model['version']}_val.png"),
+            "generated": {"prompt": DEMO_PROMPT, "paths": [str(p) for p in made.paths], "sheet": str(made.contact_sheet)}}  # fmt: skip
+
+
 def research_stage(home: Path | str, settings: ResearchSettings = ResearchSettings(),
                    log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """clip, attributes, siamese and the extractor (see the module docstring): one entry each,
+    """clip, attributes, siamese, the extractor and diffusion (see the module docstring): one entry each,
     and ``seconds``: each part's wall time."""
     out: dict = {"seconds": {}}
     for name, part in (("clip", clip_part), ("attributes", attributes_part), ("siamese", siamese_part),
-                       ("extractor", extractor_part)):  # fmt: skip
+                       ("extractor", extractor_part), ("diffusion", diffusion_part)):  # fmt: skip
         with timed(out["seconds"], name):
             out[name] = part(home, settings, log)
     return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 DEMO_SPACES = ("resnet", "ae")  # the image spaces the demo trains, embeds and analyses first
 DEMO_WHERE = "dataset = 'polyvore'"  # neighbours with titles (DeepFashion images have none)
 OUTFIT_KINDS = ("umbert", "wumbert")
-RESEARCH_KINDS = ("clip", "attributes", "siamese", "extractor")
+RESEARCH_KINDS = ("clip", "attributes", "siamese", "extractor", "diffusion")
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,21 @@ class ResearchSettings:
     extractor_steps: int = 60  # garment extractor (UNet correcting the copy-paste, 128 x 96): val SSIM 0.68 vs copy-paste 0.64, paired interval above 0 at seeds 0-2 (~35 s)
     extractor_batch_size: int = 8  # half the kind's 16 at twice its lr: the same val SSIM as 120 steps of 16 in a quarter of the time (chosen on val)
     extractor_lr: float = 6e-4  # see extractor_batch_size
+    diffusion_steps: int = 300  # text-to-image from scratch, 16 px: the caption's colour shown well above shuffled-prompt chance (bench/results/diffusion_quality.json)
+    diffusion_resolution: int = 16  # its image side, px: 32 px is ~4x slower per step (the kind's default, for longer runs)
+    diffusion_lr: float = 1e-3  # twice the kind's 5e-4: a short run (chosen on val, bench/results/diffusion_quality.json)
     siamese_mode: str = "color_mask_crop"  # trained with recolouring augmentation; separates from its untrained twin on held-out recolourings (bench/results/structure_scale4.json), grayscale_mask does not
     image_size: int = 64  # input side, px, of all three
     seed: int = 0  # splits, init and shuffles
     k: int = 5  # search results shown
 
     def options(self, kind: str) -> dict:
-        """The training options the demo gives ``kind`` (clip, attributes, siamese, extractor)."""
+        """The training options the demo gives ``kind`` (clip, attributes, siamese, extractor, diffusion)."""
         if kind == "extractor":  # its own image size: the sample persons' 128 x 96
             return {"steps": self.extractor_steps, "batch_size": self.extractor_batch_size, "lr": self.extractor_lr,
+                    "seed": self.seed}  # fmt: skip
+        if kind == "diffusion":  # the home's clip text tower (trained just before), val captions scored after
+            return {"steps": self.diffusion_steps, "resolution": self.diffusion_resolution, "lr": self.diffusion_lr,
                     "seed": self.seed}  # fmt: skip
         steps = {"clip": self.clip_steps, "attributes": self.attribute_steps, "siamese": self.siamese_steps}[kind]
         extra = {"mode": self.siamese_mode} if kind == "siamese" else {}

@@ -16,6 +16,7 @@ true FID / KID / IS on Inception-v3 features beside the resnet-feature ones (`mo
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class DiffusionOptions(TrainOptions):
     batch_size: int = 32  # captioned images per step
     resolution: int = 32  # image side, px (pixel space; the sample images are 128 px)
     text: str = "clip"  # text tower: "clip" = the home's latest clip model (frozen), "random" = a random tower over the captions' words
+    prediction: str | None = None  # what the small UNet learns to predict: None = v_prediction (DiffusionConfig's default), or epsilon (the noise; with the cosine schedule it shifted the samples' colours: bench/results/diffusion_quality.json); a --weights checkpoint's scheduler sets its own
     ema: float | None = None  # EMA decay of the UNet weights kept and saved (e.g. 0.999); None: off
     cond_dropout: float = 0.1  # share of captions replaced by the empty condition in training (classifier-free guidance)
     sample_steps: int = 25  # DDIM steps of the images the evaluation generates
@@ -46,6 +48,10 @@ class DiffusionEvalOptions:
     inception_weights: str | None = None  # a local Inception-v3 weights file for true FID / KID / IS (see `atelier train diffusion --help`); default: the one the model was trained with, if any
 
 
+def _prediction(opts) -> dict:
+    return {"prediction_type": opts.prediction} if opts.prediction is not None else {}
+
+
 def prepare(home, opts, log) -> Prepared:
     from models.diffusion import DiffusionConfig
 
@@ -55,9 +61,12 @@ def prepare(home, opts, log) -> Prepared:
     if opts.weights is not None:
         from models.diffusion_sd import check_sd_base
 
+        if opts.prediction is not None:
+            raise ValueError(f"--prediction {opts.prediction}: a Stable Diffusion checkpoint (--weights) keeps its scheduler's "
+                             "prediction type; --prediction is for the small pixel-space UNet")  # fmt: skip
         check_sd_base(opts.weights, opts.resolution)  # every file (ModelFileError naming a missing one), the resolution
     else:
-        DiffusionConfig(resolution=opts.resolution)  # validates the resolution before any decoding
+        DiffusionConfig(resolution=opts.resolution, **_prediction(opts))  # validates both before any decoding
     if opts.inception_weights is not None:
         from models.inception import load_inception
 
@@ -96,7 +105,7 @@ def build(opts, prepared, log):
 
     if opts.weights is not None:
         return _build_sd(opts, log)
-    config = DiffusionConfig(resolution=opts.resolution)
+    config = DiffusionConfig(resolution=opts.resolution, **_prediction(opts))
     clip_path = prepared.data["clip_path"]
     if clip_path is not None:
         from models.clip import ClipEmbedder
@@ -138,36 +147,33 @@ def val_loss(model, images, captions: list[str], batch_size: int = 64, seed: int
 
 
 def train(model, prepared, opts, cfg, checkpoint_dir, log) -> dict:
-    import copy
-
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from models.diffusion import ema_update
     from models.loop import Task, fit
 
     tr, val = prepared.data["train"], prepared.data["val"]
+    prepared.data["version"] = Path(checkpoint_dir).parent.name if checkpoint_dir else None
     captions = tr["rows"]["caption"]
     loader = DataLoader(TensorDataset(tr["images"], torch.arange(len(captions))), batch_size=min(cfg.batch_size, len(captions)),
                         shuffle=True, drop_last=True)  # fmt: skip
-    ema = copy.deepcopy(model).requires_grad_(False) if opts.ema else None
+    if opts.ema:
+        model.add_ema()  # before fit: a resumed run's checkpoint holds the average too
 
     def loss(m, batch, device):
         images, idx = batch
-        value = m.loss(images.to(device).float() / 255, [captions[i] for i in idx.tolist()], cond_dropout=opts.cond_dropout)
-        if ema is not None:  # the average follows the weights of the step before this one
-            ema_update(ema.to(device), m, opts.ema)
-        return value
+        return m.loss(images.to(device).float() / 255, [captions[i] for i in idx.tolist()], cond_dropout=opts.cond_dropout)
 
     def evaluate(m, device):
-        return {"val_loss": val_loss(ema if ema is not None else m, val["images"], val["rows"]["caption"]),
-                "n_images": len(val["images"])}  # fmt: skip
+        with m.ema_weights() if opts.ema else nullcontext():
+            return {"val_loss": val_loss(m, val["images"], val["rows"]["caption"]), "n_images": len(val["images"])}
 
     task = Task(kind="diffusion", batches=loader, loss=loss, evaluate=evaluate, metric="val_loss", mode="min",
-                select="last", describe=lambda e: f"val denoising loss {e['val_loss']:.4f} ({e['n_images']} images)")  # fmt: skip
+                select="last", describe=lambda e: f"val denoising loss {e['val_loss']:.4f} ({e['n_images']} images)",
+                after_step=(lambda m, step: m.update_ema(opts.ema, step)) if opts.ema else None)  # fmt: skip
     metrics = fit(model, task, cfg, checkpoint_dir, log)
-    if ema is not None:
-        model.unet.load_state_dict(ema.unet.state_dict())  # the saved weights are the average
+    if opts.ema:
+        model.keep_ema()  # the saved weights are the average
     return {**metrics, "val": metrics["kept"], "ema": opts.ema, "text_model": model.config.text_model or "random text tower"}
 
 
@@ -176,8 +182,10 @@ def finish(model, prepared, opts, metrics, log) -> dict:
     from flows.jobs.diffusion_eval import generation_report
 
     val = prepared.data["val"]
+    version = prepared.data.get("version")
     report = generation_report(prepared.data["home"], model, val["images"], val["rows"], n=opts.eval_images,
                                steps=opts.sample_steps, guidance=opts.guidance, seed=opts.seed, log=log,
+                               tag=f"{version}_val" if version else None,
                                inception_weights=opts.inception_weights)  # fmt: skip
     out = {"val_scores": report}
     if opts.weights is not None:  # which base, whether LoRA, what trained
