@@ -185,6 +185,68 @@ def extractor_ablation(d: dict) -> list[str]:
                  "perceptual network", "SSIM vs copy-paste (paired)", "SSIM vs mean cloth (paired)"], body)  # fmt: skip
 
 
+# --- text-to-image reports (flows.jobs.diffusion_eval.generation_report) -----------------------------
+
+
+def generation_table(report: dict, what: str) -> list[str]:
+    """One row per figure of a generation report: generated beside its references, and whether the
+    two are apart; a reader that fails on the real images too is marked as saying nothing."""
+    from flows.jobs.diffusion_eval import reader_reads
+
+    body = []
+    for reader, sets in report["faithfulness"].items():
+        reads = reader_reads(sets)
+        body.append([f"caption {reader} read back" + ("" if reads else " (the reader fails on real images: says nothing)"),
+                     iv(sets["generated"]), iv(sets["shuffled"]), iv(sets["real"]), "",
+                     verdict(sets["generated"], sets["shuffled"]) if reads else "n/a"])  # fmt: skip
+    feats = report.get("features")
+    if feats:
+        sc = feats["scores"]
+        floor = sc.get("real half vs half (floor)", {}).get("fid")
+        body.append([f"FID-style distance to the real images ({feats['name']}; lower is better)", iv(sc["generated"]["fid"]),
+                     "", f"{floor:.3f} (real half vs half)" if floor is not None else "", iv(sc["untrained"]["fid"]),
+                     "below untrained" if apart(sc["generated"]["fid"], sc["untrained"]["fid"])
+                     and sc["generated"]["fid"]["value"] < sc["untrained"]["fid"]["value"] else "within the intervals"])  # fmt: skip
+    clip = report.get("clip_score")
+    if clip:
+        c = clip["scores"]
+        body.append([f"CLIP score with the caption ({clip['model']})", iv(c["generated"]), f"{iv(c['random real'])} (a random real image)",
+                     iv(c["real"]), "", verdict(c["generated"], c["random real"])])  # fmt: skip
+    return rows([f"{what}: {report['n_images']} captions", "generated [95%]", "shuffled prompt (chance)",
+                 "real images (the reader on them)", "untrained UNet", "generated vs chance"], body)  # fmt: skip
+
+
+def demo_diffusion(d: dict) -> list[str]:
+    return generation_table(d["models"]["diffusion"]["val_scores"], "demo model, val")
+
+
+def diffusion_quality(d: dict) -> list[str]:
+    """The arms (val), the guidance sweep of the chosen arm (val), then the chosen model on test."""
+    def colour(r):
+        return r["faithfulness"]["colour"]
+
+    body = []
+    for a in d["arms"]:
+        fid = a["val"]["features"]["scores"]
+        name = f"**{a['name']}** (chosen)" if a["name"] == d.get("chosen_arm") else a["name"]
+        body.append([name, iv(colour(a["val"])["generated"]), iv(colour(a["val"])["shuffled"]), iv(colour(a["val"])["real"]),
+                     iv(fid["generated"]["fid"]), iv(fid["untrained"]["fid"])])  # fmt: skip
+    for g in d.get("guidance", []):
+        fid = g["val"]["features"]["scores"]
+        chosen = " (chosen)" if g["guidance"] == d.get("chosen_guidance") else ""
+        body.append([f"chosen arm, guidance {g['guidance']:g}{chosen}", iv(colour(g["val"])["generated"]),
+                     iv(colour(g["val"])["shuffled"]), iv(colour(g["val"])["real"]), iv(fid["generated"]["fid"]),
+                     iv(fid["untrained"]["fid"])])  # fmt: skip
+    n = d["arms"][0]["val"]["n_images"]
+    out = rows([f"run (scale {d['scale']}, val: {n} captions, guidance 3 unless said)", "caption colour read back [95%]",
+                "shuffled-prompt chance", "real images (the reader on them)", "FID-style, resnet features (lower: better)",
+                "untrained UNet's FID-style"], body)  # fmt: skip
+    if "test" in d:
+        t = d["test"]
+        out += ["", *generation_table(t["report"], f"chosen model ({t['version']}, guidance {t['guidance']:g}), test split")]
+    return out
+
+
 @dataclass(frozen=True)
 class ReadmeTable:
     source: str  # the committed file holding the figures, relative to the repository root
@@ -202,6 +264,9 @@ TABLES = {
     "fitb": ReadmeTable("bench/results/fitb_samples.json", "python bench/bench_fitb.py", fitb),
     "structure-scale4": ReadmeTable("bench/results/structure_scale4.json", "python bench/bench_structure.py --scale 4",
                                     structure_scale4),
+    "demo-diffusion": ReadmeTable(*DEMO, demo_diffusion),
+    "diffusion-quality": ReadmeTable("bench/results/diffusion_quality.json", "python bench/bench_diffusion_quality.py",
+                                     diffusion_quality),
     "extractor-ablation": ReadmeTable("bench/results/extractor_ablation.json", "python bench/bench_extractor.py --ablation",
                                       extractor_ablation),
 }  # fmt: skip

@@ -118,7 +118,48 @@ def _json(data: dict) -> dict:
     return json.loads(json.dumps(data, default=str))
 
 
-class TextToImage(PretrainedMixin, nn.Module):
+class UNetTraining:
+    """What the two text-to-image models (:class:`TextToImage`, `models.diffusion_sd.StableDiffusionModel`)
+    share around their ``unet``: the checks of a training batch and an EMA of the UNet's weights."""
+
+    def _encoded_batch(self, images: torch.Tensor, prompts) -> EncodedPrompts:
+        """``prompts`` encoded (or as given, already encoded), after checking ``images`` is (B, 3, R, R) at the
+        model's resolution with one prompt per image."""
+        size = self.config.resolution
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
+            raise ValueError(f"images must be (B, 3, {size}, {size}), got {tuple(images.shape)}")
+        enc = prompts if isinstance(prompts, EncodedPrompts) else self.encode_prompts(prompts)
+        if enc.hidden_states.shape[0] != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {enc.hidden_states.shape[0]} prompts")
+        return enc
+
+    def add_ema(self) -> None:
+        """A frozen copy of the UNet, ``ema_unet``, averaged by :meth:`update_ema`. It is part of the state
+        dict while training (the loop's checkpoint keeps it, a resumed run continues it) and never
+        trained (not in ``trainable_parameters``, no gradient); :meth:`keep_ema` ends it."""
+        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
+
+    def update_ema(self, decay: float, step: int) -> None:
+        """``ema = d * ema + (1 - d) * unet`` with ``d = min(decay, (1 + step) / (10 + step))`` (the warm-up
+        diffusers' EMAModel uses: early averages do not hold on to the random init)."""
+        ema_update(self.ema_unet, self.unet, min(decay, (1 + step) / (10 + step)))
+
+    @contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """The EMA weights in place of the UNet's inside the block (e.g. to evaluate them)."""
+        self.unet, self.ema_unet = self.ema_unet, self.unet
+        try:
+            yield
+        finally:
+            self.unet, self.ema_unet = self.ema_unet, self.unet
+
+    def keep_ema(self) -> None:
+        """The UNet takes the EMA weights and the copy is dropped (what is saved is the average)."""
+        self.unet.load_state_dict(self.ema_unet.state_dict())
+        del self.ema_unet
+
+
+class TextToImage(UNetTraining, PretrainedMixin, nn.Module):
     """UNet + frozen CLIP text tower + its tokenizer (see the module docstring)."""
 
     model_type = "diffusion"
@@ -230,13 +271,9 @@ class TextToImage(PretrainedMixin, nn.Module):
         zeros with probability ``cond_dropout``. Noise, timesteps and dropout come from ``generator``."""
         from diffusers import DDPMScheduler
 
-        device, size = self.device, self.config.resolution
-        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
-            raise ValueError(f"images must be (B, 3, {size}, {size}), got {tuple(images.shape)}")
-        enc = prompts if isinstance(prompts, EncodedPrompts) else self.encode_prompts(prompts)
+        device = self.device
+        enc = self._encoded_batch(images, prompts)
         b = images.shape[0]
-        if enc.hidden_states.shape[0] != b:
-            raise ValueError(f"{b} images but {enc.hidden_states.shape[0]} prompts")
         if not hasattr(self, "_ddpm"):
             self._ddpm = DDPMScheduler(**self.config.scheduler_kwargs())
         at = generator.device if generator is not None else device
@@ -286,33 +323,6 @@ class TextToImage(PretrainedMixin, nn.Module):
         finally:
             self.train(was_training)
         return ((x.clamp(-1, 1) + 1) / 2).float().cpu()
-
-    # -- EMA of the UNet (training only) ---------------------------------------------------------
-
-    def add_ema(self) -> None:
-        """A frozen copy of the UNet, ``ema_unet``, averaged by :meth:`update_ema`. It is part of the state
-        dict while training (the loop's checkpoint keeps it, a resumed run continues it) and never
-        trained (not in :meth:`trainable_parameters`, no gradient); :meth:`keep_ema` ends it."""
-        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
-
-    def update_ema(self, decay: float, step: int) -> None:
-        """``ema = d * ema + (1 - d) * unet`` with ``d = min(decay, (1 + step) / (10 + step))`` (the warm-up
-        diffusers' EMAModel uses: early averages do not hold on to the random init)."""
-        ema_update(self.ema_unet, self.unet, min(decay, (1 + step) / (10 + step)))
-
-    @contextmanager
-    def ema_weights(self) -> Iterator[None]:
-        """The EMA weights in place of the UNet's inside the block (e.g. to evaluate them)."""
-        self.unet, self.ema_unet = self.ema_unet, self.unet
-        try:
-            yield
-        finally:
-            self.unet, self.ema_unet = self.ema_unet, self.unet
-
-    def keep_ema(self) -> None:
-        """The UNet takes the EMA weights and the copy is dropped (what is saved is the average)."""
-        self.unet.load_state_dict(self.ema_unet.state_dict())
-        del self.ema_unet
 
     # -- save / load -----------------------------------------------------------------------------
 

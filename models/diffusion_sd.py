@@ -24,13 +24,10 @@ do so for ``.bin``), from local files only. diffusers, transformers and peft are
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.diffusion import EncodedPrompts, check_sd_checkpoint
+from models.diffusion import EncodedPrompts, UNetTraining, check_sd_checkpoint
 from models.pretrained import (
     WEIGHTS_NAME,
     ModelFileError,
@@ -159,7 +156,7 @@ def load_base(config: SDConfig, only: tuple[str, ...] = BASE_PARTS) -> dict:
     return parts
 
 
-class StableDiffusionModel(PretrainedMixin, nn.Module):
+class StableDiffusionModel(UNetTraining, PretrainedMixin, nn.Module):
     """A Stable Diffusion checkpoint's UNet (or LoRA on it) + frozen VAE and text encoder (see the module docstring)."""
 
     model_type = "diffusion_sd"
@@ -261,27 +258,7 @@ class StableDiffusionModel(PretrainedMixin, nn.Module):
                 unet.load_state_dict(own, strict=False, assign=assign)  # a wrong shape is a RuntimeError
         return _IncompatibleKeys(missing, unexpected)
 
-    # -- EMA of what trains (as TextToImage's: training only) ---------------------------------
-
-    def add_ema(self) -> None:
-        """A frozen copy of the UNet (with its adapter), ``ema_unet``, averaged by :meth:`update_ema`;
-        in the state dict while training (the loop's checkpoint keeps it); :meth:`keep_ema` ends it."""
-        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
-
-    def update_ema(self, decay: float, step: int) -> None:
-        """``ema = d * ema + (1 - d) * unet``, ``d = min(decay, (1 + step) / (10 + step))`` (as TextToImage)."""
-        from models.diffusion import ema_update
-
-        ema_update(self.ema_unet, self.unet, min(decay, (1 + step) / (10 + step)))
-
-    @contextmanager
-    def ema_weights(self) -> Iterator[None]:
-        """The EMA weights in place of the UNet's inside the block (e.g. to evaluate them)."""
-        self.unet, self.ema_unet = self.ema_unet, self.unet
-        try:
-            yield
-        finally:
-            self.unet, self.ema_unet = self.ema_unet, self.unet
+    # -- EMA of what trains (UNetTraining's, but the average is saved through this state dict) --------
 
     def keep_ema(self) -> None:
         """The UNet takes the EMA weights and the copy is dropped (what is saved is the average)."""
@@ -357,13 +334,9 @@ class StableDiffusionModel(PretrainedMixin, nn.Module):
         ``cond_dropout``. The latent sample, noise, timesteps and dropout come from ``generator``."""
         from diffusers import DDPMScheduler
 
-        device, size = self.device, self.config.resolution
-        if images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
-            raise ValueError(f"images must be (B, 3, {size}, {size}), got {tuple(images.shape)}")
-        enc = prompts if isinstance(prompts, EncodedPrompts) else self.encode_prompts(prompts)
+        device = self.device
+        enc = self._encoded_batch(images, prompts)
         b = images.shape[0]
-        if enc.hidden_states.shape[0] != b:
-            raise ValueError(f"{b} images but {enc.hidden_states.shape[0]} prompts")
         if not hasattr(self, "_ddpm"):
             self._ddpm = DDPMScheduler.from_config(self.scheduler_config)
         with torch.no_grad(), autocast_for(device):

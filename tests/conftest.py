@@ -29,6 +29,16 @@ def sample_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def synthesis_home(sample_root, tmp_path_factory) -> Path:
+    """A home with the sample Fashion Synthesis release ingested, one per test module."""
+    from flows.jobs.ingest import ingest
+
+    home = tmp_path_factory.mktemp("synthesis") / "home"
+    ingest("synthesis", sample_root / "synthesis", home)
+    return home
+
+
 @pytest.fixture
 def polyvore_release(sample_root, tmp_path) -> Path:
     """A private copy of the sample Polyvore release, free to corrupt."""

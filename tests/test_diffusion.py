@@ -7,7 +7,6 @@ from helpers import one_torch_thread
 
 from flows.evaluation import evaluate_kind
 from flows.jobs.diffusion_data import caption_rows
-from flows.jobs.ingest import ingest
 from flows.jobs.train import train_model
 from models.diffusion import TextToImage
 
@@ -15,13 +14,6 @@ TINY = {"steps": 3, "eval_every": 3, "batch_size": 8, "resolution": 16, "text": 
 
 
 one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
-
-
-@pytest.fixture(scope="module")
-def synthesis_home(sample_root, tmp_path_factory):
-    home = tmp_path_factory.mktemp("diffusion") / "home"
-    ingest("synthesis", sample_root / "synthesis", home)
-    return home
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,6 @@ TINY = {"steps": 4, "eval_every": 2, "batch_size": 8, "resolution": 16, "text": 
 one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
-@pytest.fixture(scope="module")
-def synthesis_home(sample_root, tmp_path_factory):
-    home = tmp_path_factory.mktemp("diffusion_training") / "home"
-    ingest("synthesis", sample_root / "synthesis", home)
-    return home
-
-
 def _unet(result) -> dict[str, torch.Tensor]:
     return TextToImage.from_pretrained(result.path).unet.state_dict()
 

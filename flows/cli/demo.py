@@ -170,7 +170,7 @@ def print_generation(part: dict) -> None:
 
     report = part["model"]["metrics"].get("val_scores") or {}
     t = Table(title=f"text-to-image: {report.get('n_images', 0)} val captions generated and read back")
-    for column in ("figure", "generated", "shuffled prompt (chance)", "real images (ceiling)", "untrained model"):
+    for column in ("figure", "generated", "shuffled prompt (chance)", "real images", "untrained model"):
         t.add_column(column)
     for reader, sets in report.get("faithfulness", {}).items():
         label = f"caption {reader} shown" + ("" if reader_reads(sets) else " (reader fails on real images too: says nothing)")
