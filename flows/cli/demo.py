@@ -22,7 +22,7 @@ def demo(
     resnet_steps: Annotated[int, typer.Option(min=1, help="Training steps of the resnet classifier.")] = DemoSettings.resnet_steps,
     ae_steps: Annotated[int, typer.Option(min=1, help="Training steps of the autoencoder.")] = DemoSettings.ae_steps,
     outfit_steps: Annotated[int, typer.Option(min=1, help="Training steps of umBERT and WumBERT.")] = DemoSettings.outfit_steps,
-    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each), the extractor (default 60) and diffusion (default 300).")] = None,
+    research_steps: Annotated[int | None, typer.Option(min=1, help="Training steps of clip, attributes, siamese (default 150 each), the extractor (default 60) and diffusion (default 200).")] = None,
     no_prefect: NoPrefect = None,
 ) -> None:
     """Run everything on the embedded sample datasets and print a summary.
