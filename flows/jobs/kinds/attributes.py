@@ -57,12 +57,12 @@ def attribute_rows(home: Path | str, benchmark: bool = True) -> tuple[pa.Table, 
         names = named.column("attribute_name").to_pylist()
     if names:  # attribute_id = line order in list_attr_cloth.txt (1-based) = position in list_attr_img.txt
         rows = query(home, f"""
-            SELECT {cols}, list_filter(list_transform(b.attribute_ids, lambda x: x - 1), lambda x: x BETWEEN 0 AND {len(names) - 1})
+            SELECT {cols}, list_filter(list_transform(b.attribute_ids, lambda x: x - 1), lambda x: x BETWEEN 0 AND ?)
                    AS attribute_ids
             FROM deepfashion_attributes a
             LEFT JOIN deepfashion_image_attributes b
               ON b.image_name = a.image_id OR b.image_name = 'images/' || a.image_id
-            WHERE {where} ORDER BY a.image_id""")  # fmt: skip
+            WHERE {where} ORDER BY a.image_id""", [len(names) - 1])  # fmt: skip
         if rows.column("attribute_ids").null_count == rows.num_rows:
             rows, names = rows.drop_columns(["attribute_ids"]), []  # lists for other images only
         return rows, names
