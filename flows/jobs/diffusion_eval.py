@@ -277,11 +277,18 @@ def contact_sheet(captions: list[str], generated, real, target: Path, n: int = 8
     for i in range(n):
         draw.multiline_text((4, i * cell + 4), "\n".join(wrap(captions[i], 44)), fill="black")
         for j, img in enumerate((generated[i], real[i])):
-            tile = Image.fromarray((img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)).resize((cell, cell))
+            tile = to_image(img).resize((cell, cell))
             sheet.paste(tile, (text_w + j * cell, i * cell))
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, lambda f: sheet.save(f, format="PNG"))
     return target
+
+
+def to_image(image):
+    """A (3, H, W) float tensor in [0, 1] as an RGB PIL image (8-bit, rounded)."""
+    from PIL import Image
+
+    return Image.fromarray((image.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
 
 
 def wrap(text: str, width: int) -> list[str]:

@@ -54,9 +54,7 @@ def load_diffusion(home: Path | str, version: str | None = None):
 def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, guidance: float = 3.0, seed: int = 0,
                     version: str | None = None, model=None) -> Generation:  # fmt: skip
     """``n`` images of ``prompt`` (see the module docstring); ``model``: an already loaded (model, path)."""
-    import numpy as np
-    from PIL import Image
-
+    from flows.jobs.diffusion_eval import to_image
     from flows.jobs.generated import generated_folder, image_rows, record
     from models.pretrained import write_atomic
 
@@ -73,8 +71,7 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
     lines = []
     for i, img in enumerate(images):
         target = folder / f"{key}_{i}.png"
-        pixels = (img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-        write_atomic(target, lambda f, p=pixels: Image.fromarray(p).save(f, format="PNG"))
+        write_atomic(target, lambda f, im=to_image(img): im.save(f, format="PNG"))
         out.paths.append(target)
         lines.append(json.dumps({"prompt": text, "seed": seed, "index": i, "steps": steps, "guidance": guidance,
                                  "model_version": path.name, "path": str(target)}))  # fmt: skip
@@ -88,10 +85,9 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
 
 def strip(prompt: str, images, target: Path, cell: int = 128) -> Path:
     """A PNG: the prompt (wrapped) above the images side by side."""
-    import numpy as np
     from PIL import Image, ImageDraw
 
-    from flows.jobs.diffusion_eval import wrap
+    from flows.jobs.diffusion_eval import to_image, wrap
     from models.pretrained import write_atomic
 
     lines = wrap(prompt, max(20, len(images) * cell // 7))[:4]
@@ -99,7 +95,7 @@ def strip(prompt: str, images, target: Path, cell: int = 128) -> Path:
     sheet = Image.new("RGB", (max(1, len(images)) * cell, top + cell), "white")
     ImageDraw.Draw(sheet).multiline_text((4, 4), "\n".join(lines), fill="black")
     for i, img in enumerate(images):
-        tile = Image.fromarray((img.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+        tile = to_image(img)
         sheet.paste(tile.resize((cell, cell), Image.NEAREST), (i * cell, top))
     target.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(target, lambda f: sheet.save(f, format="PNG"))
