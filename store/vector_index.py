@@ -1,68 +1,244 @@
-"""Indexes of the vector tables: the IVF_PQ ANN index and the scalar index on semantic_category.
+"""Indexes of the vector tables, and the per-process cache that makes a search cost microseconds
+of bookkeeping instead of LanceDB round trips.
 
-IVF_PQ parameters (measured by `bench/bench_ann.py`, 1M x 128-d, cosine, 2 CPUs):
-- num_partitions = sqrt(n): the usual balance between the coarse search (over the centroids)
-  and the fine search (over the probed partitions' rows);
-- num_sub_vectors = dim / 4 (4 dims per PQ code byte; the largest divisor of dim not above
-  dim / 4 when 4 does not divide it): PQ distances only pick candidates, the refine step
-  re-ranks them with exact distances;
-- the table's metric (cosine).
-At search time `search_params` probes ``nprobes_fraction`` of the partitions and re-ranks
-``k * refine_factor`` candidates exactly. The defaults hold on the worst case, i.i.d. Gaussian
-vectors (no cluster structure: a query's true neighbours are spread over most partitions, and
-PQ distances mis-order them): recall@10 0.961 at 0.12x the exact scan's median latency (probing
-70% of 1,000 partitions, refine 60; with refine 30 it is 0.931, with 40 probes 0.26). On
-clustered vectors (a mixture of 1,000 Gaussians, like real embeddings) 40 probes would already
-give 0.9995; the fraction costs little there, as PQ scanning is ~8x cheaper than the exact scan.
-An HNSW alternative (IVF_HNSW_SQ, 2 partitions, m 20) was measured too: 0.942 at 0.17x with
-ef 3200, after a 13-minute build (IVF_PQ: about a minute).
+- The nearest-neighbour index is `store.ann.AnnIndex`, built from one table version by
+  `build_index` (the embed job calls it through `VectorStore.ensure_indexes` after its writes
+  and compaction; `atelier index SPACE` rebuilds it): below `FLAT_ROWS` rows an exact scan of an
+  in-memory matrix (built on the first search, never saved), above it IVF-Flat whose probes are
+  calibrated to a recall target on the table's own vectors (`store.ann_calibrate`, default
+  `DEFAULT_RECALL`) and saved under ``<home>/vectors/_ann/<space>-v<version>/``. The version in
+  the folder name ties the index to the table: a search uses it only while the table is at that
+  version (checked per query through Lance's version hint, ~10 us), and otherwise falls back to
+  LanceDB's own search (exact), with one warning naming the fix.
+- The scalar index on semantic_category (a bitmap) serves that fallback's filters.
+- `Cache` keeps, per process: LanceDB connections and opened tables, each space's Lance dataset
+  and loaded index, and filter masks (the rows a ``where`` keeps, evaluated by Lance once per
+  table version and filter; at most `MASKS_PER_SPACE` per space).
+
+Measured on 2 cores (`bench/bench_search.py`, `bench/results/search.json`): see the README.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import logging
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
 
-import lancedb
-from lancedb.index import Bitmap, IvfPq
+import numpy as np
+
+from store import ann
+from store.ann import AnnIndex
+
+log = logging.getLogger(__name__)
 
 VECTOR_COLUMN = "vector"
-SCALAR_COLUMNS = {"semantic_category": Bitmap}  # few distinct values: a bitmap per value
-INDEX_SEARCH = {"nprobes_fraction": 0.7, "refine_factor": 60}
+SCALAR_INDEXES = ("semantic_category",)  # few distinct values: a bitmap per value
+FLAT_ROWS = 20_000  # below this many rows an exact scan is as fast as IVF probing (bench_search's crossover)
+DEFAULT_RECALL = 0.95  # recall@10 target of the calibration (`--recall`)
+MASKS_PER_SPACE = 64  # cached filters per space (each: one byte per row)
+INDEX_DIR = "_ann"
 
 
-def index_params(num_rows: int, dim: int) -> dict[str, int]:
-    """IVF_PQ parameters for a table of ``num_rows`` vectors of ``dim`` dims."""
-    partitions = max(1, min(int(math.sqrt(num_rows)), num_rows // 256 or 1))
-    target = max(1, dim // 4)
-    sub_vectors = max(d for d in range(1, target + 1) if dim % d == 0)
-    return {"num_partitions": partitions, "num_sub_vectors": sub_vectors}
+@dataclass
+class SpaceCache:
+    """What one process keeps of one space."""
+
+    dataset: object | None = None  # lance.LanceDataset, reopened when the table's version moves
+    index: AnnIndex | None = None
+    masks: OrderedDict = field(default_factory=OrderedDict)  # where -> (mask, counts per partition)
+    warned_version: int | None = None  # the version a stale-index warning was given for
 
 
-def search_params(table: lancedb.table.Table, nprobes: int | None = None, refine_factor: int | None = None,
-                  indices: list | None = None) -> dict[str, int]:  # fmt: skip
-    """nprobes and refine_factor for a search of ``table``'s vector index: the given values, else
-    `INDEX_SEARCH` (nprobes from the fraction of the partitions `index_params` gave the index,
-    counted from its indexed rows, which compaction can raise: probing more partitions than
-    exist is allowed). ``indices``: `table.list_indices()` when the caller has it."""
-    if nprobes is None:
-        indices = table.list_indices() if indices is None else indices
-        indexed = max((i.num_indexed_rows or 0 for i in indices if VECTOR_COLUMN in i.columns), default=0)
-        dim = table.schema.field(VECTOR_COLUMN).type.list_size
-        partitions = index_params(indexed, dim)["num_partitions"]
-        nprobes = max(1, math.ceil(partitions * INDEX_SEARCH["nprobes_fraction"]))
-    return {"nprobes": nprobes, "refine_factor": refine_factor or INDEX_SEARCH["refine_factor"]}
+class Cache:
+    """Per-process: connections, tables and spaces, keyed by the database URI."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.connections: dict[str, object] = {}
+        self.tables: dict[tuple[str, str], object] = {}
+        self.spaces: dict[tuple[str, str], SpaceCache] = {}
+
+    def connect(self, uri: str):
+        import lancedb
+
+        with self.lock:
+            if uri not in self.connections:
+                # read_consistency_interval 0: an opened table sees other processes' commits
+                self.connections[uri] = lancedb.connect(uri, read_consistency_interval=timedelta(0))
+            return self.connections[uri]
+
+    def forget(self, uri: str, name: str | None = None) -> None:
+        """Drop what is cached of table ``name`` (all tables of ``uri`` when None)."""
+        with self.lock:
+            for store in (self.tables, self.spaces):
+                for key in [key for key in store if key[0] == uri and (name is None or key[1] == name)]:
+                    del store[key]
+
+    def space(self, uri: str, name: str) -> SpaceCache:
+        with self.lock:
+            return self.spaces.setdefault((uri, name), SpaceCache())
 
 
-def has_vector_index(table: lancedb.table.Table, indices: list | None = None) -> bool:
-    return any(VECTOR_COLUMN in idx.columns for idx in (table.list_indices() if indices is None else indices))
+CACHE = Cache()
 
 
-def build_indexes(table: lancedb.table.Table, metric: str) -> dict[str, int]:
-    """Build the IVF_PQ index on `vector` and the scalar indexes; returns the IVF_PQ parameters."""
-    dim = table.schema.field(VECTOR_COLUMN).type.list_size
-    params = index_params(table.count_rows(), dim)
-    # with `config`, the first argument is the column (the old `metric` position)
-    table.create_index(VECTOR_COLUMN, config=IvfPq(distance_type=metric, **params), replace=True)
-    for column, kind in SCALAR_COLUMNS.items():
-        table.create_index(column, config=kind(), replace=True)
-    return params
+def index_root(uri: str) -> str:
+    return f"{uri}/{INDEX_DIR}"
+
+
+def index_folder(uri: str, space: str, version: int) -> str:
+    return f"{index_root(uri)}/{space}-v{version}"
+
+
+def dataset(uri: str, path: str, space: str):
+    """The space's Lance dataset at its latest version (cached; reopened when the version moved)."""
+    import lance
+
+    cached = CACHE.space(uri, space)
+    ds = cached.dataset
+    if ds is None:
+        ds = lance.dataset(path)
+    elif ds.latest_version != ds.version:
+        ds = lance.dataset(path)
+    cached.dataset = ds
+    return ds
+
+
+def read_for_index(ds) -> tuple[np.ndarray, np.ndarray, object]:
+    """(vectors, row ids, result columns) of every row of ``ds``, read in batches into one matrix."""
+    import pyarrow as pa
+
+    from store.vectors import RESULT_COLUMNS
+
+    columns = [*RESULT_COLUMNS, *(["text"] if "text" in ds.schema.names else [])]
+    dim = ds.schema.field(VECTOR_COLUMN).type.list_size
+    rows = ds.count_rows()
+    vectors = np.empty((rows, dim), np.float32)
+    rowids = np.empty(rows, np.uint64)
+    metas, at = [], 0
+    for batch in ds.to_batches(columns=[VECTOR_COLUMN, *columns], with_row_id=True, batch_size=65_536):
+        n = batch.num_rows
+        vectors[at:at + n] = batch.column(VECTOR_COLUMN).flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
+        rowids[at:at + n] = batch.column("_rowid").to_numpy()
+        metas.append(pa.Table.from_batches([batch.select(columns)]))
+        at += n
+    meta = pa.concat_tables(metas) if metas else pa.table({c: pa.array([], ds.schema.field(c).type) for c in columns})
+    return vectors[:at], rowids[:at], meta
+
+
+def build_index(uri: str, path: str, space: str, recall: float = DEFAULT_RECALL, flat_rows: int | None = None,
+                max_nprobes: int | None = None) -> AnnIndex:  # fmt: skip
+    """Build the space's index from its latest version (IVF-Flat calibrated to ``recall`` at or
+    above ``flat_rows`` rows, saved; else an exact in-memory scan) and cache it."""
+    from store.ann_calibrate import calibrate
+
+    if not 0 < recall <= 1:
+        raise ValueError(f"--recall must be in (0, 1], got {recall}")
+    ds = dataset(uri, path, space)
+    vectors, rowids, meta = read_for_index(ds)
+    kind = "ivf" if len(rowids) >= (FLAT_ROWS if flat_rows is None else flat_rows) else "flat"
+    index = ann.build(vectors, rowids, meta, ds.version, kind)
+    del vectors
+    if index.params.kind == "ivf":
+        record = calibrate(index, recall, max_nprobes=max_nprobes)
+        if not record["met"]:
+            log.warning("vectors_%s: recall target %.3f not reached within %d probes: using the best found (recall %.3f "
+                        "at %d probes; per category: %s)", space, recall, record["max_nprobes"], record["recall"],
+                        index.params.nprobes, {c: v["recall"] for c, v in record["per_category"].items()})  # fmt: skip
+        index.save(index_folder(uri, space, ds.version))
+        index = AnnIndex.load(index_folder(uri, space, ds.version))  # memory-mapped, as other processes see it
+        remove_indexes(uri, space, keep=ds.version)
+    cached = CACHE.space(uri, space)
+    cached.index, cached.masks = index, OrderedDict()
+    return index
+
+
+def remove_indexes(uri: str, space: str, keep: int | None = None) -> None:
+    """Delete the saved indexes of ``space`` (all but version ``keep``)."""
+    folders = _list_indexes(uri, space)
+    for version, folder in folders.items():
+        if version != keep:
+            if "://" in folder:
+                from pyarrow import fs
+
+                filesystem, root = fs.FileSystem.from_uri(folder)
+                with contextlib.suppress(OSError):
+                    filesystem.delete_dir(root)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _list_indexes(uri: str, space: str) -> dict[int, str]:
+    root, prefix = index_root(uri), f"{space}-v"
+    if "://" in root:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(root)
+        names = [i.base_name for i in filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))]
+    else:
+        from pathlib import Path
+
+        names = [p.name for p in Path(root).iterdir()] if Path(root).is_dir() else []
+    return {int(n[len(prefix):]): f"{root}/{n}" for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()}
+
+
+def current_index(uri: str, path: str, space: str, flat_rows: int | None = None, warn: bool = True) -> AnnIndex | None:
+    """The index of the space's current version: cached, else loaded from disk, else (a table
+    under ``flat_rows`` rows) an exact in-memory scan built now; None when the saved index is of
+    an older version (the caller searches through LanceDB and the next embed or `atelier index`
+    rebuilds it)."""
+    cached = CACHE.space(uri, space)
+    ds = dataset(uri, path, space)
+    version = ds.version
+    if cached.index is not None and cached.index.params.version == version:
+        return cached.index
+    with CACHE.lock:
+        if cached.index is not None and cached.index.params.version == version:
+            return cached.index
+        folder = index_folder(uri, space, version)
+        try:
+            index = AnnIndex.load(folder)
+        except (FileNotFoundError, OSError):
+            index = None
+        if index is None and ds.count_rows() < (FLAT_ROWS if flat_rows is None else flat_rows):
+            vectors, rowids, meta = read_for_index(ds)
+            index = ann.build(vectors, rowids, meta, version, "flat")
+        if index is None:
+            if warn and cached.warned_version != version:
+                cached.warned_version = version
+                log.warning("vectors_%s changed since its index was built (now version %d): searching through LanceDB "
+                            "(exact, slower) until `atelier index %s` or the next `atelier embed %s` rebuilds it",
+                            space, version, space, space)  # fmt: skip
+            return None
+        cached.index, cached.masks = index, OrderedDict()
+        return index
+
+
+def filter_mask(uri: str, path: str, space: str, index: AnnIndex, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mask over the index's rows, matches per partition) of the rows ``where`` keeps, evaluated
+    by Lance on the index's table version; cached per filter text."""
+    cached = CACHE.space(uri, space)
+    hit = cached.masks.get(where)
+    if hit is not None:
+        cached.masks.move_to_end(where)
+        return hit
+    ds = dataset(uri, path, space)
+    rowids = ds.to_table(columns=[], filter=where, with_row_id=True)["_rowid"].to_numpy()
+    mask = index.mask_of_rowids(rowids)
+    value = (mask, np.add.reduceat(mask, index.offsets[:-1]))
+    cached.masks[where] = value
+    while len(cached.masks) > MASKS_PER_SPACE:
+        cached.masks.popitem(last=False)
+    return value
+
+
+def build_scalar_indexes(table) -> None:
+    """The bitmap index on semantic_category (LanceDB's filtered search uses it)."""
+    from lancedb.index import Bitmap
+
+    for column in SCALAR_INDEXES:
+        table.create_index(column, config=Bitmap(), replace=True)

@@ -12,9 +12,13 @@ Health (`store.vector_health`): `duplicates` / `dedupe` keep the invariant rows 
 item_id, `check` raises `DamagedSpaceError` (naming the table's folder and the fix) when data
 files are gone; the reads raise it too when Lance fails on a damaged table.
 
-Indexes are built on request by `ensure_indexes` (see `store.vector_index`); compaction is left
-to the caller: the embed job calls `compact(space)` once at its end (every `merge_insert` adds
-a version and a fragment; `compact` merges the fragments and drops the old versions).
+Search goes through the in-process index of the table's current version (`store.vector_index`:
+an exact in-memory scan for small tables, IVF-Flat calibrated to a recall target above
+`FLAT_ROWS` rows), with connections, tables and filter masks cached per process; when the saved
+index is of an older version it falls back to LanceDB's search. Indexes are built by
+`ensure_indexes`; compaction is left to the caller: the embed job calls `compact(space)` once at
+its end, then `ensure_indexes` (every `merge_insert` adds a version and a fragment; `compact`
+merges the fragments and drops the old versions).
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from store import vector_health
+from store import vector_health, vector_index
 from store.tables import SchemaError
 from store.vector_health import DamagedSpaceError, lance_filter
-from store.vector_index import build_indexes, has_vector_index, search_params
+from store.vector_index import CACHE, DEFAULT_RECALL
 
 PREFIX = "vectors_"
 METRIC = "cosine"
@@ -107,7 +111,12 @@ class VectorStore:
     def __init__(self, home: Path | str):
         remote = isinstance(home, str) and "://" in home  # an object-store URI (s3://...)
         self.uri = home.rstrip("/") + "/vectors" if remote else str(Path(home) / "vectors")
-        self.db = lancedb.connect(self.uri)
+        self.storage_options = None
+        if remote:  # endpoint, credentials and timeouts from the AWS environment, checked (store.objectstore)
+            from store.objectstore import open_home
+
+            self.storage_options = open_home(home).storage_options()
+        self.db = lancedb.connect(self.uri, storage_options=self.storage_options)
 
     # -- spaces ------------------------------------------------------------------------------
 
@@ -125,9 +134,13 @@ class VectorStore:
     def table(self, space: str) -> lancedb.table.Table:
         """The LanceDB table of ``space``; `UnknownSpaceError` when there is none."""
         _check_space(space)
-        if space not in self.spaces():
-            raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
-        return self.db.open_table(PREFIX + space)
+        key = (self.uri, space)
+        table = CACHE.tables.get(key)
+        if table is None:  # opened once per process (the connection re-reads its version per call)
+            if space not in self.spaces():
+                raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
+            table = CACHE.tables[key] = self.db.open_table(PREFIX + space)
+        return table
 
     def path(self, space: str) -> str:
         """The table's folder, ``<home>/vectors/vectors_<space>.lance``."""
@@ -138,6 +151,8 @@ class VectorStore:
         _check_space(space)
         if space not in self.spaces():
             return False
+        CACHE.forget(self.uri, space)
+        vector_index.remove_indexes(self.uri, space)
         try:
             self.db.drop_table(PREFIX + space)
         except Exception:  # noqa: BLE001 - too damaged for LanceDB: remove the folder
@@ -248,18 +263,35 @@ class VectorStore:
             warnings.filterwarnings("ignore", message="optimize\\(cleanup_older_than=0\\)")
             self.table(space).optimize(cleanup_older_than=older_than, delete_unverified=older_than == timedelta(0))
 
-    def ensure_indexes(self, space: str, ann_threshold: int = 100_000) -> bool:
-        """Build the ANN index (and the semantic_category scalar index) when the table has at
-        least ``ann_threshold`` rows and no vector index yet. True when one was built."""
+    def ensure_indexes(self, space: str, ann_threshold: int | None = None, recall: float = DEFAULT_RECALL,
+                       rebuild: bool = False) -> bool:  # fmt: skip
+        """Bring the space's indexes up to its current version: the full-text index on ``text``
+        (when kept), and from ``ann_threshold`` rows the semantic_category bitmap and the
+        in-process IVF index calibrated to ``recall`` (`store.vector_index`). True when an IVF
+        index was built (not when the current version already has one, unless ``rebuild``)."""
         table = self.table(space)
         if "text" in table.schema.names:  # full-text index on the texts, rebuilt after every write
             from lancedb.index import FTS
 
             table.create_index("text", config=FTS(with_position=False), replace=True)
-        if table.count_rows() < ann_threshold or has_vector_index(table):
+        ann_threshold = vector_index.FLAT_ROWS if ann_threshold is None else ann_threshold
+        if table.count_rows() < ann_threshold:
             return False
-        build_indexes(table, METRIC)
+        if not any(c in i.columns for i in table.list_indices() for c in vector_index.SCALAR_INDEXES):
+            vector_index.build_scalar_indexes(table)
+        current = vector_index.current_index(self.uri, self.path(space), space, flat_rows=ann_threshold, warn=False)
+        if current is not None and current.params.kind == "ivf" and not rebuild:
+            return False
+        vector_index.build_index(self.uri, self.path(space), space, recall=recall, flat_rows=ann_threshold)
         return True
+
+    def index_info(self, space: str) -> dict | None:
+        """The parameters of the space's current index (kind, partitions, calibrated probes,
+        calibration record); None when the saved index is of an older version."""
+        import dataclasses
+
+        index = vector_index.current_index(self.uri, self.path(space), space)
+        return None if index is None else dataclasses.asdict(index.params)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -295,16 +327,17 @@ class VectorStore:
         return {"vector": vector, "semantic_category": data["semantic_category"][0].as_py()}
 
     def search(self, space: str, vector: Iterable[float], k: int = 10, where: str | None = None,
-               exclude: str | None = None, nprobes: int | None = None, refine_factor: int | None = None,
+               exclude: str | Iterable[str] | None = None, nprobes: int | None = None, refine_factor: int | None = None,
                exact: bool = False) -> pa.Table:  # fmt: skip
         """The ``k`` nearest rows to ``vector`` (cosine), nearest first: item_id, dataset,
-        semantic_category, split, model, model_version, image_sha1, _distance.
+        semantic_category, split, model, model_version, image_sha1 (text when kept), _distance.
 
         ``where`` (SQL over the table's columns) is applied inside the search (prefilter), so k
-        rows come back whenever k rows match; ``exclude`` leaves that item_id out (also inside the
-        search). On an indexed table the search probes ``nprobes`` partitions and re-ranks
-        ``k * refine_factor`` candidates with exact distances (defaults: `search_params`);
-        ``exact=True`` bypasses the index."""
+        rows come back whenever k rows match; ``exclude`` leaves that item_id (or those ids)
+        out. The search runs on the in-process index of the table's current version
+        (`store.vector_index`): ``nprobes`` overrides its calibrated probes, ``exact=True``
+        scans every row. Without a current index (the table changed since it was built) LanceDB
+        searches exactly (``refine_factor`` applies to a LanceDB vector index, if one exists)."""
         table = self.table(space)
         dim = table.schema.field("vector").type.list_size
         query = np.asarray(vector, dtype=np.float32)
@@ -314,28 +347,50 @@ class VectorStore:
             raise ValueError("query vector has NaN or infinite values")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        clauses = [f"({where})"] if where and where.strip() else []
-        if exclude is not None:
-            clauses.append(lance_filter("item_id", exclude, negate=True))
+        excluded = [] if exclude is None else [exclude] if isinstance(exclude, str) else list(exclude)
+        where = where if where and where.strip() else None
+        with self._reading(space):
+            index = vector_index.current_index(self.uri, self.path(space), space)
+            if index is not None:
+                return self._search_index(space, index, table, query, k, where, excluded, nprobes, exact)
+        clauses = [f"({where})"] if where else []
+        if excluded:
+            clauses.append(lance_filter("item_id", excluded, negate=True))
         builder = table.search(query, vector_column_name="vector").distance_type(METRIC).limit(k)
         builder = builder.select([*RESULT_COLUMNS, *(["text"] if "text" in table.schema.names else []), "_distance"])
         if clauses:
-            if where and where.strip():
+            if where:
                 _validate_where(table, where, query)
             builder = builder.where(" AND ".join(clauses), prefilter=True)
-        if exact:
+        if exact or not any("vector" in i.columns for i in table.list_indices()):
             builder = builder.bypass_vector_index()
         else:
-            indices = table.list_indices()
-            if has_vector_index(table, indices):
-                params = search_params(table, nprobes, refine_factor, indices)
-                builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
+            builder = builder.nprobes(nprobes or 20).refine_factor(refine_factor or 10)
         with self._reading(space):
             found = builder.to_arrow()
         if found.num_rows == 0 and table.count_rows() == 0:  # checked only then: one call less per search
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
         return found
 
+    def _search_index(self, space, index, table, query, k, where, excluded, nprobes, exact) -> pa.Table:
+        if index.rows == 0:
+            raise ValueError(f"vector space {space!r} is empty: nothing to search")
+        mask = counts = None
+        if where:
+            if where not in vector_index.CACHE.space(self.uri, space).masks:
+                _validate_where(table, where, query)
+            mask, counts = vector_index.filter_mask(self.uri, self.path(space), space, index, where)
+            category = _category_of(where, index.params.nprobes_filtered)
+            nprobes = nprobes or index.params.nprobes_filtered.get(category)
+        positions, scores = index.search(query, k + len(excluded), mask, nprobes, exact, counts)
+        columns = [*RESULT_COLUMNS, *(["text"] if "text" in index.meta.column_names else [])]
+        rows = index.rows_at(positions, columns)
+        keep = [i for i, item in enumerate(rows["item_id"]) if item not in excluded][:k] if excluded else None
+        result = {c: v if keep is None else [v[i] for i in keep] for c, v in rows.items()}
+        distance = (1.0 - scores).astype(np.float32)
+        result["_distance"] = distance if keep is None else distance[keep]
+        schema = table.schema
+        return pa.table({c: pa.array(v, schema.field(c).type if c in schema.names else pa.float32()) for c, v in result.items()})
 
     def search_hybrid(self, space: str, vector: Iterable[float], text: str, k: int = 10,
                       where: str | None = None) -> pa.Table:  # fmt: skip
@@ -352,10 +407,6 @@ class VectorStore:
         query = np.asarray(vector, dtype=np.float32)
         builder = (table.search(query_type="hybrid", vector_column_name="vector").vector(query).text(text)
                    .distance_type(METRIC).rerank(RRFReranker()).limit(k))  # fmt: skip
-        indices = table.list_indices()
-        if has_vector_index(table, indices):  # the same probes and re-ranking as `search`
-            params = search_params(table, None, None, indices)
-            builder = builder.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
         if where and where.strip():
             _validate_where(table, where, query)
             builder = builder.where(where, prefilter=True)
@@ -385,6 +436,14 @@ class VectorStore:
 def _check_space(space: str) -> None:
     if not isinstance(space, str) or not SPACE_RE.match(space):
         raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
+
+
+def _category_of(where: str, categories: Mapping[str, int]) -> str | None:
+    """The semantic_category that ``where`` selects when it is exactly one category filter as
+    `lance_filter` writes it (its calibrated probes apply), else None."""
+    if not where.startswith("semantic_category = "):
+        return None
+    return next((c for c in categories if where == lance_filter("semantic_category", c)), None)
 
 
 def _lance_error(e: BaseException) -> bool:

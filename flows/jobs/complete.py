@@ -100,8 +100,8 @@ class CompletionModel:
         t0 = time.perf_counter()
         vector, cats = self.predict(item_ids, missing)
         t1 = time.perf_counter()
-        where = f"{lance_filter('semantic_category', missing)} AND {lance_filter('item_id', list(item_ids), negate=True)}"
-        hits = self.store.search(self.space, vector, k=k, where=where, exact=exact).to_pylist()
+        where = lance_filter("semantic_category", missing)  # one cached filter per category; the outfit's items excluded
+        hits = self.store.search(self.space, vector, k=k, where=where, exclude=list(item_ids), exact=exact).to_pylist()
         t2 = time.perf_counter()
         if not hits:
             raise ValueError(f"no item of category {missing!r} in vector space {self.space!r} to suggest")

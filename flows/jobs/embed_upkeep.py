@@ -107,8 +107,9 @@ def existing_of(keys: pa.Table | None) -> dict[str, tuple]:
 
 def finalize_space(home: Path | str, space: str, current: Mapping[str, tuple] | None = None) -> dict:
     """After writes: check rows == distinct item_id (repair: one row per item_id kept, the one
-    matching ``current`` when given, else the last written), build the ANN and scalar indexes
-    once the table is big enough, then merge fragments and drop old versions. Returns
+    matching ``current`` when given, else the last written), merge fragments and drop old
+    versions, then bring the indexes up to the new version (the IVF index from
+    `store.vector_index.FLAT_ROWS` rows, calibrated to the recall target). Returns
     {"rows", "index_built", "duplicates_removed"}."""
     from store.vectors import VectorStore
 
@@ -117,8 +118,8 @@ def finalize_space(home: Path | str, space: str, current: Mapping[str, tuple] | 
     if store.duplicates(space):
         removed = store.dedupe(space, current)
         log.warning("vectors_%s: %d duplicate rows after the writes (another writer?): removed", space, removed)
+    store.compact(space)  # first: the index is tied to the table version it was built from
     built = store.ensure_indexes(space)
-    store.compact(space)
     return {"rows": store.count(space), "index_built": built, "duplicates_removed": removed}
 
 

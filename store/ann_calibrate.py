@@ -1,0 +1,112 @@
+"""Calibration of an IVF index's probes to a recall target, on the table's own vectors.
+
+A sample of the stored rows is used as queries (each query's own row left out, as `atelier
+neighbours` leaves the item out); their exact top k come from a scan of every row. The number of
+probed partitions is doubled until recall@k reaches the target, then bisected down to the
+smallest value that still reaches it. The same is done per semantic_category with the category
+as the filter (a filtered search probes only partitions holding matching rows, so it needs its
+own count). Recall counts ties: a returned row scores as a hit when its similarity is at least
+the k-th exact one (minus float rounding), so equal vectors cannot make an exact search miss.
+
+When the target cannot be reached within ``max_nprobes`` the best value found is kept, the
+calibration says ``met: false`` and the caller warns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from store.ann import AnnIndex
+
+TIE_EPS = 1e-5  # float rounding between the batched exact scan and one query's scan
+QUERIES = 200  # sampled queries for the unfiltered count
+QUERIES_PER_CATEGORY = 50  # and per category (every category with more than k rows)
+MAX_CATEGORIES = 64  # a column with more distinct values than this is not calibrated per value
+
+
+def kth_exact(index: AnnIndex, positions: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
+    """The k-th largest similarity of each query row (its own row excluded) over the rows in ``mask``."""
+    candidates = np.arange(index.rows) if mask is None else np.flatnonzero(mask)
+    base = index.vectors[candidates] if mask is not None else index.vectors
+    out = np.empty(len(positions), np.float32)
+    for start in range(0, len(positions), 64):
+        chunk = positions[start:start + 64]
+        sims = np.asarray(index.vectors[chunk]) @ np.asarray(base).T
+        self_at = np.searchsorted(candidates, chunk)
+        rows = np.flatnonzero((self_at < len(candidates)) & (candidates[np.minimum(self_at, len(candidates) - 1)] == chunk))
+        sims[rows, self_at[rows]] = -np.inf
+        kk = min(k, sims.shape[1]) - 1
+        out[start:start + len(chunk)] = np.partition(sims, sims.shape[1] - 1 - kk, axis=1)[:, sims.shape[1] - 1 - kk]
+    return out
+
+
+def recall(index: AnnIndex, positions: np.ndarray, kth: np.ndarray, k: int, nprobes: int,
+           mask: np.ndarray | None = None, counts: np.ndarray | None = None) -> float:  # fmt: skip
+    """Mean recall@k of the index's search at ``nprobes`` for these query rows (own row left out)."""
+    hits = 0
+    for pos, floor in zip(positions, kth):
+        found, scores = index.search(index.vectors[pos], k + 1, mask=mask, nprobes=nprobes, counts=counts)
+        scores = scores[found != pos][:k]
+        hits += int((scores >= floor - TIE_EPS).sum())
+    return hits / (k * len(positions))
+
+
+def smallest_probes(reach: Callable[[int], float], target: float, most: int) -> tuple[int, float, bool]:
+    """The smallest nprobes in [1, most] whose recall ``reach(nprobes)`` >= ``target`` (recall
+    grows with nprobes), with its recall and whether the target was met; else the best found."""
+    seen: dict[int, float] = {}
+
+    def at(n: int) -> float:
+        if n not in seen:
+            seen[n] = reach(n)
+        return seen[n]
+
+    low, high = 0, 1  # recall(low) < target (0: none probed); try doubling high
+    while at(high) < target:
+        if high >= most:
+            best = max(seen, key=lambda n: (seen[n], -n))
+            return best, seen[best], False
+        low, high = high, min(most, high * 2)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if at(mid) >= target:
+            high = mid
+        else:
+            low = mid
+    return high, at(high), True
+
+
+def calibrate(index: AnnIndex, target: float = 0.95, k: int = 10, seed: int = 0, max_nprobes: int | None = None,
+              category_column: str = "semantic_category") -> dict:  # fmt: skip
+    """Set ``index.params.nprobes`` (and per category ``nprobes_filtered``) to the smallest values
+    reaching ``target`` recall@k; returns the calibration record (also stored in the params)."""
+    if not 0 < target <= 1:
+        raise ValueError(f"recall target must be in (0, 1], got {target}")
+    p = index.params
+    rng = np.random.default_rng(seed)
+    most = min(p.partitions, max_nprobes or p.partitions)
+    queries = np.sort(rng.choice(index.rows, min(QUERIES, index.rows), replace=False))
+    kth = kth_exact(index, queries, k)
+    p.nprobes, reached, met = smallest_probes(lambda n: recall(index, queries, kth, k, n), target, most)
+    record = {"target": target, "k": k, "queries": len(queries), "recall": round(reached, 4), "met": met,
+              "max_nprobes": most, "per_category": {}}  # fmt: skip
+    values = index.meta[category_column].to_numpy(zero_copy_only=False) if category_column in index.meta.column_names else None
+    distinct = [v for v in dict.fromkeys(values.tolist()) if v is not None] if values is not None else []
+    for value in sorted(distinct)[:MAX_CATEGORIES] if len(distinct) <= MAX_CATEGORIES else []:
+        mask = values == value
+        if mask.sum() <= k:
+            continue
+        counts = np.add.reduceat(mask, index.offsets[:-1])
+        members = np.flatnonzero(mask)
+        qs = np.sort(rng.choice(members, min(QUERIES_PER_CATEGORY, len(members)), replace=False))
+        kth_c = kth_exact(index, qs, k, mask)
+        n, r, ok = smallest_probes(lambda n: recall(index, qs, kth_c, k, n, mask, counts), target, most)  # noqa: B023
+        p.nprobes_filtered[value] = n
+        record["per_category"][value] = {"nprobes": n, "recall": round(r, 4), "queries": len(qs), "met": ok}
+        met = met and ok
+    p.nprobes_other_filters = max([p.nprobes, *p.nprobes_filtered.values()])
+    record["met"] = met
+    p.calibration = record
+    return record
