@@ -2,6 +2,11 @@
 renamed into place. On any failure (a full disk, a read-only home, an interrupt) the temp file is
 removed and an ``OSError`` names the target, so `atelier` can say which file and what to do.
 (`models.pretrained.write_atomic` does the same for model files; models and store share no code.)
+
+On an object-store home (``s3://``) a report's JSON is one PUT (an object is replaced whole):
+`report_path` names it, `write_text` writes it. Pages and plots meant to be opened in a browser
+(galleries, PNGs) go to `reports_dir`: the home's ``reports/``, or for an object-store home a
+local folder (``~/.cache/atelier/s3/<bucket>/<prefix>/reports``: their images are local files anyway).
 """
 
 from __future__ import annotations
@@ -10,8 +15,36 @@ import os
 from pathlib import Path
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through ``<path>.tmp``; see the module docstring."""
+def reports_dir(home: str | os.PathLike) -> Path:
+    """The local folder for a home's galleries and plots (made if missing); see the module docstring."""
+    if isinstance(home, str) and home.startswith("s3://"):
+        from store.objectstore import cache_dir, open_home
+
+        folder = cache_dir(open_home(home), "reports")
+    else:
+        folder = Path(home) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def report_path(home: str | os.PathLike, name: str) -> Path | str:
+    """Where a home's JSON report ``name`` lives: ``<home>/reports/<name>`` (the folder made if
+    missing), an ``s3://`` URL for an object-store home."""
+    if isinstance(home, str) and home.startswith("s3://"):
+        return f"{home.rstrip('/')}/reports/{name}"
+    (Path(home) / "reports").mkdir(parents=True, exist_ok=True)
+    return Path(home) / "reports" / name
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path | str:
+    """Write ``text`` (UTF-8) to ``path`` through ``<path>.tmp`` (an ``s3://`` URL: one PUT); see
+    the module docstring."""
+    if isinstance(path, str) and path.startswith("s3://"):
+        from store.objectstore import open_home
+
+        bucket, _, key = path[len("s3://"):].partition("/")
+        open_home(f"s3://{bucket}").put(key, body=text.encode("utf-8"))
+        return path
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -25,4 +58,4 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-__all__ = ["write_text"]
+__all__ = ["report_path", "reports_dir", "write_text"]

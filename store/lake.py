@@ -36,9 +36,15 @@ MANIFEST = "_manifest.json"  # written into a version once all its tables are: w
 MIGRATING = ".migrating"  # in .versions/<dataset>/ while a legacy plain folder is being replaced
 
 
-def default_home() -> Path:
-    """`$ATELIER_HOME`, else `./atelier-home`."""
-    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+def default_home() -> Path | str:
+    """`$ATELIER_HOME`, else `./atelier-home` (an ``s3://`` home stays a string: see `home_arg`)."""
+    return home_arg(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def home_arg(value: Path | str) -> Path | str:
+    """A home as given: an object-store URI (``s3://bucket/prefix``) stays a string (a `Path`
+    would fold its ``//``), anything else is a local `Path`."""
+    return value.rstrip("/") if isinstance(value, str) and value.startswith("s3://") else Path(value)
 
 
 class DamagedTableError(ValueError):
@@ -84,7 +90,14 @@ def _errno_in(text: str) -> int | None:
 
 
 class Lake:
-    """Read and write the lake of one home directory."""
+    """Read and write the lake of one home directory (an ``s3://`` home: `store.lake_s3.S3Lake`)."""
+
+    def __new__(cls, home: Path | str):
+        if cls is Lake and isinstance(home, str) and home.startswith("s3://"):
+            from store.lake_s3 import S3Lake
+
+            return S3Lake(home)
+        return super().__new__(cls)
 
     def __init__(self, home: Path | str):
         self.home = Path(home)

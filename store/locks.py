@@ -14,7 +14,8 @@ without ``flock``.
 `lock(home, name, what)` takes a lock for a ``with`` block and removes it at the end; a stale
 lock is taken over with a warning; a live one raises `LockHeld`, whose message names the holder
 and the fix. `held_locks(home)` lists the lock files, `clear_stale(home)` removes the stale ones
-(what `atelier doctor --fix` calls).
+(what `atelier doctor --fix` calls). On an object-store home (``s3://``) the same three
+functions use `store.locks_s3` (conditional puts, heartbeats: no flock there).
 """
 
 from __future__ import annotations
@@ -69,9 +70,13 @@ class LockInfo:
     pid_start: int | None = None  # the holder's start time in clock ticks since boot (Linux), when known
 
 
+def _remote(home: Path | str) -> bool:
+    return isinstance(home, str) and home.startswith("s3://")
+
+
 def locks_dir(home: Path | str) -> Path:
     if isinstance(home, str) and "://" in home:
-        raise ValueError(f"job locks need a home on a file system (got {home}): an object-store home has none yet")
+        raise ValueError(f"no local locks folder for an object-store home ({home}): its locks are objects (store.locks_s3)")
     return Path(home) / LOCKS_DIR
 
 
@@ -86,6 +91,13 @@ def lock(home: Path | str, name: str, what: str) -> Iterator[LockInfo]:
     """Hold lock ``name`` (e.g. ``embed-resnet``) of ``home`` for the ``with`` block: `LockHeld`
     at once when a live process holds it; a stale one is taken over with a warning. ``what``
     says what the holder does ("embed resnet"), for the message others get."""
+    if _remote(home):
+        from store import locks_s3
+
+        lock_path(Path("."), name)  # the name is checked the same way
+        with locks_s3.lock(home, name, what) as info:
+            yield info
+        return
     path = lock_path(home, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, info = _create(path, name, what)
@@ -100,6 +112,10 @@ def lock(home: Path | str, name: str, what: str) -> Iterator[LockInfo]:
 
 def held_locks(home: Path | str) -> list[LockInfo]:
     """Every lock file of ``home``, sorted by name, with ``stale`` computed."""
+    if _remote(home):
+        from store import locks_s3
+
+        return locks_s3.held_locks(home)
     folder = locks_dir(home)
     if not folder.is_dir():
         return []
@@ -115,6 +131,10 @@ def held_locks(home: Path | str) -> list[LockInfo]:
 def clear_stale(home: Path | str) -> list[Path]:
     """Remove the stale lock files of ``home`` (never a live one: each is removed only while
     this process holds its flock, or after its pid check); returns their paths."""
+    if _remote(home):
+        from store import locks_s3
+
+        return locks_s3.clear_stale(home)
     removed = []
     for info in held_locks(home):
         if info.stale and _remove_if_stale(info.path):

@@ -47,6 +47,10 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _remote(home: Path | str) -> bool:
+    return isinstance(home, str) and home.startswith("s3://")
+
+
 def models_root(home: Path | str) -> Path:
     return Path(home) / "models"
 
@@ -54,6 +58,10 @@ def models_root(home: Path | str) -> Path:
 def model_dir(home: Path | str, name: str, version: str) -> Path:
     """``<home>/models/<name>/<version>``. ``version`` is ``v<N>`` (only those count as the latest)
     or another plain name (letters, digits, ``_``, ``-``: it stays inside the home)."""
+    if _remote(home):
+        raise ValueError(f"models are trained into a local home, not into the object store {home}: train with "
+                         f"--home DIR, then copy DIR/models/{name}/{version}/ to {home}/models/{name}/{version}/ "
+                         "(`store.models_s3.upload_model`, or `aws s3 cp --recursive`)")  # fmt: skip
     if not VERSION_DIR_RE.match(str(version)):
         raise ValueError(f"bad model version {version!r}: expected v<N> (e.g. v3) or a plain name of letters, digits, _ and -")
     return models_root(home) / _check_name(name) / version
@@ -82,7 +90,16 @@ def is_finished(path: Path | str) -> bool:
 
 
 def latest_model(home: Path | str, name: str) -> Path:
-    """The highest finished ``v<N>`` directory of ``name``; NoModelError naming the command to run."""
+    """The highest finished ``v<N>`` directory of ``name``; NoModelError naming the command to run.
+    On an object-store home: a local copy of it (`store.models_s3`)."""
+    if _remote(home):
+        from store import models_s3
+
+        found = models_s3.latest_model(home, _check_name(name))
+        if found is None:
+            raise NoModelError(f"no trained {name!r} model under {home}/models/{name}/v<N>/ (config.json and "
+                               f"model.safetensors): train one on a local home and copy it there")  # fmt: skip
+        return found
     for path in reversed(model_versions(home, name)):
         if is_finished(path):
             return path
@@ -92,6 +109,10 @@ def latest_model(home: Path | str, name: str) -> Path:
 
 def trained_models(home: Path | str) -> list[str]:
     """Names of the model families that have a finished version."""
+    if _remote(home):
+        from store import models_s3
+
+        return models_s3.trained_models(home)
     root = models_root(home)
     if not root.is_dir():
         return []

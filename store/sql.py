@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from store.lake import LAKE_DATASETS, DamagedTableError, Lake
+from store.lake_s3 import S3Lake
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,7 +124,8 @@ def _open(home: Path | str, vectors: bool, sql: str | None) -> tuple[duckdb.Duck
     if words is not None and (any(CATALOG.match(w) for w in words) or ("describe" in words and not wanted)):
         wanted = set(tables)  # the statement lists the catalogue: every view
     spaces: list[tuple[str, object]] = []
-    if vectors and (Path(home) / "vectors").exists() and (words is None or any(w.startswith(VECTORS) for w in words)):
+    remote = isinstance(lake, S3Lake)
+    if vectors and (remote or (Path(home) / "vectors").exists()) and (words is None or any(w.startswith(VECTORS) for w in words)):
         # lancedb takes a second to import: only when needed
         from store.vectors import VectorStore
 
@@ -134,9 +136,13 @@ def _open(home: Path | str, vectors: bool, sql: str | None) -> tuple[duckdb.Duck
         _sandbox(con, lake, tables.values())
         for view in sorted(wanted):
             try:
-                con.read_parquet(str(tables[view])).create_view(view)  # the path is an argument, never SQL text
-            except duckdb.Error as e:
-                raise DamagedTableError(tables[view], _dataset(view), _first_line(e)) from e
+                if remote:  # an Arrow dataset over S3, scanned by pyarrow: DuckDB itself reaches no URL
+                    con.register(view, _s3_dataset(lake, tables[view]))
+                else:
+                    con.read_parquet(str(tables[view])).create_view(view)  # the path is an argument, never SQL text
+            except (duckdb.Error, OSError, ValueError) as e:
+                shown = f"s3://{tables[view]}" if remote else tables[view]
+                raise DamagedTableError(shown, _dataset(view), _first_line(e)) from e
         for shared in SHARED_VIEWS:
             parts = sorted(v for v in wanted if v.endswith(f"_{shared}"))
             if parts and (words is None or shared in words or len(wanted) == len(tables)):
@@ -284,9 +290,21 @@ def _wanted(words: set[str], tables: Mapping[str, Path]) -> set[str]:
     return wanted
 
 
+def _s3_dataset(lake, path: str):
+    """The lake table ``bucket/key`` of an object-store home as a pyarrow dataset (its footer read
+    now: a damaged table fails here, named)."""
+    import pyarrow.dataset as pads
+
+    return pads.dataset(path, filesystem=lake.s3.fs, format="parquet")
+
+
 def _sandbox(con: duckdb.DuckDBPyConnection, lake: Lake, paths) -> None:
     """Files readable only under the home's lake and vectors (as given and resolved, and the
-    folders the lake's tables resolve to), nothing else reachable (no other file, URL or extension)."""
+    folders the lake's tables resolve to), nothing else reachable (no other file, URL or extension).
+    An object-store home: no local file at all (its tables are registered Arrow datasets)."""
+    if isinstance(lake, S3Lake):
+        con.execute("set enable_external_access = false")
+        return
     dirs = set()
     for root in (lake.root, lake.home / "vectors"):
         dirs |= {os.path.abspath(root), os.path.realpath(root)}
@@ -305,6 +323,9 @@ def _temp_directory() -> str:
 def _outside(e: duckdb.Error, home: Path | str) -> str:
     where = re.search(r'Cannot access (?:file|directory) "(.*)"', str(e))
     what = f"{where.group(1)!r} is outside them" if where else _first_line(e)
+    if isinstance(home, str) and home.startswith("s3://"):
+        return (f"atelier sql reads only the home's lake and vectors ({home}): {what}; other files, URLs and "
+                "extensions are not reachable")  # fmt: skip
     lake = Lake(os.path.abspath(home))
     return (f"atelier sql reads only the home's lake and vectors ({lake.root}, {lake.home / 'vectors'}): {what}; "
             "other files, URLs and extensions are not reachable")  # fmt: skip

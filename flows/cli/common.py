@@ -12,7 +12,7 @@ from rich.table import Table
 
 from flows.cli.errors import quiet_engine_tracebacks, remember_home, report
 from flows.cli.show import console, out  # progress and errors (stderr), results
-from store.lake import DEFAULT_HOME, HOME_ENV
+from store.lake import DEFAULT_HOME, HOME_ENV, home_arg
 
 # set before Prefect is imported (it reads its settings once): the temporary server a command
 # starts without PREFECT_API_URL would otherwise try to send telemetry (no network here) and log
@@ -22,8 +22,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # that measured over Prefect's 20 s default (the first `atelier demo` failed), so wait longer
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
-Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, callback=remember_home,
-                                   help="Home directory: lake/, vectors/, models/, reports/.")]  # fmt: skip
+Home = Annotated[Path, typer.Option("--home", envvar=HOME_ENV, callback=remember_home, parser=home_arg,
+                                   help="Home directory: lake/, vectors/, models/, reports/; or an object store "
+                                        "s3://BUCKET/PREFIX (endpoint and credentials from AWS_ENDPOINT_URL, "
+                                        "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).")]  # fmt: skip
 NoPrefect = Annotated[bool | None, typer.Option(
     "--no-prefect/--prefect", show_default=False,
     help="Run as a Prefect flow run (--prefect) or call the job directly (--no-prefect). Default: a flow run when a "

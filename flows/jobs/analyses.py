@@ -18,6 +18,7 @@ from PIL import Image
 
 from etl.common import ReleaseRoot
 from store import Lake, VectorStore, query
+from store.files import reports_dir
 
 # where each dataset's item details live in the lake: (view, id column, title expression, category expression)
 ITEM_DETAILS = {
@@ -81,7 +82,7 @@ def neighbours(home: Path | str, item_id: str, space: str, k: int = 10, where: s
                   **{k_: details.get(item_id, {}).get(k_) for k_ in ("title", "image_path")}}  # fmt: skip
     rows = [{"item_id": h["item_id"], "semantic_category": h["semantic_category"], "distance": float(h["_distance"]),
              **{k_: details.get(h["item_id"], {}).get(k_) for k_ in ("title", "image_path")}} for h in hits]  # fmt: skip
-    page = (write_gallery(Path(home) / "reports" / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
+    page = (write_gallery(reports_dir(home) / f"neighbours_{space}_{_safe(item_id)}.html", space, query_item, rows, where)
             if gallery else None)  # fmt: skip
     return Neighbours(query_item, rows, page, where)
 

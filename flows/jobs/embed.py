@@ -38,7 +38,7 @@ from flows.jobs.embed_upkeep import covered_datasets, embed_lock, existing_of, f
 from flows.jobs.embed_write import WRITER_ROWS, BatchWriter, rows_to_embed, vector_rows
 from flows.jobs.kinds import embedding_kinds
 from store import Lake
-from store.files import write_text
+from store.files import report_path, write_text
 from store.models import NoModelError, model_version
 
 SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
@@ -353,11 +353,9 @@ def default_num_workers(device: str) -> int:
 
 
 def write_report(home: Path | str, result: EmbedResult) -> Path:
-    """``home/reports/embed_<space>.json`` (written to a temp file, then renamed)."""
-    folder = Path(home) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
+    """``home/reports/embed_<space>.json`` (written to a temp file, then renamed; on an s3 home one PUT)."""
     suffix = f".shard{result.shard[0]}-of-{result.shard[1]}" if result.shard else ""
-    path = folder / f"embed_{result.space}{suffix}.json"
+    path = report_path(home, f"embed_{result.space}{suffix}.json")
     data = result.to_dict()
     data["report_path"] = str(path)
     write_text(path, json.dumps(data, indent=2) + "\n")

@@ -68,6 +68,10 @@ def raw_fingerprint(raw_dir: str | os.PathLike) -> str:
 def lake_has(home: str | os.PathLike, dataset: str) -> bool:
     """Whether the lake holds the dataset's tables (else a cached ingest result would describe
     tables that are gone: the ingest flow then refreshes the cache)."""
+    if isinstance(home, str) and home.startswith("s3://"):  # an object-store home: through its pointer
+        from store import Lake
+
+        return Lake(home).exists(dataset, "sources")
     folder = Path(home) / "lake" / dataset
     return folder.is_dir() and (folder / "sources.parquet").exists()
 

@@ -1,0 +1,131 @@
+"""An object-store home (`--home s3://bucket/prefix`) on a local S3-compatible server (moto):
+the pipeline ingest -> embed -> neighbours -> `atelier sql` through the CLI, the lake's commit
+(versioned prefix + pointer written last, compare-and-swap), the SQL sandbox, and the bad inputs
+(unreachable endpoint, missing credentials, missing bucket) as one-line errors within seconds."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pyarrow as pa
+import pytest
+import torch
+from s3_server import free_port, make_bucket, s3_endpoint, s3_home  # noqa: F401  (fixtures)
+from typer.testing import CliRunner
+
+from flows.cli import app
+from models import AutoencoderConfig, ConvAutoencoder
+from store import Lake
+from store.lake_s3 import POINTERS, LakeConflictError
+from store.models_s3 import upload_model
+from store.objectstore import open_home
+
+runner = CliRunner()
+
+
+def cli(*args: str):
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def test_pipeline_on_an_s3_home(sample_root, s3_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory (an "s3:" folder)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    code, out = cli("ingest", "polyvore", str(sample_root / "polyvore"), "--home", s3_home, "--no-prefect")
+    assert code == 0, out
+    s3 = open_home(s3_home)
+    pointer = json.loads(s3.get("lake", POINTERS, "polyvore.json")[0])
+    assert pointer["tables"]["items"] == 484 and s3.list("lake", ".versions", "polyvore", pointer["version"])
+    torch.manual_seed(0)
+    local = tmp_path / "ae-v1"
+    ConvAutoencoder(AutoencoderConfig(image_size=32, channels=(8, 16))).save_pretrained(local)
+    upload_model(local, s3_home, "ae", "v1")
+    code, out = cli("embed", "ae", "--home", s3_home, "--no-prefect")
+    assert code == 0, out
+    report = json.loads(s3.get("reports", "embed_ae.json")[0])
+    assert report["n_embedded"] == 484
+    code, out = cli("neighbours", "100074259", "--space", "ae", "-k", "3", "--home", s3_home)
+    assert code == 0, out
+    from flows.jobs.analyses import neighbours
+
+    hits = [r["item_id"] for r in neighbours(s3_home, "100074259", "ae", k=3, gallery=False).rows]
+    assert len(hits) == 3 and "100074259" not in hits and all(h in out for h in hits)
+    assert (tmp_path / "cache" / "atelier" / "s3").is_dir()  # the gallery: a local page (its images are local)
+    code, out = cli("sql", "select count(*) as n, count(distinct v.item_id) as d from polyvore_items i join vectors_ae v "
+                    "using (item_id)", "--home", s3_home, "--format", "csv")  # fmt: skip
+    assert code == 0, out
+    assert "484,484" in out.replace(" ", "")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("s3")] == []
+    assert s3.list("locks") == []  # the ingest and embed locks were released
+
+
+def test_sql_on_an_s3_home_stays_in_its_sandbox(sample_root, s3_home):
+    from flows.jobs.ingest import ingest
+    from store.sql import SandboxError, query
+
+    ingest("polyvore", sample_root / "polyvore", s3_home)
+    assert query(s3_home, "select count(*) as n from quarantine")["n"].to_pylist() == [0]
+    url = Lake(s3_home).path("polyvore", "items")
+    for sql in (f"select * from read_parquet('{url}')", "select * from read_csv('/etc/passwd')"):
+        with pytest.raises(SandboxError, match="reads only the home's lake and vectors"):
+            query(s3_home, sql)
+
+
+def test_lake_commit_on_s3_is_all_or_nothing_and_compare_and_swap(sample_root, s3_home):
+    from flows.jobs.ingest import ingest
+
+    ingest("polyvore", sample_root / "polyvore", s3_home)
+    lake = Lake(s3_home)
+    first = lake.current("polyvore")
+    items = lake.read("polyvore", "items")
+    tables = {"items": items, "quarantine": lake.read("polyvore", "quarantine")}
+
+    def fail(_):
+        raise RuntimeError("killed before the pointer")
+
+    with pytest.raises(RuntimeError, match="killed before the pointer"):
+        lake.write_dataset("polyvore", tables, before_commit=fail)
+    assert lake.current("polyvore") == first and lake.read("polyvore", "items").num_rows == 484
+    assert len(lake.versions("polyvore")) == 1  # the failed version was removed
+
+    def rival(_):  # another writer commits while this one is between its tables and its pointer
+        Lake(s3_home).write_dataset("polyvore", {"items": items.slice(0, 10), "quarantine": tables["quarantine"]})
+
+    with pytest.raises(LakeConflictError, match="committed by another writer"):
+        lake.write_dataset("polyvore", tables, before_commit=rival)
+    assert lake.read("polyvore", "items").num_rows == 10  # the rival's commit stands, not a mix
+    assert lake.read("polyvore", "outfits") is None  # its version holds only what it wrote
+    lake.write_dataset("polyvore", tables)
+    assert len(lake.versions("polyvore")) == 2  # the current one and the previous one (readers)
+
+
+def test_unreachable_endpoint_is_a_one_line_error_within_seconds(s3_home, monkeypatch):
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    t0 = time.perf_counter()
+    code, out = cli("sql", "select 1", "--home", s3_home)
+    assert time.perf_counter() - t0 < 20
+    assert code == 1 and f"cannot reach the object store at {endpoint}" in out and s3_home in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+
+
+def test_missing_credentials_are_a_one_line_error(s3_home, monkeypatch, tmp_path):
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code, out = cli("ingest", "polyvore", str(tmp_path), "--home", s3_home, "--no-prefect")
+    assert code == 1 and "no credentials for the object-store home" in out and "AWS_ACCESS_KEY_ID" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_missing_bucket_and_bad_endpoint_are_one_line_errors(s3_endpoint, s3_home, monkeypatch):
+    code, out = cli("sql", "select 1", "--home", "s3://no-such-bucket-atelier/home")
+    assert code == 1 and "bucket 'no-such-bucket-atelier' does not exist at " + s3_endpoint in out
+    assert len(out.strip().splitlines()) == 1
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "127.0.0.1:9000")
+    code, out = cli("sql", "select 1", "--home", s3_home)
+    assert code == 1 and "bad AWS_ENDPOINT_URL '127.0.0.1:9000'" in out
+    code, out = cli("sql", "select 1", "--home", "s3://B/x")
+    assert code == 1 and "bad object-store home 's3://B/x'" in out
