@@ -64,6 +64,7 @@ class AnnIndex:
         self.rowids, self.meta = rowids, meta.combine_chunks()
         self._columns = {name: self.meta[name].to_numpy(zero_copy_only=False) for name in self.meta.column_names}
         self._rowid_order: np.ndarray | None = None
+        self._positions: dict[str, int] | None = None
 
     @property
     def rows(self) -> int:
@@ -126,6 +127,16 @@ class AnnIndex:
     def rows_at(self, positions: np.ndarray, columns: list[str]) -> dict[str, list]:
         """The ``columns`` of the rows at ``positions``, as Python lists."""
         return {c: self._columns[c][positions].tolist() for c in columns}
+
+    def position_of(self, item_id: str) -> int | None:
+        """The position of ``item_id``'s row; -1 when it has none; None when some item_id has
+        several rows (the caller reads the table, which says so)."""
+        if self._positions is None:
+            ids = self._columns["item_id"]
+            self._positions = dict(zip(ids.tolist(), range(len(ids))))
+        if len(self._positions) != self.rows:
+            return None
+        return self._positions.get(item_id, -1)
 
     def positions_of_rowids(self, rowids: np.ndarray) -> np.ndarray:
         """Positions of the rows with these Lance row ids (ids not in the index are left out)."""

@@ -112,7 +112,7 @@ def read_for_index(ds) -> tuple[np.ndarray, np.ndarray, object]:
     """(vectors, row ids, result columns) of every row of ``ds``, read in batches into one matrix."""
     import pyarrow as pa
 
-    from store.vectors import RESULT_COLUMNS
+    from store.vector_search import RESULT_COLUMNS
 
     columns = [*RESULT_COLUMNS, *(["text"] if "text" in ds.schema.names else [])]
     dim = ds.schema.field(VECTOR_COLUMN).type.list_size
@@ -130,12 +130,15 @@ def read_for_index(ds) -> tuple[np.ndarray, np.ndarray, object]:
     return vectors[:at], rowids[:at], meta
 
 
-def build_index(uri: str, path: str, space: str, recall: float = DEFAULT_RECALL, flat_rows: int | None = None,
+def build_index(uri: str, path: str, space: str, recall: float | None = None, flat_rows: int | None = None,
                 max_nprobes: int | None = None) -> AnnIndex:  # fmt: skip
     """Build the space's index from its latest version (IVF-Flat calibrated to ``recall`` at or
-    above ``flat_rows`` rows, saved; else an exact in-memory scan) and cache it."""
+    above ``flat_rows`` rows, saved; else an exact in-memory scan) and cache it. ``recall``
+    None: the target the space's previous index was calibrated to (`atelier index --recall`
+    sets it once for the space), else `DEFAULT_RECALL`."""
     from store.ann_calibrate import calibrate
 
+    recall = stored_target(uri, space) if recall is None else recall
     if not 0 < recall <= 1:
         raise ValueError(f"--recall must be in (0, 1], got {recall}")
     ds = dataset(uri, path, space)
@@ -155,6 +158,29 @@ def build_index(uri: str, path: str, space: str, recall: float = DEFAULT_RECALL,
     cached = CACHE.space(uri, space)
     cached.index, cached.masks = index, OrderedDict()
     return index
+
+
+def stored_target(uri: str, space: str) -> float:
+    """The recall target of the space's newest saved index, else `DEFAULT_RECALL`."""
+    import json
+
+    folders = _list_indexes(uri, space)
+    if not folders:
+        return DEFAULT_RECALL
+    folder = folders[max(folders)]
+    try:
+        if "://" in folder:
+            from pyarrow import fs
+
+            filesystem, root = fs.FileSystem.from_uri(folder)
+            with filesystem.open_input_file(f"{root}/index.json") as f:
+                params = json.loads(f.read())
+        else:
+            with open(f"{folder}/index.json", encoding="utf-8") as f:
+                params = json.load(f)
+    except (OSError, ValueError):
+        return DEFAULT_RECALL
+    return float(params.get("calibration", {}).get("target", DEFAULT_RECALL))
 
 
 def remove_indexes(uri: str, space: str, keep: int | None = None) -> None:

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import lancedb
 import numpy as np
 import pyarrow as pa
@@ -37,14 +36,13 @@ import pyarrow.compute as pc
 
 from store import vector_health, vector_index
 from store.tables import SchemaError
-from store.vector_health import DamagedSpaceError, lance_filter
-from store.vector_index import CACHE, DEFAULT_RECALL
+from store.vector_health import DamagedSpaceError
+from store.vector_index import CACHE
+from store.vector_search import METRIC, RESULT_COLUMNS, VectorSearch  # noqa: F401 (re-exported)
 
 PREFIX = "vectors_"
-METRIC = "cosine"
 BATCH_SIZE = 50_000
 SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
-RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
 
 
 def vector_schema(dim: int, text: bool = False) -> pa.Schema:
@@ -105,8 +103,9 @@ def conform_vectors(space: str, rows: pa.Table, dim: int | None = None, text: bo
         raise SchemaError(f"vectors_{space}: {e}") from e
 
 
-class VectorStore:
-    """The LanceDB database of one home directory (`<home>/vectors`)."""
+class VectorStore(VectorSearch):
+    """The LanceDB database of one home directory (`<home>/vectors`); its queries (`search`,
+    `get_item`, ...) are `store.vector_search.VectorSearch`'s."""
 
     def __init__(self, home: Path | str):
         remote = isinstance(home, str) and "://" in home  # an object-store URI (s3://...)
@@ -263,11 +262,12 @@ class VectorStore:
             warnings.filterwarnings("ignore", message="optimize\\(cleanup_older_than=0\\)")
             self.table(space).optimize(cleanup_older_than=older_than, delete_unverified=older_than == timedelta(0))
 
-    def ensure_indexes(self, space: str, ann_threshold: int | None = None, recall: float = DEFAULT_RECALL,
+    def ensure_indexes(self, space: str, ann_threshold: int | None = None, recall: float | None = None,
                        rebuild: bool = False) -> bool:  # fmt: skip
         """Bring the space's indexes up to its current version: the full-text index on ``text``
         (when kept), and from ``ann_threshold`` rows the semantic_category bitmap and the
-        in-process IVF index calibrated to ``recall`` (`store.vector_index`). True when an IVF
+        in-process IVF index calibrated to ``recall`` (None: the space's stored target, see
+        `store.vector_index.build_index`). True when an IVF
         index was built (not when the current version already has one, unless ``rebuild``)."""
         table = self.table(space)
         if "text" in table.schema.names:  # full-text index on the texts, rebuilt after every write
@@ -280,7 +280,8 @@ class VectorStore:
         if not any(c in i.columns for i in table.list_indices() for c in vector_index.SCALAR_INDEXES):
             vector_index.build_scalar_indexes(table)
         current = vector_index.current_index(self.uri, self.path(space), space, flat_rows=ann_threshold, warn=False)
-        if current is not None and current.params.kind == "ivf" and not rebuild:
+        fresh = current is not None and current.params.kind == "ivf"
+        if fresh and not rebuild and (recall is None or current.params.calibration.get("target") == recall):
             return False
         vector_index.build_index(self.uri, self.path(space), space, recall=recall, flat_rows=ann_threshold)
         return True
@@ -309,141 +310,10 @@ class VectorStore:
         with self._reading(space):
             return self.table(space).to_lance().to_table(columns=columns)
 
-    def get_vector(self, space: str, item_id: str) -> np.ndarray:
-        """The stored vector of ``item_id``; KeyError when it is not in the space."""
-        return self.get_item(space, item_id)["vector"]
-
-    def get_item(self, space: str, item_id: str) -> dict:
-        """{"vector", "semantic_category"} of ``item_id`` (one read); KeyError when it is not in the space."""
-        with self._reading(space):
-            data = self.table(space).to_lance().to_table(columns=["vector", "semantic_category"],
-                                                          filter=lance_filter("item_id", item_id))  # fmt: skip
-        if not data.num_rows:
-            raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
-        if data.num_rows > 1:
-            raise ValueError(f"vector space {space!r} holds {data.num_rows} rows for item {item_id!r} (each item should "
-                             f"have one): run `atelier embed {space}` (it removes duplicates) or `atelier doctor --fix`")  # fmt: skip
-        vector = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1)
-        return {"vector": vector, "semantic_category": data["semantic_category"][0].as_py()}
-
-    def search(self, space: str, vector: Iterable[float], k: int = 10, where: str | None = None,
-               exclude: str | Iterable[str] | None = None, nprobes: int | None = None, refine_factor: int | None = None,
-               exact: bool = False) -> pa.Table:  # fmt: skip
-        """The ``k`` nearest rows to ``vector`` (cosine), nearest first: item_id, dataset,
-        semantic_category, split, model, model_version, image_sha1 (text when kept), _distance.
-
-        ``where`` (SQL over the table's columns) is applied inside the search (prefilter), so k
-        rows come back whenever k rows match; ``exclude`` leaves that item_id (or those ids)
-        out. The search runs on the in-process index of the table's current version
-        (`store.vector_index`): ``nprobes`` overrides its calibrated probes, ``exact=True``
-        scans every row. Without a current index (the table changed since it was built) LanceDB
-        searches exactly (``refine_factor`` applies to a LanceDB vector index, if one exists)."""
-        table = self.table(space)
-        dim = table.schema.field("vector").type.list_size
-        query = np.asarray(vector, dtype=np.float32)
-        if query.ndim != 1 or query.shape[0] != dim:
-            raise ValueError(f"query vector has shape {query.shape}, vector space {space!r} stores dim {dim}")
-        if not np.isfinite(query).all():
-            raise ValueError("query vector has NaN or infinite values")
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        excluded = [] if exclude is None else [exclude] if isinstance(exclude, str) else list(exclude)
-        where = where if where and where.strip() else None
-        with self._reading(space):
-            index = vector_index.current_index(self.uri, self.path(space), space)
-            if index is not None:
-                return self._search_index(space, index, table, query, k, where, excluded, nprobes, exact)
-        clauses = [f"({where})"] if where else []
-        if excluded:
-            clauses.append(lance_filter("item_id", excluded, negate=True))
-        builder = table.search(query, vector_column_name="vector").distance_type(METRIC).limit(k)
-        builder = builder.select([*RESULT_COLUMNS, *(["text"] if "text" in table.schema.names else []), "_distance"])
-        if clauses:
-            if where:
-                _validate_where(table, where, query)
-            builder = builder.where(" AND ".join(clauses), prefilter=True)
-        if exact or not any("vector" in i.columns for i in table.list_indices()):
-            builder = builder.bypass_vector_index()
-        else:
-            builder = builder.nprobes(nprobes or 20).refine_factor(refine_factor or 10)
-        with self._reading(space):
-            found = builder.to_arrow()
-        if found.num_rows == 0 and table.count_rows() == 0:  # checked only then: one call less per search
-            raise ValueError(f"vector space {space!r} is empty: nothing to search")
-        return found
-
-    def _search_index(self, space, index, table, query, k, where, excluded, nprobes, exact) -> pa.Table:
-        if index.rows == 0:
-            raise ValueError(f"vector space {space!r} is empty: nothing to search")
-        mask = counts = None
-        if where:
-            if where not in vector_index.CACHE.space(self.uri, space).masks:
-                _validate_where(table, where, query)
-            mask, counts = vector_index.filter_mask(self.uri, self.path(space), space, index, where)
-            category = _category_of(where, index.params.nprobes_filtered)
-            nprobes = nprobes or index.params.nprobes_filtered.get(category)
-        positions, scores = index.search(query, k + len(excluded), mask, nprobes, exact, counts)
-        columns = [*RESULT_COLUMNS, *(["text"] if "text" in index.meta.column_names else [])]
-        rows = index.rows_at(positions, columns)
-        keep = [i for i, item in enumerate(rows["item_id"]) if item not in excluded][:k] if excluded else None
-        result = {c: v if keep is None else [v[i] for i in keep] for c, v in rows.items()}
-        distance = (1.0 - scores).astype(np.float32)
-        result["_distance"] = distance if keep is None else distance[keep]
-        schema = table.schema
-        return pa.table({c: pa.array(v, schema.field(c).type if c in schema.names else pa.float32()) for c, v in result.items()})
-
-    def search_hybrid(self, space: str, vector: Iterable[float], text: str, k: int = 10,
-                      where: str | None = None) -> pa.Table:  # fmt: skip
-        """The ``k`` best rows for a query given as a vector and a text: LanceDB's full-text
-        search over the ``text`` column (BM25) and the vector search (cosine), fused by
-        reciprocal rank (RRF, k=60). Result columns as `search` plus text and _relevance_score."""
-        from lancedb.rerankers import RRFReranker
-
-        table = self.table(space)
-        if "text" not in table.schema.names:
-            raise ValueError(f"vector space {space!r} keeps no item texts: hybrid search needs the clip space")
-        if not text or not text.strip():
-            raise ValueError("hybrid search needs a non-empty query text")
-        query = np.asarray(vector, dtype=np.float32)
-        builder = (table.search(query_type="hybrid", vector_column_name="vector").vector(query).text(text)
-                   .distance_type(METRIC).rerank(RRFReranker()).limit(k))  # fmt: skip
-        if where and where.strip():
-            _validate_where(table, where, query)
-            builder = builder.where(where, prefilter=True)
-        with self._reading(space):
-            found = builder.to_arrow()
-        return found.select([c for c in [*RESULT_COLUMNS, "text", "_relevance_score"] if c in found.column_names])
-
-    def search_text(self, space: str, text: str, k: int = 10, where: str | None = None) -> pa.Table:
-        """The ``k`` rows whose ``text`` best matches ``text`` (LanceDB full-text search, BM25),
-        ``where`` validated and applied inside the search as in `search`: item_id, dataset,
-        semantic_category, split, text, _score."""
-        table = self.table(space)
-        if "text" not in table.schema.names:
-            raise ValueError(f"vectors_{space} keeps no item texts: re-embed it (atelier embed {space})")
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        builder = table.search(text, query_type="fts").limit(k)
-        if where and where.strip():
-            _validate_where(table, where, np.zeros(table.schema.field("vector").type.list_size, np.float32))
-            builder = builder.where(where, prefilter=True)
-        with self._reading(space):
-            found = builder.to_arrow()
-        return found.select([c for c in ["item_id", "dataset", "semantic_category", "split", "text", "_score"]
-                             if c in found.column_names])  # fmt: skip
-
 
 def _check_space(space: str) -> None:
     if not isinstance(space, str) or not SPACE_RE.match(space):
         raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
-
-
-def _category_of(where: str, categories: Mapping[str, int]) -> str | None:
-    """The semantic_category that ``where`` selects when it is exactly one category filter as
-    `lance_filter` writes it (its calibrated probes apply), else None."""
-    if not where.startswith("semantic_category = "):
-        return None
-    return next((c for c in categories if where == lance_filter("semantic_category", c)), None)
 
 
 def _lance_error(e: BaseException) -> bool:
@@ -460,15 +330,3 @@ def _last_per_id(rows: pa.Table) -> pa.Table:
     indexed = pa.table({"item_id": ids, "i": pa.array(np.arange(rows.num_rows))})
     last = indexed.group_by("item_id", use_threads=False).aggregate([("i", "max")])["i_max"]
     return rows.take(np.sort(last.to_numpy()))  # in input order
-
-
-def _validate_where(table: lancedb.table.Table, where: str, query: np.ndarray) -> None:
-    """Refuse a filter that is not one valid SQL expression over the table's columns, before
-    anything runs: DuckDB's parser checks it is one statement, LanceDB plans it (no scan)."""
-    try:
-        statements = duckdb.extract_statements(f"SELECT 1 FROM t WHERE {where}")
-        if len(statements) != 1:
-            raise ValueError("more than one statement")
-        table.search(query).where(where, prefilter=True).limit(1).explain_plan()
-    except Exception as e:  # duckdb.ParserException, lance's RuntimeError/ValueError
-        raise ValueError(f"bad where filter {where!r}: {e}") from e

@@ -161,3 +161,25 @@ def test_small_table_is_an_exact_scan(tmp_path):
     assert vs.index_info("big")["kind"] == "flat"
     queries = clustered(20, seed=4)
     assert recall_of(vs, base, queries) == 1.0
+
+
+def test_atelier_index_sets_a_target_that_later_rebuilds_keep(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli.commands import app
+    from store import vector_index
+
+    monkeypatch.setattr(vector_index, "FLAT_ROWS", 2_000)
+    home = tmp_path / "home"
+    base = clustered(4_000)
+    vs = VectorStore(home)
+    vs.upsert("big", make_rows(base))
+    result = CliRunner().invoke(app, ["index", "big", "--recall", "0.9", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "IVF-Flat over 4,000 rows" in result.output and "target 0.9" in result.output
+    vs.upsert("big", make_rows(clustered(100, seed=5), start=4_000))
+    vs.compact("big")
+    assert vs.ensure_indexes("big")  # the embed job's rebuild: the stored target, not the default
+    assert vs.index_info("big")["calibration"]["target"] == 0.9 and vs.index_info("big")["rows"] == 4_100
+    missing = CliRunner().invoke(app, ["index", "nosuch", "--home", str(home)])
+    assert missing.exit_code != 0 and "unknown vector space 'nosuch'" in missing.output

@@ -287,3 +287,37 @@ def pca(
         fail(e)
     out.print(json.dumps({"space": space, "n": result.n, "explained_variance_ratio": [round(v, 4) for v in result.explained_variance_ratio]}))
     out.print(f"scatter: {result.png_path}\nvariance: {result.json_path}")
+
+
+@models_app.command()
+def index(
+    space: Annotated[str, typer.Argument(help="Embedding space (the table vectors_SPACE), e.g. resnet.")],
+    recall: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Recall@10 target the search probes are calibrated "
+                                                 "to (kept for later rebuilds; default: the stored one, else 0.95).")] = None,
+    home: Home = DEFAULT_HOME,
+) -> None:
+    """(Re)build the search index of a vector space for its current rows: an exact in-memory scan
+    below 20,000 rows, above that IVF-Flat whose probes are calibrated on the space's own vectors
+    to reach the recall target (overall and per semantic_category). `atelier embed` does this
+    after every run; use this command to change the target or after writing to the table yourself.
+
+    Example: `atelier index resnet --recall 0.98 --home ./home`
+    """
+    from flows.jobs.index import index_space
+    from store.locks import LockHeld
+
+    try:
+        info = index_space(home, space, recall)
+    except (KeyError, ValueError, LockHeld) as e:
+        fail(e)
+    calibration = info.get("calibration") or {}
+    if info.get("kind") == "ivf":
+        out.print(f"vectors_{space}: IVF-Flat over {info['rows']:,} rows, {info['partitions']} partitions, "
+                  f"{info['nprobes']} probed per query (recall@{calibration.get('k')} {calibration.get('recall')} on "
+                  f"{calibration.get('queries')} of its own vectors, target {calibration.get('target')}"
+                  f"{'' if calibration.get('met') else ': NOT met, the best found is used'}); built in {info['seconds']} s")  # fmt: skip
+        per = calibration.get("per_category") or {}
+        if per:
+            out.print("filtered by semantic_category: " + ", ".join(f"{c} {v['nprobes']} probes (recall {v['recall']})" for c, v in per.items()))
+    else:
+        out.print(f"vectors_{space}: {info.get('rows', 0):,} rows, searched exactly (a scan in memory: under 20,000 rows)")
