@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from store import vector_health, vector_index
 from store.tables import SchemaError
-from store.vector_health import DamagedSpaceError
+from store.vector_health import DamagedSpaceError, lance_filter  # noqa: F401 (re-exported)
 from store.vector_index import CACHE
 from store.vector_search import METRIC, RESULT_COLUMNS, VectorSearch  # noqa: F401 (re-exported)
 
