@@ -72,55 +72,39 @@ class AnnIndex:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def search(self, query: np.ndarray, k: int, mask: np.ndarray | None = None, nprobes: int | None = None,
-               exact: bool = False, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def search(self, query: np.ndarray, k: int, rows: RowFilter | None = None, nprobes: int | None = None,
+               exact: bool = False, normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Positions and cosine similarities of the ``k`` nearest rows to ``query``, nearest first.
-        ``mask``: only rows where it is True (``counts``: its matches per partition, when cached);
-        ``nprobes``: partitions to probe (default: the calibrated value); ``exact``: scan all."""
-        q = unit(query)
+        ``rows``: only those rows (`row_filter`); ``nprobes``: partitions to probe (default: the
+        calibrated value); ``exact``: scan all; ``normalized``: the query is a unit vector already."""
+        q = np.asarray(query, np.float32) if normalized else unit(query)
         p = self.params
-        if exact or p.kind == "flat" or p.partitions <= 1:
-            return self._scan(q, k, [(0, self.rows)], mask)
-        if mask is None:
-            probes = nprobes or p.nprobes
-            order = _nearest(self.centroids @ q, probes)
-            return self._scan(q, k, [(self.offsets[i], self.offsets[i + 1]) for i in order], None)
-        counts = np.add.reduceat(mask, self.offsets[:-1]) if counts is None else counts
-        matched = int(counts.sum())
-        if matched <= self.scan_budget(nprobes):  # fewer matches than one probe scans: all of them, exactly
-            return self._scan(q, k, [(0, self.rows)], mask)
-        probes = nprobes or p.nprobes_other_filters
+        flat = exact or p.kind == "flat" or p.partitions <= 1
+        if rows is None:
+            if flat:
+                return _top(self.vectors @ q, np.arange(self.rows), k)
+            order = _nearest(self.centroids @ q, nprobes or p.nprobes)
+            bounds = [(self.offsets[i], self.offsets[i + 1]) for i in order]
+            scores = np.concatenate([self.vectors[a:b] @ q for a, b in bounds])
+            return _top(scores, np.concatenate([np.arange(a, b) for a, b in bounds]), k)
+        if flat or len(rows.positions) <= self.scan_budget(nprobes):  # fewer matches than a probe scans: all, exactly
+            return _top(self.vectors[rows.positions] @ q, rows.positions, k)
         ranked = np.argsort(-(self.centroids @ q))
-        ranked = ranked[counts[ranked] > 0]
-        take = max(probes, int(np.searchsorted(np.cumsum(counts[ranked]), k)) + 1)  # at least k matches
-        return self._scan(q, k, [(self.offsets[i], self.offsets[i + 1]) for i in ranked[:take]], mask)
+        ranked = ranked[rows.counts[ranked] > 0]
+        take = max(nprobes or p.nprobes_other_filters, int(np.searchsorted(np.cumsum(rows.counts[ranked]), k)) + 1)
+        picked = np.concatenate([rows.positions[rows.bounds[i]:rows.bounds[i + 1]] for i in ranked[:take]])
+        return _top(self.vectors[picked] @ q, picked, k)
+
+    def row_filter(self, mask: np.ndarray) -> RowFilter:
+        """The rows where ``mask`` is True, grouped by partition (what a filtered search probes)."""
+        positions = np.flatnonzero(mask)
+        bounds = np.searchsorted(positions, self.offsets)
+        return RowFilter(positions, bounds, np.diff(bounds))
 
     def scan_budget(self, nprobes: int | None = None) -> int:
         """Rows an unfiltered query scans on average (the centroids included)."""
         p = self.params
         return int((nprobes or p.nprobes) * self.rows / max(1, p.partitions)) + p.partitions
-
-    def _scan(self, q: np.ndarray, k: int, ranges: list[tuple[int, int]], mask: np.ndarray | None):
-        parts, pos = [], []
-        for a, b in ranges:
-            if b <= a:
-                continue
-            if mask is None:
-                parts.append(self.vectors[a:b] @ q)
-                pos.append(np.arange(a, b))
-            else:
-                idx = a + np.flatnonzero(mask[a:b])
-                if len(idx):
-                    parts.append(self.vectors[idx] @ q)
-                    pos.append(idx)
-        if not parts:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        scores, positions = np.concatenate(parts), np.concatenate(pos)
-        if len(scores) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
-            scores, positions = scores[top], positions[top]
-        order = np.lexsort((positions, -scores))  # nearest first; ties by position (deterministic)
-        return positions[order], scores[order]
 
     # -- rows --------------------------------------------------------------------------------------
 
@@ -203,6 +187,25 @@ def _filesystem(uri: str):
     from pyarrow import fs
 
     return fs.FileSystem.from_uri(uri)
+
+
+@dataclass
+class RowFilter:
+    """Rows a filter keeps: their positions (ascending, so grouped by partition), where each
+    partition's start in ``positions`` (``bounds``), and how many each partition holds."""
+
+    positions: np.ndarray
+    bounds: np.ndarray
+    counts: np.ndarray
+
+
+def _top(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (position, score) pairs, best first; ties by position (deterministic)."""
+    if len(scores) > k:
+        top = np.argpartition(-scores, k - 1)[:k]
+        scores, positions = scores[top], positions[top]
+    order = np.lexsort((positions, -scores))
+    return positions[order], scores[order]
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -3,7 +3,10 @@
 A sample of the stored rows is used as queries (each query's own row left out, as `atelier
 neighbours` leaves the item out); their exact top k come from a scan of every row. The number of
 probed partitions is doubled until recall@k reaches the target, then bisected down to the
-smallest value that still reaches it. The same is done per semantic_category with the category
+smallest value that still reaches it. "Reaches" means the lower end of the 95% bootstrap
+interval of the mean recall over the sampled queries is at or above the target, so the value
+holds for new queries, not only for the sample (measured: the point estimate alone gave 0.929
+on held-out queries for a 0.95 target). The same is done per semantic_category with the category
 as the filter (a filtered search probes only partitions holding matching rows, so it needs its
 own count). Recall counts ties: a returned row scores as a hit when its similarity is at least
 the k-th exact one (minus float rounding), so equal vectors cannot make an exact search miss.
@@ -18,11 +21,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from store.ann import AnnIndex
+from store.ann import AnnIndex, RowFilter
 
 TIE_EPS = 1e-5  # float rounding between the batched exact scan and one query's scan
-QUERIES = 200  # sampled queries for the unfiltered count
-QUERIES_PER_CATEGORY = 50  # and per category (every category with more than k rows)
+QUERIES = 300  # sampled queries for the unfiltered count
+QUERIES_PER_CATEGORY = 100  # and per category (every category with more than k rows)
+RESAMPLES = 1000  # bootstrap resamples of the per-query recalls
 MAX_CATEGORIES = 64  # a column with more distinct values than this is not calibrated per value
 
 
@@ -42,15 +46,27 @@ def kth_exact(index: AnnIndex, positions: np.ndarray, k: int, mask: np.ndarray |
     return out
 
 
-def recall(index: AnnIndex, positions: np.ndarray, kth: np.ndarray, k: int, nprobes: int,
-           mask: np.ndarray | None = None, counts: np.ndarray | None = None) -> float:  # fmt: skip
-    """Mean recall@k of the index's search at ``nprobes`` for these query rows (own row left out)."""
-    hits = 0
-    for pos, floor in zip(positions, kth):
-        found, scores = index.search(index.vectors[pos], k + 1, mask=mask, nprobes=nprobes, counts=counts)
+def recalls(index: AnnIndex, positions: np.ndarray, kth: np.ndarray, k: int, nprobes: int,
+            rows: RowFilter | None = None) -> np.ndarray:  # fmt: skip
+    """Recall@k of the index's search at ``nprobes`` for each query row (its own row left out)."""
+    out = np.empty(len(positions))
+    for i, (pos, floor) in enumerate(zip(positions, kth)):
+        found, scores = index.search(index.vectors[pos], k + 1, rows, nprobes, normalized=True)
         scores = scores[found != pos][:k]
-        hits += int((scores >= floor - TIE_EPS).sum())
-    return hits / (k * len(positions))
+        out[i] = int((scores >= floor - TIE_EPS).sum()) / k
+    return out
+
+
+def recall(index: AnnIndex, positions: np.ndarray, kth: np.ndarray, k: int, nprobes: int, rows: RowFilter | None = None) -> float:
+    """Mean recall@k over the query rows (`recalls`)."""
+    return float(recalls(index, positions, kth, k, nprobes, rows).mean())
+
+
+def lower_bound(values: np.ndarray, seed: int = 0) -> float:
+    """The 2.5th percentile of the bootstrap distribution of the mean of ``values``."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (RESAMPLES, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5))
 
 
 def smallest_probes(reach: Callable[[int], float], target: float, most: int) -> tuple[int, float, bool]:
@@ -89,22 +105,31 @@ def calibrate(index: AnnIndex, target: float = 0.95, k: int = 10, seed: int = 0,
     most = min(p.partitions, max_nprobes or p.partitions)
     queries = np.sort(rng.choice(index.rows, min(QUERIES, index.rows), replace=False))
     kth = kth_exact(index, queries, k)
-    p.nprobes, reached, met = smallest_probes(lambda n: recall(index, queries, kth, k, n), target, most)
-    record = {"target": target, "k": k, "queries": len(queries), "recall": round(reached, 4), "met": met,
-              "max_nprobes": most, "per_category": {}}  # fmt: skip
+    means: dict = {}
+
+    def reach(n: int, qs: np.ndarray, kth: np.ndarray, rows: RowFilter | None = None) -> float:
+        values = recalls(index, qs, kth, k, n, rows)
+        means[n] = float(values.mean())
+        return lower_bound(values)
+
+    p.nprobes, low, met = smallest_probes(lambda n: reach(n, queries, kth), target, most)
+    record = {"target": target, "k": k, "queries": len(queries), "recall": round(means[p.nprobes], 4), "recall_low95": round(low, 4),
+              "met": met, "max_nprobes": most, "per_category": {}}  # fmt: skip
     values = index.meta[category_column].to_numpy(zero_copy_only=False) if category_column in index.meta.column_names else None
     distinct = [v for v in dict.fromkeys(values.tolist()) if v is not None] if values is not None else []
     for value in sorted(distinct)[:MAX_CATEGORIES] if len(distinct) <= MAX_CATEGORIES else []:
         mask = values == value
         if mask.sum() <= k:
             continue
-        counts = np.add.reduceat(mask, index.offsets[:-1])
+        rows = index.row_filter(mask)
         members = np.flatnonzero(mask)
         qs = np.sort(rng.choice(members, min(QUERIES_PER_CATEGORY, len(members)), replace=False))
         kth_c = kth_exact(index, qs, k, mask)
-        n, r, ok = smallest_probes(lambda n: recall(index, qs, kth_c, k, n, mask, counts), target, most)  # noqa: B023
+        means.clear()
+        n, low, ok = smallest_probes(lambda n: reach(n, qs, kth_c, rows), target, most)  # noqa: B023
         p.nprobes_filtered[value] = n
-        record["per_category"][value] = {"nprobes": n, "recall": round(r, 4), "queries": len(qs), "met": ok}
+        record["per_category"][value] = {"nprobes": n, "recall": round(means[n], 4), "recall_low95": round(low, 4),
+                                         "queries": len(qs), "met": ok}  # fmt: skip
         met = met and ok
     p.nprobes_other_filters = max([p.nprobes, *p.nprobes_filtered.values()])
     record["met"] = met

@@ -49,7 +49,7 @@ class SpaceCache:
 
     dataset: object | None = None  # lance.LanceDataset, reopened when the table's version moves
     index: AnnIndex | None = None
-    masks: OrderedDict = field(default_factory=OrderedDict)  # where -> (mask, counts per partition)
+    masks: OrderedDict = field(default_factory=OrderedDict)  # where -> ann.RowFilter
     warned_version: int | None = None  # the version a stale-index warning was given for
 
 
@@ -244,9 +244,9 @@ def current_index(uri: str, path: str, space: str, flat_rows: int | None = None,
         return index
 
 
-def filter_mask(uri: str, path: str, space: str, index: AnnIndex, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mask over the index's rows, matches per partition) of the rows ``where`` keeps, evaluated
-    by Lance on the index's table version; cached per filter text."""
+def filter_rows(uri: str, path: str, space: str, index: AnnIndex, where: str) -> ann.RowFilter:
+    """The index's rows that ``where`` keeps (`store.ann.RowFilter`), evaluated by Lance on the
+    index's table version; cached per filter text."""
     cached = CACHE.space(uri, space)
     hit = cached.masks.get(where)
     if hit is not None:
@@ -254,8 +254,7 @@ def filter_mask(uri: str, path: str, space: str, index: AnnIndex, where: str) ->
         return hit
     ds = dataset(uri, path, space)
     rowids = ds.to_table(columns=[], filter=where, with_row_id=True)["_rowid"].to_numpy()
-    mask = index.mask_of_rowids(rowids)
-    value = (mask, np.add.reduceat(mask, index.offsets[:-1]))
+    value = index.row_filter(index.mask_of_rowids(rowids))
     cached.masks[where] = value
     while len(cached.masks) > MASKS_PER_SPACE:
         cached.masks.popitem(last=False)

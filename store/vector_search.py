@@ -64,8 +64,10 @@ class VectorSearch:
         (`store.vector_index`): ``nprobes`` overrides its calibrated probes, ``exact=True``
         scans every row. Without a current index (the table changed since it was built) LanceDB
         searches exactly (``refine_factor`` applies to a LanceDB vector index, if one exists)."""
-        table = self.table(space)
-        dim = table.schema.field("vector").type.list_size
+        table = self.table(space)  # opened once per process: UnknownSpaceError when there is none
+        with self._reading(space):
+            index = vector_index.current_index(self.uri, self.path(space), space)
+        dim = index.params.dim if index is not None else table.schema.field("vector").type.list_size
         query = np.asarray(vector, dtype=np.float32)
         if query.ndim != 1 or query.shape[0] != dim:
             raise ValueError(f"query vector has shape {query.shape}, vector space {space!r} stores dim {dim}")
@@ -75,9 +77,8 @@ class VectorSearch:
             raise ValueError(f"k must be positive, got {k}")
         excluded = [] if exclude is None else [exclude] if isinstance(exclude, str) else list(exclude)
         where = where if where and where.strip() else None
-        with self._reading(space):
-            index = vector_index.current_index(self.uri, self.path(space), space)
-            if index is not None:
+        if index is not None:
+            with self._reading(space):
                 return self._search_index(space, index, table, query, k, where, excluded, nprobes, exact)
         clauses = [f"({where})"] if where else []
         if excluded:
@@ -101,22 +102,21 @@ class VectorSearch:
     def _search_index(self, space, index, table, query, k, where, excluded, nprobes, exact) -> pa.Table:
         if index.rows == 0:
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
-        mask = counts = None
+        rows = None
         if where:
             if where not in vector_index.CACHE.space(self.uri, space).masks:
                 _validate_where(table, where, query)
-            mask, counts = vector_index.filter_mask(self.uri, self.path(space), space, index, where)
+            rows = vector_index.filter_rows(self.uri, self.path(space), space, index, where)
             category = _category_of(where, index.params.nprobes_filtered)
             nprobes = nprobes or index.params.nprobes_filtered.get(category)
-        positions, scores = index.search(query, k + len(excluded), mask, nprobes, exact, counts)
+        positions, scores = index.search(query, k + len(excluded), rows, nprobes, exact)
         columns = [*RESULT_COLUMNS, *(["text"] if "text" in index.meta.column_names else [])]
-        rows = index.rows_at(positions, columns)
-        keep = [i for i, item in enumerate(rows["item_id"]) if item not in excluded][:k] if excluded else None
-        result = {c: v if keep is None else [v[i] for i in keep] for c, v in rows.items()}
+        found = index.rows_at(positions, columns)
+        keep = [i for i, item in enumerate(found["item_id"]) if item not in excluded][:k] if excluded else None
+        result = {c: v if keep is None else [v[i] for i in keep] for c, v in found.items()}
         distance = (1.0 - scores).astype(np.float32)
         result["_distance"] = distance if keep is None else distance[keep]
-        schema = table.schema
-        return pa.table({c: pa.array(v, schema.field(c).type if c in schema.names else pa.float32()) for c, v in result.items()})
+        return pa.table({c: pa.array(v, pa.float32() if c == "_distance" else pa.string()) for c, v in result.items()})
 
     def search_hybrid(self, space: str, vector: Iterable[float], text: str, k: int = 10,
                       where: str | None = None) -> pa.Table:  # fmt: skip

@@ -313,7 +313,8 @@ def index(
     calibration = info.get("calibration") or {}
     if info.get("kind") == "ivf":
         out.print(f"vectors_{space}: IVF-Flat over {info['rows']:,} rows, {info['partitions']} partitions, "
-                  f"{info['nprobes']} probed per query (recall@{calibration.get('k')} {calibration.get('recall')} on "
+                  f"{info['nprobes']} probed per query (recall@{calibration.get('k')} {calibration.get('recall')}, 95% lower bound "
+                  f"{calibration.get('recall_low95')}, on "
                   f"{calibration.get('queries')} of its own vectors, target {calibration.get('target')}"
                   f"{'' if calibration.get('met') else ': NOT met, the best found is used'}); built in {info['seconds']} s")  # fmt: skip
         per = calibration.get("per_category") or {}
