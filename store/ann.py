@@ -53,6 +53,7 @@ class AnnParams:
     nprobes_filtered: dict[str, int] = field(default_factory=dict)  # per semantic_category (calibrated)
     nprobes_other_filters: int = 1  # for any other filter: the largest of the per-category values
     calibration: dict = field(default_factory=dict)  # target, recall reached, queries, met, ...
+    stamp: int | None = None  # the table version's manifest time (`store.vector_index.version_stamp`)
 
 
 class AnnIndex:

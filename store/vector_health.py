@@ -27,6 +27,22 @@ import pyarrow.compute as pc
 IDS_PER_DELETE = 2_000  # item ids per delete filter (one commit each)
 
 
+SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+class UnknownSpaceError(KeyError, ValueError):
+    """A space (`vectors_<space>` table) that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+def check_space(space: str) -> None:
+    if not isinstance(space, str) or not SPACE_RE.match(space):
+        raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
+
+
+
 class DamagedSpaceError(ValueError):
     """A vector table that cannot be read: its manifest or some of its data files are damaged or
     gone. ``path`` is the table's folder (``<home>/vectors/vectors_<space>.lance``)."""

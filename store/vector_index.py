@@ -11,8 +11,9 @@ of bookkeeping instead of LanceDB round trips.
   version (checked per query through Lance's version hint, ~10 us), and otherwise falls back to
   LanceDB's own search (exact), with one warning naming the fix.
 - The scalar index on semantic_category (a bitmap) serves that fallback's filters.
-- `Cache` keeps, per process: LanceDB connections and opened tables, each space's Lance dataset
-  and loaded index, and filter masks (the rows a ``where`` keeps, evaluated by Lance once per
+- `Cache` keeps, per process: LanceDB connections, each space's Lance dataset (reopened when
+  the table's version moves or the table was made again: `version_stamp`) and loaded index, and
+  filter masks (the rows a ``where`` keeps, evaluated by Lance once per
   table version and filter; at most `MASKS_PER_SPACE` per space).
 
 Measured on 2 cores (`bench/bench_search.py`, `bench/results/search.json`): see the README.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 from collections import OrderedDict
@@ -48,18 +50,18 @@ class SpaceCache:
     """What one process keeps of one space."""
 
     dataset: object | None = None  # lance.LanceDataset, reopened when the table's version moves
+    stamp: int | None = None  # `version_stamp` of the dataset's version
     index: AnnIndex | None = None
     masks: OrderedDict = field(default_factory=OrderedDict)  # where -> ann.RowFilter
     warned_version: int | None = None  # the version a stale-index warning was given for
 
 
 class Cache:
-    """Per-process: connections, tables and spaces, keyed by the database URI."""
+    """Per-process: connections and spaces, keyed by the database URI."""
 
     def __init__(self):
         self.lock = threading.RLock()
         self.connections: dict[str, object] = {}
-        self.tables: dict[tuple[str, str], object] = {}
         self.spaces: dict[tuple[str, str], SpaceCache] = {}
 
     def connect(self, uri: str):
@@ -74,9 +76,8 @@ class Cache:
     def forget(self, uri: str, name: str | None = None) -> None:
         """Drop what is cached of table ``name`` (all tables of ``uri`` when None)."""
         with self.lock:
-            for store in (self.tables, self.spaces):
-                for key in [key for key in store if key[0] == uri and (name is None or key[1] == name)]:
-                    del store[key]
+            for key in [key for key in self.spaces if key[0] == uri and (name is None or key[1] == name)]:
+                del self.spaces[key]
 
     def space(self, uri: str, name: str) -> SpaceCache:
         with self.lock:
@@ -94,17 +95,34 @@ def index_folder(uri: str, space: str, version: int) -> str:
     return f"{index_root(uri)}/{space}-v{version}"
 
 
+def version_stamp(path: str, version: int) -> int | None:
+    """What tells one table version from another with the same number (a table dropped and made
+    again restarts its versions): the modification time of the version's manifest file, for a
+    local table; None for an object store (the number alone decides there)."""
+    if "://" in path:
+        return None
+    for name in (f"{2**64 - 1 - version}.manifest", f"{version}.manifest"):  # Lance's V2 and V1 manifest names
+        try:
+            return os.stat(os.path.join(path, "_versions", name)).st_mtime_ns
+        except OSError:
+            continue
+    return None
+
+
 def dataset(uri: str, path: str, space: str):
-    """The space's Lance dataset at its latest version (cached; reopened when the version moved)."""
+    """The space's Lance dataset at its latest version (cached; reopened when the version moved
+    or the table was made again). Lance's error when there is no table."""
     import lance
 
     cached = CACHE.space(uri, space)
     ds = cached.dataset
-    if ds is None:
+    try:
+        fresh = ds is not None and ds.latest_version == ds.version and version_stamp(path, ds.version) == cached.stamp
+    except Exception:  # noqa: BLE001 - the table went away under the handle: reopen (and say so, if it is gone)
+        fresh = False
+    if not fresh:
         ds = lance.dataset(path)
-    elif ds.latest_version != ds.version:
-        ds = lance.dataset(path)
-    cached.dataset = ds
+        cached.dataset, cached.stamp = ds, version_stamp(path, ds.version)
     return ds
 
 
@@ -145,6 +163,7 @@ def build_index(uri: str, path: str, space: str, recall: float | None = None, fl
     vectors, rowids, meta = read_for_index(ds)
     kind = "ivf" if len(rowids) >= (FLAT_ROWS if flat_rows is None else flat_rows) else "flat"
     index = ann.build(vectors, rowids, meta, ds.version, kind)
+    index.params.stamp = CACHE.space(uri, space).stamp
     del vectors
     if index.params.kind == "ivf":
         record = calibrate(index, recall, max_nprobes=max_nprobes)
@@ -219,20 +238,25 @@ def current_index(uri: str, path: str, space: str, flat_rows: int | None = None,
     rebuilds it)."""
     cached = CACHE.space(uri, space)
     ds = dataset(uri, path, space)
-    version = ds.version
-    if cached.index is not None and cached.index.params.version == version:
+    version, stamp = ds.version, cached.stamp
+
+    def matches(index: AnnIndex | None) -> bool:
+        return index is not None and index.params.version == version and index.params.stamp == stamp
+
+    if matches(cached.index):
         return cached.index
     with CACHE.lock:
-        if cached.index is not None and cached.index.params.version == version:
+        if matches(cached.index):
             return cached.index
-        folder = index_folder(uri, space, version)
         try:
-            index = AnnIndex.load(folder)
+            index = AnnIndex.load(index_folder(uri, space, version))
         except (FileNotFoundError, OSError):
             index = None
+        index = index if matches(index) else None
         if index is None and ds.count_rows() < (FLAT_ROWS if flat_rows is None else flat_rows):
             vectors, rowids, meta = read_for_index(ds)
             index = ann.build(vectors, rowids, meta, version, "flat")
+            index.params.stamp = stamp
         if index is None:
             if warn and cached.warned_version != version:
                 cached.warned_version = version

@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from store import vector_index
-from store.vector_health import lance_filter
+from store.vector_health import DamagedSpaceError, UnknownSpaceError, lance_filter
+from store.vector_health import check_space as _check_space
 
 METRIC = "cosine"
 RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
@@ -33,8 +34,8 @@ class VectorSearch:
     def get_item(self, space: str, item_id: str) -> dict:
         """{"vector", "semantic_category"} of ``item_id`` (one read); KeyError when it is not in the space.
         With a current index the row is found by its id there and read by row id (no scan)."""
+        index = self._index(space)
         with self._reading(space):
-            index = vector_index.current_index(self.uri, self.path(space), space)
             found = index.position_of(item_id) if index is not None else None
             if found is not None and found < 0:
                 raise KeyError(f"item {item_id!r} is not in vector space {space!r}")
@@ -64,9 +65,8 @@ class VectorSearch:
         (`store.vector_index`): ``nprobes`` overrides its calibrated probes, ``exact=True``
         scans every row. Without a current index (the table changed since it was built) LanceDB
         searches exactly (``refine_factor`` applies to a LanceDB vector index, if one exists)."""
-        table = self.table(space)  # opened once per process: UnknownSpaceError when there is none
-        with self._reading(space):
-            index = vector_index.current_index(self.uri, self.path(space), space)
+        index = self._index(space)
+        table = self.table(space) if index is None else None  # LanceDB's search: no current index
         dim = index.params.dim if index is not None else table.schema.field("vector").type.list_size
         query = np.asarray(vector, dtype=np.float32)
         if query.ndim != 1 or query.shape[0] != dim:
@@ -79,7 +79,7 @@ class VectorSearch:
         where = where if where and where.strip() else None
         if index is not None:
             with self._reading(space):
-                return self._search_index(space, index, table, query, k, where, excluded, nprobes, exact)
+                return self._search_index(space, index, query, k, where, excluded, nprobes, exact)
         clauses = [f"({where})"] if where else []
         if excluded:
             clauses.append(lance_filter("item_id", excluded, negate=True))
@@ -99,13 +99,25 @@ class VectorSearch:
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
         return found
 
-    def _search_index(self, space, index, table, query, k, where, excluded, nprobes, exact) -> pa.Table:
+    def _index(self, space: str):
+        """The space's current in-process index (`store.vector_index.current_index`; no LanceDB
+        round trip once cached), None without one; `UnknownSpaceError` when there is no space."""
+        _check_space(space)
+        try:
+            with self._reading(space):
+                return vector_index.current_index(self.uri, self.path(space), space)
+        except (ValueError, OSError) as e:
+            if isinstance(e, DamagedSpaceError) or space in self.spaces():
+                raise
+            raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}") from None
+
+    def _search_index(self, space, index, query, k, where, excluded, nprobes, exact) -> pa.Table:
         if index.rows == 0:
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
         rows = None
         if where:
             if where not in vector_index.CACHE.space(self.uri, space).masks:
-                _validate_where(table, where, query)
+                _validate_where(self.table(space), where, query)
             rows = vector_index.filter_rows(self.uri, self.path(space), space, index, where)
             category = _category_of(where, index.params.nprobes_filtered)
             nprobes = nprobes or index.params.nprobes_filtered.get(category)

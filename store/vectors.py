@@ -14,7 +14,7 @@ files are gone; the reads raise it too when Lance fails on a damaged table.
 
 Search goes through the in-process index of the table's current version (`store.vector_index`:
 an exact in-memory scan for small tables, IVF-Flat calibrated to a recall target above
-`FLAT_ROWS` rows), with connections, tables and filter masks cached per process; when the saved
+`FLAT_ROWS` rows), with connections, datasets and filter masks cached per process; when the saved
 index is of an older version it falls back to LanceDB's search. Indexes are built by
 `ensure_indexes`; compaction is left to the caller: the embed job calls `compact(space)` once at
 its end, then `ensure_indexes` (every `merge_insert` adds a version and a fragment; `compact`
@@ -24,7 +24,6 @@ merges the fragments and drops the old versions).
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -36,13 +35,13 @@ import pyarrow.compute as pc
 
 from store import vector_health, vector_index
 from store.tables import SchemaError
-from store.vector_health import DamagedSpaceError, lance_filter  # noqa: F401 (re-exported)
+from store.vector_health import SPACE_RE, DamagedSpaceError, UnknownSpaceError, lance_filter  # noqa: F401 (re-exported)
+from store.vector_health import check_space as _check_space
 from store.vector_index import CACHE
 from store.vector_search import METRIC, RESULT_COLUMNS, VectorSearch  # noqa: F401 (re-exported)
 
 PREFIX = "vectors_"
 BATCH_SIZE = 50_000
-SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
 def vector_schema(dim: int, text: bool = False) -> pa.Schema:
@@ -61,13 +60,6 @@ def vector_schema(dim: int, text: bool = False) -> pa.Schema:
         pa.field("vector", pa.list_(pa.float32(), int(dim))),
         *([pa.field("text", pa.string())] if text else []),
     ])  # fmt: skip
-
-
-class UnknownSpaceError(KeyError, ValueError):
-    """A space (`vectors_<space>` table) that does not exist."""
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
 
 
 def conform_vectors(space: str, rows: pa.Table, dim: int | None = None, text: bool | None = None) -> pa.Table:
@@ -133,13 +125,9 @@ class VectorStore(VectorSearch):
     def table(self, space: str) -> lancedb.table.Table:
         """The LanceDB table of ``space``; `UnknownSpaceError` when there is none."""
         _check_space(space)
-        key = (self.uri, space)
-        table = CACHE.tables.get(key)
-        if table is None:  # opened once per process (the connection re-reads its version per call)
-            if space not in self.spaces():
-                raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
-            table = CACHE.tables[key] = self.db.open_table(PREFIX + space)
-        return table
+        if space not in self.spaces():
+            raise UnknownSpaceError(f"unknown vector space {space!r}; existing spaces: {self.spaces()}")
+        return self.db.open_table(PREFIX + space)
 
     def path(self, space: str) -> str:
         """The table's folder, ``<home>/vectors/vectors_<space>.lance``."""
@@ -309,11 +297,6 @@ class VectorStore(VectorSearch):
         """Every row of ``space`` (only ``columns`` when given), as Arrow."""
         with self._reading(space):
             return self.table(space).to_lance().to_table(columns=columns)
-
-
-def _check_space(space: str) -> None:
-    if not isinstance(space, str) or not SPACE_RE.match(space):
-        raise ValueError(f"bad vector space name {space!r}: use lower-case letters, digits and _")
 
 
 def _lance_error(e: BaseException) -> bool:
