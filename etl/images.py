@@ -17,15 +17,19 @@ refused from their declared size.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing as mp
 import os
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, UnidentifiedImageError
@@ -34,6 +38,7 @@ from etl.common import ReleaseRoot
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # declared width x height above this is refused before decoding (a decompression bomb)
 MAX_FILE_BYTES = 256 * 2**20  # a larger file is refused without being read
+CHUNK_ROWS = 4096  # images per unit of work (a worker's rows come back as one Arrow table)
 MIN_PARALLEL = 1000  # fewer images than this are probed in-process: forking workers would cost more
 PROBE_SCHEMA = pa.schema(
     [
@@ -102,12 +107,17 @@ def _decode(f) -> dict:
     return {"image_ok": True, "width": width, "height": height, "mode": mode, "labels": labels}
 
 
-def stat_existing(paths: pa.Array | Iterable[str], release: ReleaseRoot | None = None) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
-    """(size, mtime_ns) of the paths that exist as files, and the paths refused because they
-    are outside ``release`` (with the reason). One directory listing per folder and vectorised
-    set logic, so a release with most images missing costs no per-image work; a path that
-    escapes the release by its text is refused before anything touches the filesystem, its
-    folder is never listed."""
+STAT_SCHEMA = pa.schema([("image_path", pa.string()), ("file_size", pa.int64()), ("mtime_ns", pa.int64())])
+SLICE = 65_536  # paths turned into Python strings at a time (memory stays bounded whatever the release size)
+
+
+def stat_existing(paths: pa.Array | Iterable[str], release: ReleaseRoot | None = None) -> tuple[pa.Table, dict[str, str]]:
+    """The paths that exist as files, with their size and mtime_ns (a `STAT_SCHEMA` table, in the
+    order of the unique paths), and the paths refused because they are outside ``release`` (with
+    the reason). One directory listing per folder and vectorised set logic, so a release with
+    most images missing costs no per-image work; a path that escapes the release by its text is
+    refused before anything touches the filesystem, its folder is never listed. Bounded memory:
+    the paths stay Arrow, turned into Python strings ``SLICE`` at a time."""
     paths = pc.unique(pa.array(paths, pa.string()) if not isinstance(paths, pa.Array) else paths)
     refused: dict[str, str] = {}
     if release is not None:
@@ -117,31 +127,39 @@ def stat_existing(paths: pa.Array | Iterable[str], release: ReleaseRoot | None =
                 refused[path] = reason
         paths = paths.filter(pc.invert(pc.is_in(paths, pa.array(list(refused), pa.string()))))
     folders = pc.replace_substring_regex(paths, r"/[^/]*$", "")
-    listed: list[str] = []
+    listed: list[pa.Array] = []
     links: set[str] = set()
     for folder in pc.unique(folders).to_pylist():
         if release is not None and (reason := release.folder(folder or "/")):
             refused.update(dict.fromkeys(paths.filter(pc.equal(folders, folder)).to_pylist(), reason))
             continue
+        names: list[str] = []
         try:
             with os.scandir(folder or "/") as entries:
                 for e in entries:
-                    listed.append(f"{folder}/{e.name}")
+                    names.append(e.name)
                     if e.is_symlink():
-                        links.add(listed[-1])
+                        links.add(f"{folder}/{e.name}")
         except OSError:
             continue
-    found: dict[str, tuple[int, int]] = {}
-    for path in paths.filter(pc.is_in(paths, pa.array(listed, pa.string()))).to_pylist():
-        if path in links and release is not None and (reason := release.link(path)):
-            refused[path] = reason  # a symlink out: its target is never stat'ed nor opened
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            found[path] = (st.st_size, st.st_mtime_ns)
+        listed.append(pc.binary_join_element_wise(f"{folder}/", pa.array(names, pa.string()), ""))
+        del names
+    present = paths.filter(pc.is_in(paths, pa.chunked_array(listed, pa.string()) if listed else pa.array([], pa.string())))
+    keep = bytearray(len(present))  # 1 where the path is a regular file
+    sizes, mtimes = array("q", bytes(8 * len(present))), array("q", bytes(8 * len(present)))
+    for start in range(0, len(present), SLICE):
+        for k, path in enumerate(present.slice(start, SLICE).to_pylist(), start):
+            if path in links and release is not None and (reason := release.link(path)):
+                refused[path] = reason  # a symlink out: its target is never stat'ed nor opened
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                keep[k], sizes[k], mtimes[k] = 1, st.st_size, st.st_mtime_ns
+    found = pa.table([present, pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64())], schema=STAT_SCHEMA)
+    return found.filter(pa.array(np.frombuffer(keep, np.bool_))), refused
     return found, refused
 
 
@@ -149,8 +167,8 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _probe_chunk(chunk: list[tuple[str, int, int]]) -> list[dict]:
-    return [probe_image(*args) for args in chunk]
+def _probe_chunk(chunk: list[tuple[str, int, int]]) -> pa.Table:
+    return pa.Table.from_pylist([probe_image(*args) for args in chunk], schema=PROBE_SCHEMA)
 
 
 def pool_start_method() -> str | None:
@@ -184,38 +202,54 @@ def probe_images(
     exist get no row: callers treat them as missing images. ``on_progress(done, total)`` is
     called as images finish.
     """
-    stats, refused = stat_existing(paths, None if root is None else ReleaseRoot(root))
-    reuse: dict[str, dict] = {}
-    if previous is not None and previous.num_rows:
-        for row in previous.to_pylist():
-            st = stats.get(row["image_path"])
-            if st is not None and st == (row["file_size"], row["mtime_ns"]):
-                reuse[row["image_path"]] = row
-    todo = [(p, *st) for p, st in stats.items() if p not in reuse]
-    rows = list(reuse.values())
-    rows += [{**dict.fromkeys(PROBE_SCHEMA.names), "image_path": p, "image_ok": False, "error": reason} for p, reason in refused.items()]
-    reused = len(rows)
+    found, refused = stat_existing(paths, None if root is None else ReleaseRoot(root))
+    parts: list[pa.Table] = []
+    todo = found
+    if previous is not None and previous.num_rows:  # reuse the rows of files whose size and mtime are unchanged
+        previous = previous.filter(pc.is_in(previous["image_path"], found["image_path"]))
+        at = pc.index_in(previous["image_path"], found["image_path"])
+        same = pc.and_(pc.equal(previous["file_size"], pc.take(found["file_size"], at)),
+                       pc.equal(previous["mtime_ns"], pc.take(found["mtime_ns"], at)))  # fmt: skip
+        parts.append(previous.filter(same).select(PROBE_SCHEMA.names).cast(PROBE_SCHEMA))
+        todo = found.filter(pc.invert(pc.is_in(found["image_path"], parts[0]["image_path"])))
+    if refused:
+        parts.append(pa.Table.from_pylist([{**dict.fromkeys(PROBE_SCHEMA.names), "image_path": p, "image_ok": False, "error": reason}
+                                           for p, reason in refused.items()], schema=PROBE_SCHEMA))  # fmt: skip
     workers = workers or usable_cores()
+    total = todo.num_rows
     if on_progress:
-        on_progress(0, len(todo))
-    # chunks of work; a process per core when there is enough work to pay for the fork
-    n_chunks = 1 if workers == 1 or len(todo) < min_parallel else workers * 8
-    chunks = [todo[i::n_chunks] for i in range(n_chunks)]
-    if n_chunks == 1:
-        done = (_probe_chunk(c) for c in chunks)
-    elif method := pool_start_method():
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
-        done = pool.map(_probe_chunk, chunks)
-    else:  # no fork (macOS/Windows defaults): threads; Pillow and hashlib release the GIL while decoding
-        pool = ThreadPoolExecutor(workers)
-        done = pool.map(_probe_chunk, chunks)
+        on_progress(0, total)
+    # slices of work (at most CHUNK_ROWS paths: bounded memory); a process per core when there is enough work to pay for the fork
+    parallel = workers > 1 and total >= min_parallel
+    size = max(1, min(CHUNK_ROWS, -(-total // (workers * 8)))) if parallel else CHUNK_ROWS
+    slices = (list(zip(*(todo[c].slice(i, size).to_pylist() for c in STAT_SCHEMA.names))) for i in range(0, total, size))
+    if not parallel:
+        done = map(_probe_chunk, slices)
+    else:
+        method = pool_start_method()  # None: no fork (macOS/Windows defaults): threads; Pillow and hashlib release the GIL
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) if method else ThreadPoolExecutor(workers)
+        done = _bounded_map(pool, _probe_chunk, slices, 2 * workers)
+    n_done = 0
     try:
-        for chunk_rows in done:
-            rows += chunk_rows
+        for table in done:
+            parts.append(table)
+            n_done += table.num_rows
             if on_progress:
-                on_progress(len(rows) - reused, len(todo))
+                on_progress(n_done, total)
     finally:
-        if n_chunks > 1:
-            pool.shutdown()
-    rows.sort(key=lambda r: r["image_path"])
-    return pa.Table.from_pylist(rows, schema=PROBE_SCHEMA), len(todo)
+        if parallel:
+            pool.shutdown(cancel_futures=True)
+    table = pa.concat_tables(parts) if parts else PROBE_SCHEMA.empty_table()
+    return table.sort_by("image_path").combine_chunks(), total
+
+
+def _bounded_map(pool, fn: Callable, jobs: Iterable, in_flight: int) -> Iterator:
+    """``pool.map(fn, jobs)`` in order, with at most ``in_flight`` jobs submitted at a time
+    (Executor.map would build every job up front)."""
+    jobs = iter(jobs)
+    pending: deque = deque(pool.submit(fn, job) for job in itertools.islice(jobs, in_flight))
+    while pending:
+        result = pending.popleft().result()
+        for job in itertools.islice(jobs, 1):
+            pending.append(pool.submit(fn, job))
+        yield result

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
 
@@ -52,18 +53,35 @@ def _dataset_base():
     return Dataset
 
 
+def _values(values, optional: bool = True):
+    """A column as the dataset keeps it: an Arrow array stays Arrow (one Python object per item
+    only while it is read: a million paths cost their bytes, not a million strings), None for
+    an ``optional`` column whose every value is null; anything else becomes a list."""
+    if values is None:
+        return None
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        return None if optional and values.null_count == len(values) else values
+    return list(values)
+
+
+def _at(values, i: int):
+    return values[i].as_py() if isinstance(values, pa.Array) else values[i]
+
+
 class ImageFolderRows(_dataset_base()):
-    """Dataset over image paths (and optional integer labels)."""
+    """Dataset over image paths (and optional integer labels, h5 rows, crops): lists, or Arrow
+    arrays (kept as Arrow, see `_values`)."""
 
     def __init__(self, paths: Sequence[str], size: int, labels: Sequence[int] | None = None,
                  h5_index: Sequence[int | None] | None = None, crops: Sequence | None = None):
         for name, values in (("labels", labels), ("h5_index", h5_index), ("crops", crops)):
             if values is not None and len(values) != len(paths):
                 raise ValueError(f"{len(paths)} paths but {len(values)} {name}")
-        self.paths, self.size = list(paths), size
-        self.labels = list(labels) if labels is not None else None
-        self.h5_index = list(h5_index) if h5_index is not None else None
-        self.crops = list(crops) if crops is not None else None
+        self.paths, self.size = _values(paths, optional=False), size
+        self.labels = _values(labels)
+        self.h5_index = _values(h5_index)
+        self.crops = _values(crops)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -71,10 +89,10 @@ class ImageFolderRows(_dataset_base()):
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
 
-        label = self.labels[i] if self.labels is not None else -1
+        label = _at(self.labels, i) if self.labels is not None else -1
         try:
-            pixels = load_ref(self.paths[i], self.size, self.h5_index[i] if self.h5_index else None,
-                              self.crops[i] if self.crops else None)
+            pixels = load_ref(_at(self.paths, i), self.size, _at(self.h5_index, i) if self.h5_index is not None else None,
+                              _at(self.crops, i) if self.crops is not None else None)  # fmt: skip
             error = ""
         except Exception as e:  # a broken file: reported in the item, never raised
             pixels = np.zeros((self.size, self.size, 3), np.uint8)

@@ -289,8 +289,8 @@ def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, versi
     result.device = device
     size = int(config["image_size"])
     model_name = str(config.get("model_type", space))
-    dataset = ImageFolderRows(todo["image_path"].to_pylist(), size=size, h5_index=todo["h5_index"].to_pylist(),
-                              crops=todo["crop"].to_pylist())
+    # Arrow columns, not Python lists: the dataset holds a million rows as their bytes
+    dataset = ImageFolderRows(todo["image_path"], size=size, h5_index=todo["h5_index"], crops=todo["crop"])
     # workers are not forked from this process once LanceDB's runtime is loaded (not fork-safe):
     # a forkserver starts them; they begin decoding while the model loads
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,

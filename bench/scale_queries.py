@@ -1,0 +1,127 @@
+"""The query stage of `bench_scale.py`, and its memory comparison between two sizes.
+
+`run_queries(home, n, q)`, on a home where `bench_scale.py` embedded the ``resnet`` space:
+- neighbours: `flows.jobs.analyses.neighbours` of ``q`` items spread over the catalogue (k=10,
+  no gallery); floor: a numpy brute-force cosine scan of the same vectors (all of them held in
+  memory, normalised once), per query; recall@10 of the store's answer against the scan's;
+- complete: umBERT trained ``steps`` steps on the resnet space (setup, timed apart), then
+  `CompletionModel.complete` for ``q`` outfits (context = outfit minus its last item); floor:
+  the numpy scan restricted to the missing category;
+- search: a ``clip`` space of random vectors with every item's title (`benchutil.random_title_space`,
+  built and indexed as the store does: setup, timed apart), then `flows.jobs.search.search_text`
+  in ``text`` mode (full text: no CLIP model is trained at this scale); floor: a case-insensitive
+  substring scan of the titles column (pyarrow).
+Latencies are medians over the ``q`` queries, after one warm-up query each.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+K = 10
+
+
+def _median_ms(times: list[float]) -> float:
+    return round(1000 * statistics.median(times), 3)
+
+
+def _timed(fn, items) -> tuple[list[float], list]:
+    fn(items[0])  # warm-up: opens the table and its index
+    times, out = [], []
+    for it in items:
+        t = time.perf_counter()
+        out.append(fn(it))
+        times.append(time.perf_counter() - t)
+    return times, out
+
+
+def _row(name: str, times: list[float], floor: list[float], **extra) -> dict:
+    m, f = statistics.median(times), statistics.median(floor)
+    return {"median_ms": _median_ms(times), "p95_ms": round(1000 * sorted(times)[int(0.95 * (len(times) - 1))], 3),
+            "floor_median_ms": _median_ms(floor), "ratio_to_floor": round(m / f, 3), "queries": len(times), **extra}  # fmt: skip
+
+
+def _recall(found: list[list[str]], exact: list[list[str]]) -> float:
+    return round(statistics.mean(len(set(a) & set(e)) / len(e) for a, e in zip(found, exact) if e), 4)
+
+
+def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
+    import pyarrow.compute as pc
+    from benchutil import random_title_space
+
+    from flows.jobs.analyses import neighbours
+    from flows.jobs.complete import CompletionModel
+    from flows.jobs.outfits import load_outfits
+    from flows.jobs.search import search_text
+    from flows.jobs.train import train_model
+    from store import VectorStore
+
+    store = VectorStore(home)
+    t0 = time.perf_counter()
+    table = store.read("resnet", ["item_id", "semantic_category", "vector"])
+    ids = table["item_id"].to_numpy(zero_copy_only=False)
+    cats = table["semantic_category"].to_numpy(zero_copy_only=False)
+    matrix = table["vector"].combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    del table
+    load_s = time.perf_counter() - t0
+    position = {i: k for k, i in enumerate(ids.tolist())}
+
+    def scan(vector: np.ndarray, exclude: set[str], mask: np.ndarray | None = None) -> list[str]:
+        rows = np.flatnonzero(mask) if mask is not None else None
+        m = matrix[rows] if rows is not None else matrix
+        d = 1 - m @ (vector / np.linalg.norm(vector))
+        top = np.argpartition(d, K + len(exclude))[: K + len(exclude)]
+        top = top[np.argsort(d[top])]
+        pos = rows[top] if rows is not None else top
+        return [i for i in ids[pos].tolist() if i not in exclude][:K]
+
+    out: dict = {"items": n, "vectors_load_s": round(load_s, 3)}
+    chosen = [ids[i] for i in range(0, n, max(1, n // q))][:q]
+    times, found = _timed(lambda i: [r["item_id"] for r in neighbours(home, i, "resnet", k=K, gallery=False).rows], chosen)
+    floor, exact = _timed(lambda i: scan(matrix[position[i]], {i}), chosen)
+    out["neighbours"] = _row("neighbours", times, floor, recall_at_10_vs_scan=_recall(found, exact))
+
+    t = time.perf_counter()
+    train_model("umbert", home, space="resnet", steps=steps, eval_every=steps, log=lambda _: None)
+    setup = time.perf_counter() - t
+    outfits = [items for _, items in load_outfits(home, "nondisjoint", "test") if len(items) >= 2][:q]
+    cat_of = dict(zip(ids.tolist(), cats.tolist()))
+    model = CompletionModel(home, "umbert")
+    queries = [(items[:-1], cat_of[items[-1]]) for items in outfits]
+    times, found = _timed(lambda c: [r["item_id"] for r in model.complete(c[0], c[1], k=K, gallery=False).rows], queries)
+    vectors = [model.predict(c, m)[0] for c, m in queries]  # the same predicted vectors, for the scan
+    floor, exact = _timed(lambda j: scan(np.asarray(vectors[j], np.float32).reshape(-1), set(queries[j][0]), cats == queries[j][1]),
+                          list(range(len(queries))))  # fmt: skip
+    out["complete"] = _row("complete", times, floor, recall_at_10_vs_scan=_recall(found, exact), umbert_train_s=round(setup, 3),
+                           umbert_steps=steps)  # fmt: skip
+
+    t = time.perf_counter()
+    items, index_s = random_title_space(home, dim=128, model_version="random/v1", seed=0, space="clip")
+    setup = time.perf_counter() - t
+    titles = items["title"]
+    words = [" ".join(t.split()[:2]) for t in titles.take(list(range(0, n, max(1, n // q)))[:q]).to_pylist()]
+    times, _ = _timed(lambda w: search_text(home, w, k=K, mode="text").rows.num_rows, words)
+    floor, _ = _timed(lambda w: pc.sum(pc.match_substring(titles, w, ignore_case=True)).as_py(), words)
+    out["search"] = _row("search", times, floor, mode="text (full-text over titles)", clip_space_setup_s=round(setup, 3),
+                         clip_space_index_s=round(index_s, 3))  # fmt: skip
+    return out
+
+
+def memory_growth(small: dict, large: dict) -> dict:
+    """Peak RSS per stage at two sizes and the growth per added item (bytes)."""
+    n0, n1 = small["items"], large["items"]
+    if n0 == n1:
+        raise ValueError(f"both runs have {n0} items: compare two sizes")
+    (n0, r0), (n1, r1) = sorted([(n0, small["raw"]), (n1, large["raw"])])
+    out = {"sizes": [n0, n1], "per_stage": {}}
+    for stage in r1:
+        if stage in r0 and "peak_rss_mb" in r1[stage]:
+            a, b = r0[stage]["peak_rss_mb"], r1[stage]["peak_rss_mb"]
+            out["per_stage"][stage] = {f"peak_rss_mb_{n0}": a, f"peak_rss_mb_{n1}": b,
+                                       "bytes_per_added_item": round((b - a) * 2**20 / (n1 - n0), 1)}  # fmt: skip
+    return out
