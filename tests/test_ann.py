@@ -184,3 +184,17 @@ def test_atelier_index_sets_a_target_that_later_rebuilds_keep(tmp_path, monkeypa
     assert vs.index_info("big")["calibration"]["target"] == 0.9 and vs.index_info("big")["rows"] == 4_100
     missing = CliRunner().invoke(app, ["index", "nosuch", "--home", str(home)])
     assert missing.exit_code != 0 and "unknown vector space 'nosuch'" in missing.output
+
+
+def test_vectors_without_structure_get_an_exact_scan(tmp_path, monkeypatch):
+    from store import vector_index
+
+    monkeypatch.setattr(vector_index, "FLAT_ROWS", 1_000)
+    base = np.random.default_rng(6).standard_normal((4_000, 64)).astype(np.float32)  # i.i.d.: no clusters
+    vs = VectorStore(tmp_path / "home")
+    vs.upsert("big", make_rows(base))
+    vs.ensure_indexes("big", recall=0.99)
+    info = vs.index_info("big")
+    assert info["kind"] == "flat" and "every row is scanned" in info["calibration"]["exact"]
+    q = np.random.default_rng(7).standard_normal(64).astype(np.float32)
+    assert vs.search("big", q, k=10)["item_id"].to_pylist() == cosine_top_k(base, q, 10)
