@@ -9,10 +9,10 @@ Two homes are built in a temporary folder:
   steps on it and a tiny clip (10 steps, 32 px) embedded into ``clip`` (as `tests/test_api.py`);
 - catalogue: the real Polyvore reference (tests/data/polyvore: 112,491 real item ids and
   categories, the real outfits) ingested as `bench_complete.py` does, the random ``bench`` space
-  (IVF_PQ index), an umBERT trained a few steps on it, and a ``clip`` space over every item: the
+  (the store's index), an umBERT trained a few steps on it, and a ``clip`` space over every item: the
   demo's clip model copied in, random vectors of its dimension plus each item's title in the
-  ``text`` column (IVF_PQ + full-text index, as the store builds them above 100k rows). The
-  vectors are random: latency does not depend on their values.
+  ``text`` column (the store's index + full-text index, as `ensure_indexes` builds them: for random
+  vectors its calibration picks the exact scan, see `store.ann_calibrate`). The vectors are random.
 
 For each home a real `atelier api` process (`python -m flows.cli api`) on a free loopback port;
 after /health and a warm-up, measured over HTTP with one persistent httpx client, --queries each:
@@ -104,7 +104,7 @@ def build_catalogue(tmp: Path, demo_home: Path, steps: int) -> tuple[Path, dict]
     dim = int(encode_text(model, "red top")[0].shape[0])
     items, clip_index_s = random_title_space(home, dim, f"clip/{clip_src.name}", seed=1)
     n = items.num_rows
-    return home, {"items": n, "spaces": {SPACE: "random 128-d, IVF_PQ", "clip": f"random {dim}-d + titles, IVF_PQ + full-text"},
+    return home, {"items": n, "spaces": {SPACE: "random 128-d, store index", "clip": f"random {dim}-d + titles, store index + full-text"},
                   "vectors_are_random": True, "umbert_steps": steps, "bench_index_seconds": round(space["index_seconds"], 1),
                   "clip_index_seconds": round(clip_index_s, 1), "build_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 

@@ -9,8 +9,8 @@ Measured in one run (CPU unless a GPU is present):
   init: the size of `openai/clip-vit-base-patch32`), next to the resnet18 embedder on the same
   images at the same sides (the baseline);
 - text search at the real reference scale: the 112,491 real Polyvore ids and categories
-  (tests/data/polyvore) with their titles, random 128-d vectors (an IVF_PQ index and the
-  full-text index built as the store does above 100k rows); per query: the text encode, the
+  (tests/data/polyvore) with their titles, random 128-d vectors (the store's calibrated
+  index and the full-text index, built by `ensure_indexes`); per query: the text encode, the
   ANN vector search (and the same search exact, with recall@10 of ANN vs exact), the hybrid
   search (full-text + vector, rank fusion) and the full-text search alone: median and p95 ms.
 """

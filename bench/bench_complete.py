@@ -4,7 +4,8 @@
 
 The catalogue is the real Polyvore reference (tests/data/polyvore: 112,491 item ids with their
 categories, the real outfits) ingested into a temporary lake; there are no images, so every item
-gets a random 128-d vector (space ``bench``, IVF_PQ index built as the store does above 100k rows).
+gets a random 128-d vector (space ``bench``, indexed by `ensure_indexes` as the store does: for random
+vectors its calibration picks the exact scan, `store.ann_calibrate`).
 Measured in one run:
 - training throughput (outfits/s) of umBERT and WumBERT (WumBERT updates a 112,491 x 128 table);
 - `atelier complete` latency per query (model forward + category-filtered ANN search, context

@@ -34,8 +34,8 @@ def write_results(out: Path, results: dict) -> None:
 
 def random_title_space(home: Path, dim: int, model_version: str, seed: int, space: str = "clip"):
     """A ``space`` over every Polyvore item of ``home``: random ``dim``-d vectors (seeded) and each
-    item's title in the ``text`` column, indexed as the store does (IVF_PQ above 100k rows, full
-    text). Returns (the items table: item_id, semantic_category, title; index build seconds)."""
+    item's title in the ``text`` column, indexed as the store does (`ensure_indexes`: its calibrated
+    index, full text). Returns (the items table: item_id, semantic_category, title; index build seconds)."""
     import numpy as np
     import pyarrow as pa
 
