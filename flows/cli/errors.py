@@ -72,7 +72,7 @@ def _home() -> Path:
         return state.home
     from store.lake import default_home  # light: no pyarrow at import
 
-    return default_home()
+    return Path(default_home())  # an s3:// home: only named in messages
 
 
 # -- recognising -----------------------------------------------------------------------------
