@@ -5,7 +5,8 @@
   no gallery); floor: a numpy brute-force cosine scan of the same vectors (all of them held in
   memory, normalised once), per query; recall@10 of the store's answer against the scan's;
 - complete: umBERT trained ``steps`` steps on the resnet space (setup, timed apart), then
-  `CompletionModel.complete` for ``q`` outfits (context = outfit minus its last item); floor:
+  `CompletionModel.complete` for ``q`` outfits, test split first (context = outfit minus its last
+  item); floor:
   the numpy scan restricted to the missing category;
 - search: a ``clip`` space of random vectors with every item's title (`benchutil.random_title_space`,
   built and indexed as the store does: setup, timed apart), then `flows.jobs.search.search_text`
@@ -89,7 +90,9 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
     t = time.perf_counter()
     train_model("umbert", home, space="resnet", steps=steps, eval_every=steps, log=lambda _: None)
     setup = time.perf_counter() - t
-    outfits = [items for _, items in load_outfits(home, "nondisjoint", "test") if len(items) >= 2][:q]
+    outfits = [items for split in ("test", "valid", "train") for _, items in load_outfits(home, "nondisjoint", split) if len(items) >= 2][:q]
+    if not outfits:
+        raise ValueError(f"no outfit of two or more items among {n} items: nothing to complete")
     cat_of = dict(zip(ids.tolist(), cats.tolist()))
     model = CompletionModel(home, "umbert")
     queries = [(items[:-1], cat_of[items[-1]]) for items in outfits]
@@ -100,6 +103,7 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
     out["complete"] = _row("complete", times, floor, recall_at_10_vs_scan=_recall(found, exact), umbert_train_s=round(setup, 3),
                            umbert_steps=steps)  # fmt: skip
 
+    matrix = vectors = None  # the scan's copy of the vectors is not needed for the text search: freed before the clip space is built
     t = time.perf_counter()
     items, index_s = random_title_space(home, dim=128, model_version="random/v1", seed=0, space="clip")
     setup = time.perf_counter() - t
