@@ -129,3 +129,12 @@ def test_missing_bucket_and_bad_endpoint_are_one_line_errors(s3_endpoint, s3_hom
     assert code == 1 and "bad AWS_ENDPOINT_URL '127.0.0.1:9000'" in out
     code, out = cli("sql", "select 1", "--home", "s3://B/x")
     assert code == 1 and "bad object-store home 's3://B/x'" in out
+
+
+def test_commands_not_made_for_an_object_store_say_so(s3_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out = cli("doctor", "--home", s3_home)
+    assert code == 1 and "atelier doctor checks homes on a file system" in out and len(out.strip().splitlines()) == 1
+    code, out = cli("train", "ae", "--steps", "1", "--home", s3_home, "--no-prefect")
+    assert code == 1 and "models are trained into a local home" in out
+    assert list(tmp_path.iterdir()) == []  # no local "s3:" folder made on the way

@@ -219,6 +219,12 @@ def check_vectors(home: Path, fix: bool) -> tuple[list[Finding], int]:
 
 def doctor(home: Path | str, fix: bool = False) -> Checkup:
     """Check ``home`` (and with ``fix`` repair it); see the module docstring."""
+    if isinstance(home, str) and home.startswith("s3://"):
+        from store.objectstore import ObjectStoreError
+
+        raise ObjectStoreError(f"atelier doctor checks homes on a file system, not the object store {home}: there a stale lock "
+                         "is taken over once its heartbeat is 60 s old and a killed ingest's version is removed by the "
+                         "next ingest of its dataset (README: Object-store homes)")  # fmt: skip
     home = Path(home)
     if not home.is_dir():
         raise FileNotFoundError(f"no atelier home at {home} (nothing to check): give one with --home or ATELIER_HOME")
