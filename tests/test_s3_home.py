@@ -124,6 +124,10 @@ def test_missing_bucket_and_bad_endpoint_are_one_line_errors(s3_endpoint, s3_hom
     code, out = cli("sql", "select 1", "--home", "s3://no-such-bucket-atelier/home")
     assert code == 1 and "bucket 'no-such-bucket-atelier' does not exist at " + s3_endpoint in out
     assert len(out.strip().splitlines()) == 1
+    monkeypatch.setenv("ATELIER_HOME", "s3://no-such-bucket-atelier/home")  # the home from the environment
+    code, out = cli("sql", "select 1")
+    assert code == 1 and "bucket 'no-such-bucket-atelier' does not exist" in out
+    monkeypatch.delenv("ATELIER_HOME")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "127.0.0.1:9000")
     code, out = cli("sql", "select 1", "--home", s3_home)
     assert code == 1 and "bad AWS_ENDPOINT_URL '127.0.0.1:9000'" in out
