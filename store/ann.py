@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 KMEANS_ITERATIONS = 12  # spherical k-means iterations (the objective changes < 0.1% after ~10 on clustered data)
 SAMPLE_PER_CENTROID = 64  # k-means trains on at most 64 rows per centroid (faiss warns under 39)
 ASSIGN_CHUNK = 16_384  # rows scored against the centroids at once (bounded memory: chunk x P floats)
+MAX_GROUPS = 64  # a group column with more distinct values than this is not grouped by
 FILES = ("vectors.npy", "offsets.npy", "centroids.npy", "rowids.npy")
 
 
@@ -50,8 +51,9 @@ class AnnParams:
     dim: int
     partitions: int = 1
     nprobes: int = 1  # partitions probed per unfiltered query (calibrated)
-    nprobes_filtered: dict[str, int] = field(default_factory=dict)  # per semantic_category (calibrated)
-    nprobes_other_filters: int = 1  # for any other filter: the largest of the per-category values
+    groups: dict[str, list[int]] = field(default_factory=dict)  # semantic_category -> its partitions [first, end)
+    nprobes_group: int = 1  # partitions of the category probed per category-filtered query (calibrated)
+    nprobes_other_filters: int = 1  # for any other filter: partitions holding matches probed (calibrated)
     calibration: dict = field(default_factory=dict)  # target, recall reached, queries, met, ...
     stamp: int | None = None  # the table version's manifest time (`store.vector_index.version_stamp`)
 
@@ -74,21 +76,26 @@ class AnnIndex:
     # -- search ----------------------------------------------------------------------------------
 
     def search(self, query: np.ndarray, k: int, rows: RowFilter | None = None, nprobes: int | None = None,
-               exact: bool = False, normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+               exact: bool = False, normalized: bool = False, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Positions and cosine similarities of the ``k`` nearest rows to ``query``, nearest first.
-        ``rows``: only those rows (`row_filter`); ``nprobes``: partitions to probe (default: the
-        calibrated value); ``exact``: scan all; ``normalized``: the query is a unit vector already."""
+        ``group``: only that semantic_category (its own partitions); ``rows``: only those rows
+        (`row_filter`); ``nprobes``: partitions to probe (default: the calibrated value);
+        ``exact``: scan all; ``normalized``: the query is a unit vector already."""
         q = np.asarray(query, np.float32) if normalized else unit(query)
         p = self.params
         flat = exact or p.kind == "flat" or p.partitions <= 1
+        if group is not None:
+            first, end = p.groups.get(group, (0, 0))
+            if flat or end - first <= 1:
+                a, b = self.offsets[first], self.offsets[end]
+                return _top(self.vectors[a:b] @ q, np.arange(a, b), k)
+            order = first + _nearest(self.centroids[first:end] @ q, nprobes or p.nprobes_group)
+            return self._probe(q, order, k)
         if rows is None:
             if flat:
                 return _top(self.vectors @ q, np.arange(self.rows), k)
-            order = _nearest(self.centroids @ q, nprobes or p.nprobes)
-            bounds = [(self.offsets[i], self.offsets[i + 1]) for i in order]
-            scores = np.concatenate([self.vectors[a:b] @ q for a, b in bounds])
-            return _top(scores, np.concatenate([np.arange(a, b) for a, b in bounds]), k)
-        if flat or len(rows.positions) <= self.scan_budget(nprobes):  # fewer matches than a probe scans: all, exactly
+            return self._probe(q, _nearest(self.centroids @ q, nprobes or p.nprobes), k)
+        if flat or len(rows.positions) <= self.scan_budget():  # fewer matches than an unfiltered query scans: all, exactly
             return _top(self.vectors[rows.positions] @ q, rows.positions, k)
         ranked = np.argsort(-(self.centroids @ q))
         ranked = ranked[rows.counts[ranked] > 0]
@@ -96,16 +103,25 @@ class AnnIndex:
         picked = np.concatenate([rows.positions[rows.bounds[i]:rows.bounds[i + 1]] for i in ranked[:take]])
         return _top(self.vectors[picked] @ q, picked, k)
 
+    def _probe(self, q: np.ndarray, partitions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scan these partitions exactly (probing more while they hold fewer than k rows)."""
+        bounds = [(self.offsets[i], self.offsets[i + 1]) for i in partitions]
+        if sum(b - a for a, b in bounds) < k and len(partitions) < self.params.partitions:
+            more = _nearest(self.centroids @ q, self.params.partitions)
+            bounds = [(self.offsets[i], self.offsets[i + 1]) for i in more]
+        scores = np.concatenate([self.vectors[a:b] @ q for a, b in bounds])
+        return _top(scores, np.concatenate([np.arange(a, b) for a, b in bounds]), k)
+
     def row_filter(self, mask: np.ndarray) -> RowFilter:
         """The rows where ``mask`` is True, grouped by partition (what a filtered search probes)."""
         positions = np.flatnonzero(mask)
         bounds = np.searchsorted(positions, self.offsets)
         return RowFilter(positions, bounds, np.diff(bounds))
 
-    def scan_budget(self, nprobes: int | None = None) -> int:
+    def scan_budget(self) -> int:
         """Rows an unfiltered query scans on average (the centroids included)."""
         p = self.params
-        return int((nprobes or p.nprobes) * self.rows / max(1, p.partitions)) + p.partitions
+        return int(p.nprobes * self.rows / max(1, p.partitions)) + p.partitions
 
     # -- rows --------------------------------------------------------------------------------------
 
@@ -277,19 +293,35 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return labels
 
 
-def build(vectors: np.ndarray, rowids: np.ndarray, meta: pa.Table, version: int, kind: str, seed: int = 0) -> AnnIndex:
+def build(vectors: np.ndarray, rowids: np.ndarray, meta: pa.Table, version: int, kind: str, seed: int = 0,
+          group_column: str = "semantic_category") -> AnnIndex:  # fmt: skip
     """An index of ``vectors`` (one row per Lance row id, ``meta`` their result columns), taken
-    from table ``version``: ``kind`` "flat" keeps the rows in order; "ivf" clusters them."""
+    from table ``version``: ``kind`` "flat" keeps the rows in order; "ivf" clusters each
+    ``group_column`` value's rows on its own (~sqrt(its rows) partitions), so a category filter
+    probes that category's partitions and an unfiltered query the nearest of all of them."""
     x = unit(vectors)
     n, dim = x.shape
+    rowids = np.asarray(rowids, np.uint64)
     if kind == "flat" or n < 2 * 39:
         params = AnnParams("flat", version, n, dim)
-        return AnnIndex(params, x, np.array([0, n]), np.zeros((1, dim), np.float32), np.asarray(rowids, np.uint64), meta)
-    partitions = partitions_for(n)
-    centroids = kmeans(x, partitions, seed)
-    labels = assign(x, centroids)
-    order = np.argsort(labels, kind="stable")
-    offsets = np.searchsorted(labels[order], np.arange(partitions + 1)).astype(np.int64)
-    params = AnnParams("ivf", version, n, dim, partitions=partitions)
-    return AnnIndex(params, np.ascontiguousarray(x[order]), offsets, centroids,
-                    np.asarray(rowids, np.uint64)[order], meta.take(pa.array(order)))  # fmt: skip
+        return AnnIndex(params, x, np.array([0, n]), np.zeros((1, dim), np.float32), rowids, meta)
+    values = meta[group_column].to_numpy(zero_copy_only=False) if group_column in meta.column_names else np.full(n, None)
+    names, codes = np.unique(np.array(["" if v is None else str(v) for v in values]), return_inverse=True)
+    if len(names) > MAX_GROUPS:  # not a category column: one group
+        names, codes = np.array([""]), np.zeros(n, np.int64)
+    order_parts, centroid_parts, sizes, groups = [], [], [], {}
+    for g, name in enumerate(names):
+        members = np.flatnonzero(codes == g)
+        count = partitions_for(len(members))
+        centroids = kmeans(x[members], count, seed) if count > 1 else unit(x[members].sum(axis=0, keepdims=True))
+        labels = assign(x[members], centroids)
+        within = np.argsort(labels, kind="stable")
+        groups[str(name)] = [len(sizes), len(sizes) + count]
+        order_parts.append(members[within])
+        centroid_parts.append(centroids)
+        sizes += np.bincount(labels, minlength=count).tolist()
+    order = np.concatenate(order_parts)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    params = AnnParams("ivf", version, n, dim, partitions=len(sizes), groups=groups if len(names) > 1 or names[0] else {})
+    return AnnIndex(params, np.ascontiguousarray(x[order]), offsets, np.concatenate(centroid_parts),
+                    rowids[order], meta.take(pa.array(order)))  # fmt: skip

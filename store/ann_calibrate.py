@@ -6,10 +6,12 @@ probed partitions is doubled until recall@k reaches the target, then bisected do
 smallest value that still reaches it. "Reaches" means the lower end of the 95% bootstrap
 interval of the mean recall over the sampled queries is at or above the target, so the value
 holds for new queries, not only for the sample (measured: the point estimate alone gave 0.929
-on held-out queries for a 0.95 target). The same is done per semantic_category with the category
-as the filter (a filtered search probes only partitions holding matching rows, so it needs its
-own count, calibrated with queries from every category: an outfit completion looks for shoes
-near a vector that is no shoe). Recall counts ties: a returned row scores as a hit when its similarity is at least
+on held-out queries for a 0.95 target). The same is done with a semantic_category filter (each
+category has partitions of its own, `store.ann.build`; a category-filtered query probes the
+nearest of them): queries from every category, each filtered to one category in turn (an outfit
+completion looks for shoes near a vector that is no shoe); one count serves every category.
+Other filters probe, among all partitions, the nearest holding matching rows: as many as the
+larger of the two counts (not calibrated per filter: the filter is known only at query time). Recall counts ties: a returned row scores as a hit when its similarity is at least
 the k-th exact one (minus float rounding), so equal vectors cannot make an exact search miss.
 
 When half the partitions (`IVF_MOST`) do not reach the target, IVF is not worth it on this
@@ -30,10 +32,9 @@ from store.ann import AnnIndex, RowFilter
 
 TIE_EPS = 1e-5  # float rounding between the batched exact scan and one query's scan
 QUERIES = 300  # sampled queries for the unfiltered count
-QUERIES_PER_CATEGORY = 100  # and per category (every category with more than k rows)
+QUERIES_FILTERED = 300  # for the category filter: each filtered to one category, in turn over the categories
 RESAMPLES = 1000  # bootstrap resamples of the per-query recalls
 IVF_MOST = 0.5  # probing more than half the partitions, IVF saves under 2x over a scan: scan instead (exact)
-MAX_CATEGORIES = 64  # a column with more distinct values than this is not calibrated per value
 
 
 def kth_exact(index: AnnIndex, positions: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -53,11 +54,11 @@ def kth_exact(index: AnnIndex, positions: np.ndarray, k: int, mask: np.ndarray |
 
 
 def recalls(index: AnnIndex, positions: np.ndarray, kth: np.ndarray, k: int, nprobes: int,
-            rows: RowFilter | None = None) -> np.ndarray:  # fmt: skip
+            rows: RowFilter | None = None, group: str | None = None) -> np.ndarray:  # fmt: skip
     """Recall@k of the index's search at ``nprobes`` for each query row (its own row left out)."""
     out = np.empty(len(positions))
     for i, (pos, floor) in enumerate(zip(positions, kth)):
-        found, scores = index.search(index.vectors[pos], k + 1, rows, nprobes, normalized=True)
+        found, scores = index.search(index.vectors[pos], k + 1, rows, nprobes, normalized=True, group=group)
         scores = scores[found != pos][:k]
         out[i] = int((scores >= floor - TIE_EPS).sum()) / k
     return out
@@ -101,9 +102,9 @@ def smallest_probes(reach: Callable[[int], float], target: float, most: int) -> 
 
 
 def calibrate(index: AnnIndex, target: float = 0.95, k: int = 10, seed: int = 0, max_nprobes: int | None = None,
-              category_column: str = "semantic_category") -> dict:  # fmt: skip
-    """Set ``index.params.nprobes`` (and per category ``nprobes_filtered``) to the smallest values
-    reaching ``target`` recall@k; returns the calibration record (also stored in the params)."""
+              ) -> dict:  # fmt: skip
+    """Set ``index.params.nprobes`` (and ``nprobes_group``, for a category filter) to the smallest
+    values reaching ``target`` recall@k; returns the calibration record (also stored in the params)."""
     if not 0 < target <= 1:
         raise ValueError(f"recall target must be in (0, 1], got {target}")
     p = index.params
@@ -120,30 +121,37 @@ def calibrate(index: AnnIndex, target: float = 0.95, k: int = 10, seed: int = 0,
 
     p.nprobes, low, met = smallest_probes(lambda n: reach(n, queries, kth), target, most)
     record = {"target": target, "k": k, "queries": len(queries), "recall": round(means[p.nprobes], 4), "recall_low95": round(low, 4),
-              "met": met, "max_nprobes": most, "per_category": {}}  # fmt: skip
+              "met": met, "max_nprobes": most}  # fmt: skip
     if not met and not max_nprobes:  # IVF saves less than half a scan here: scan every row (exact)
         p.kind = "flat"
         record.update(met=True, exact=f"IVF reached recall {record['recall']} (lower bound {record['recall_low95']}) probing "
                                       f"{most} of {p.partitions} partitions: every row is scanned instead")  # fmt: skip
         p.calibration = record
         return record
-    values = index.meta[category_column].to_numpy(zero_copy_only=False) if category_column in index.meta.column_names else None
-    distinct = [v for v in dict.fromkeys(values.tolist()) if v is not None] if values is not None else []
-    for value in sorted(distinct)[:MAX_CATEGORIES] if len(distinct) <= MAX_CATEGORIES else []:
-        mask = values == value
-        if mask.sum() <= k:
-            continue
-        rows = index.row_filter(mask)
-        # queries from any category, as in use (outfit completion asks for shoes near a top's vector)
-        qs = np.sort(rng.choice(index.rows, min(QUERIES_PER_CATEGORY, index.rows), replace=False))
-        kth_c = kth_exact(index, qs, k, mask)
+    usable = {name: (index.offsets[a], index.offsets[b]) for name, (a, b) in p.groups.items()
+              if index.offsets[b] - index.offsets[a] > k}  # fmt: skip
+    if usable:  # the category filter: queries from any category, each filtered to one category in turn
+        names = sorted(usable)
+        qs = np.sort(rng.choice(index.rows, min(QUERIES_FILTERED, index.rows), replace=False))
+        wanted = np.array([i % len(names) for i in range(len(qs))])
+        kth_f = np.empty(len(qs), np.float32)
+        for i, name in enumerate(names):
+            a, b = usable[name]
+            kth_f[wanted == i] = kth_exact(index, qs[wanted == i], k, (np.arange(index.rows) >= a) & (np.arange(index.rows) < b))
+
+        def reach_filtered(n: int) -> float:
+            values = np.concatenate([recalls(index, qs[wanted == i], kth_f[wanted == i], k, n, group=name) for i, name in enumerate(names)])
+            means[n] = float(values.mean())
+            return lower_bound(values)
+
         means.clear()
-        n, low, ok = smallest_probes(lambda n: reach(n, qs, kth_c, rows), target, most if max_nprobes else p.partitions)  # noqa: B023
-        p.nprobes_filtered[value] = n
-        record["per_category"][value] = {"nprobes": n, "recall": round(means[n], 4), "recall_low95": round(low, 4),
-                                         "queries": len(qs), "met": ok}  # fmt: skip
+        widest = max(b - a for a, b in p.groups.values())  # probing all of a category's partitions scans it exactly
+        n, low, ok = smallest_probes(reach_filtered, target, min(widest, max_nprobes) if max_nprobes else widest)
+        p.nprobes_group = n
+        record["filtered"] = {"nprobes": n, "recall": round(means[n], 4), "recall_low95": round(low, 4), "queries": len(qs),
+                              "categories": len(names), "met": ok}  # fmt: skip
         met = met and ok
-    p.nprobes_other_filters = max([p.nprobes, *p.nprobes_filtered.values()])
+    p.nprobes_other_filters = max(p.nprobes, p.nprobes_group)
     record["met"] = met
     p.calibration = record
     return record

@@ -169,8 +169,8 @@ def build_index(uri: str, path: str, space: str, recall: float | None = None, fl
         record = calibrate(index, recall, max_nprobes=max_nprobes)
         if not record["met"]:
             log.warning("vectors_%s: recall target %.3f not reached within %d probes: using the best found (recall %.3f "
-                        "at %d probes; per category: %s)", space, recall, record["max_nprobes"], record["recall"],
-                        index.params.nprobes, {c: v["recall"] for c, v in record["per_category"].items()})  # fmt: skip
+                        "at %d probes; with a category filter: %s)", space, recall, record["max_nprobes"], record["recall"],
+                        index.params.nprobes, record.get("filtered"))  # fmt: skip
         index.save(index_folder(uri, space, ds.version))
         index = AnnIndex.load(index_folder(uri, space, ds.version))  # memory-mapped, as other processes see it
         remove_indexes(uri, space, keep=ds.version)

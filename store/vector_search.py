@@ -114,14 +114,14 @@ class VectorSearch:
     def _search_index(self, space, index, query, k, where, excluded, nprobes, exact) -> pa.Table:
         if index.rows == 0:
             raise ValueError(f"vector space {space!r} is empty: nothing to search")
-        rows = None
+        rows = group = None
         if where:
-            if where not in vector_index.CACHE.space(self.uri, space).masks:
+            group = _category_of(where, index.params.groups)  # the category's own partitions: no filter to evaluate
+            if group is None and where not in vector_index.CACHE.space(self.uri, space).masks:
                 _validate_where(self.table(space), where, query)
-            rows = vector_index.filter_rows(self.uri, self.path(space), space, index, where)
-            category = _category_of(where, index.params.nprobes_filtered)
-            nprobes = nprobes or index.params.nprobes_filtered.get(category)
-        positions, scores = index.search(query, k + len(excluded), rows, nprobes, exact)
+            if group is None:
+                rows = vector_index.filter_rows(self.uri, self.path(space), space, index, where)
+        positions, scores = index.search(query, k + len(excluded), rows, nprobes, exact, group=group)
         columns = [*RESULT_COLUMNS, *(["text"] if "text" in index.meta.column_names else [])]
         found = index.rows_at(positions, columns)
         keep = [i for i, item in enumerate(found["item_id"]) if item not in excluded][:k] if excluded else None
@@ -171,12 +171,12 @@ class VectorSearch:
                              if c in found.column_names])  # fmt: skip
 
 
-def _category_of(where: str, categories: Mapping[str, int]) -> str | None:
+def _category_of(where: str, categories: Mapping[str, list]) -> str | None:
     """The semantic_category that ``where`` selects when it is exactly one category filter as
-    `lance_filter` writes it (its calibrated probes apply), else None."""
+    `lance_filter` writes it (the index has that category's partitions), else None."""
     if not where.startswith("semantic_category = "):
         return None
-    return next((c for c in categories if where == lance_filter("semantic_category", c)), None)
+    return next((c for c in categories if c and where == lance_filter("semantic_category", c)), None)  # "": rows without one
 
 
 def _validate_where(table: lancedb.table.Table, where: str, query: np.ndarray) -> None:

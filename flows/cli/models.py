@@ -317,8 +317,12 @@ def index(
                   f"{calibration.get('recall_low95')}, on "
                   f"{calibration.get('queries')} of its own vectors, target {calibration.get('target')}"
                   f"{'' if calibration.get('met') else ': NOT met, the best found is used'}); built in {info['seconds']} s")  # fmt: skip
-        per = calibration.get("per_category") or {}
-        if per:
-            out.print("filtered by semantic_category: " + ", ".join(f"{c} {v['nprobes']} probes (recall {v['recall']})" for c, v in per.items()))
+        filtered = calibration.get("filtered")
+        if filtered:
+            out.print(f"filtered by semantic_category: {filtered['nprobes']} probes of partitions holding matches (recall "
+                      f"{filtered['recall']}, 95% lower bound {filtered['recall_low95']}, {filtered['queries']} queries over "
+                      f"{filtered['categories']} categories)")  # fmt: skip
+    elif calibration.get("exact"):
+        out.print(f"vectors_{space}: {info.get('rows', 0):,} rows, searched exactly: {calibration['exact']}")
     else:
         out.print(f"vectors_{space}: {info.get('rows', 0):,} rows, searched exactly (a scan in memory: under 20,000 rows)")
