@@ -96,8 +96,11 @@ def test_lake_commit_on_s3_is_all_or_nothing_and_compare_and_swap(sample_root, s
         lake.write_dataset("polyvore", tables, before_commit=rival)
     assert lake.read("polyvore", "items").num_rows == 10  # the rival's commit stands, not a mix
     assert lake.read("polyvore", "outfits") is None  # its version holds only what it wrote
+    s3 = open_home(s3_home)
+    s3.put("lake", ".versions", "polyvore", "20260101T000000.0-killed", "items.parquet", body=b"half")  # a killed ingest's
     lake.write_dataset("polyvore", tables)
     assert len(lake.versions("polyvore")) == 2  # the current one and the previous one (readers)
+    assert "20260101T000000.0-killed" not in lake.versions("polyvore")
 
 
 def test_unreachable_endpoint_is_a_one_line_error_within_seconds(s3_home, monkeypatch):
