@@ -2,8 +2,8 @@
 (`search`), one item's vector (`get_item`), full-text and hybrid search.
 
 `search` runs on the in-process index of the table's current version (`store.vector_index`) and
-falls back to LanceDB's search when there is none; full-text and hybrid search are LanceDB's
-(BM25 over the ``text`` column; hybrid fuses it with an exact vector search by reciprocal rank).
+falls back to LanceDB's search when there is none; full-text search is LanceDB's
+(BM25 over the ``text`` column); hybrid search fuses it with `search` by reciprocal rank.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from store.vector_health import DamagedSpaceError, UnknownSpaceError, lance_filt
 from store.vector_health import check_space as _check_space
 
 METRIC = "cosine"
+RRF_K = 60  # reciprocal rank fusion constant (LanceDB's RRFReranker default)
 RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
 
 
@@ -133,24 +134,27 @@ class VectorSearch:
     def search_hybrid(self, space: str, vector: Iterable[float], text: str, k: int = 10,
                       where: str | None = None) -> pa.Table:  # fmt: skip
         """The ``k`` best rows for a query given as a vector and a text: LanceDB's full-text
-        search over the ``text`` column (BM25) and the vector search (cosine), fused by
-        reciprocal rank (RRF, k=60). Result columns as `search` plus text and _relevance_score."""
-        from lancedb.rerankers import RRFReranker
-
+        search over the ``text`` column (BM25) and `search` (the calibrated index), each k deep,
+        fused by reciprocal rank (RRF, k=60, as LanceDB's `RRFReranker`: 1 / (60 + rank from 0),
+        summed). Result columns as `search` plus text and _relevance_score."""
         table = self.table(space)
         if "text" not in table.schema.names:
             raise ValueError(f"vector space {space!r} keeps no item texts: hybrid search needs the clip space")
         if not text or not text.strip():
             raise ValueError("hybrid search needs a non-empty query text")
-        query = np.asarray(vector, dtype=np.float32)
-        builder = (table.search(query_type="hybrid", vector_column_name="vector").vector(query).text(text)
-                   .distance_type(METRIC).rerank(RRFReranker()).limit(k))  # fmt: skip
-        if where and where.strip():
-            _validate_where(table, where, query)
-            builder = builder.where(where, prefilter=True)
-        with self._reading(space):
-            found = builder.to_arrow()
-        return found.select([c for c in [*RESULT_COLUMNS, "text", "_relevance_score"] if c in found.column_names])
+        by_vector = self.search(space, vector, k=k, where=where)
+        by_text = self.search_text(space, text, k=k, where=where)
+        rows: dict[str, dict] = {}
+        scores: dict[str, float] = {}
+        for found in (by_vector, by_text):
+            for rank, row in enumerate(found.select([c for c in [*RESULT_COLUMNS, "text"] if c in found.column_names]).to_pylist()):
+                rows.setdefault(row["item_id"], row).update({c: v for c, v in row.items() if v is not None})
+                scores[row["item_id"]] = scores.get(row["item_id"], 0.0) + 1.0 / (RRF_K + rank)
+        best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        columns = [*RESULT_COLUMNS, "text"]
+        out = {c: [rows[i].get(c) for i in best] for c in columns}
+        out["_relevance_score"] = [scores[i] for i in best]
+        return pa.table({c: pa.array(v, pa.float32() if c == "_relevance_score" else pa.string()) for c, v in out.items()})
 
     def search_text(self, space: str, text: str, k: int = 10, where: str | None = None) -> pa.Table:
         """The ``k`` rows whose ``text`` best matches ``text`` (LanceDB full-text search, BM25),

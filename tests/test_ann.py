@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from test_vectors import CATEGORIES, cosine_top_k, make_rows
 
@@ -198,3 +199,21 @@ def test_vectors_without_structure_get_an_exact_scan(tmp_path, monkeypatch):
     assert info["kind"] == "flat" and "every row is scanned" in info["calibration"]["exact"]
     q = np.random.default_rng(7).standard_normal(64).astype(np.float32)
     assert vs.search("big", q, k=10)["item_id"].to_pylist() == cosine_top_k(base, q, 10)
+
+
+def test_hybrid_is_the_rank_fusion_of_vector_and_text_search(tmp_path):
+    base = clustered(400, seed=8)
+    rows = make_rows(base)
+    titles = [f"plain item {i}" for i in range(400)]
+    titles[123] = "striped linen shirt"  # the only text match
+    vs = VectorStore(tmp_path / "home")
+    vs.upsert("clip", rows.append_column("text", pa.array(titles)))
+    vs.ensure_indexes("clip")
+    found = vs.search_hybrid("clip", base[7], "striped", k=5)
+    by_vector = vs.search("clip", base[7], k=5)["item_id"].to_pylist()
+    expected = {i: 1 / (60 + r) for r, i in enumerate(by_vector)}
+    expected["item000123"] = expected.get("item000123", 0) + 1 / 60
+    best = sorted(expected, key=lambda i: (-expected[i], i))[:5]
+    assert found["item_id"].to_pylist() == best and best[:2] == sorted(["item000007", "item000123"])
+    assert found["_relevance_score"].to_pylist() == pytest.approx([expected[i] for i in best])
+    assert found["text"][best.index("item000123")].as_py() == "striped linen shirt"
