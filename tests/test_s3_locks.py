@@ -41,7 +41,9 @@ def test_racing_jobs_get_the_lock_once(s3_home):
         try:
             with lock(s3_home, "embed-ae", "embed ae"):
                 got.append(1)
-                time.sleep(1.0)
+                deadline = time.monotonic() + 30
+                while len(got) + len(held) < 4 and time.monotonic() < deadline:  # held until every job has tried
+                    time.sleep(0.05)
         except LockHeld:
             held.append(1)
 
@@ -73,17 +75,17 @@ def test_a_stale_lock_is_taken_over(s3_home, caplog):
     with pytest.raises(LockHeld, match="another-machine"):
         with locks_s3.lock(s3_home, "embed-ae", "embed ae", stale_after=30):
             pass
-    time.sleep(2.2)  # Last-Modified has one-second resolution
+    time.sleep(2.5)  # Last-Modified has one-second resolution
     assert clear_stale(s3_home) == [] and held_locks(s3_home)[0].stale is False  # the default: 60 s
     assert locks_s3.clear_stale(s3_home, stale_after=1) == [f"{s3_home}/locks/embed-ae.lock"]
     assert s3.list("locks") == []
 
 
 def test_heartbeats_keep_a_lock_alive(s3_home):
-    with locks_s3.lock(s3_home, "embed-ae", "embed ae", heartbeat=0.3):
-        time.sleep(2.5)  # older than stale_after below, but re-written every 0.3 s
+    with locks_s3.lock(s3_home, "embed-ae", "embed ae", heartbeat=0.2):
+        time.sleep(4)  # older than stale_after below (Last-Modified has one-second resolution), but re-written every 0.2 s
         with pytest.raises(LockHeld):
-            with locks_s3.lock(s3_home, "embed-ae", "embed ae", stale_after=1.5):
+            with locks_s3.lock(s3_home, "embed-ae", "embed ae", stale_after=2.5):
                 pass
     s3 = open_home(s3_home)
     assert s3.list("locks") == []
