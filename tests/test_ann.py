@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pyarrow as pa
 import pytest
+from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
 from test_vectors import CATEGORIES, cosine_top_k, make_rows
 
 from store import VectorStore
@@ -217,3 +218,19 @@ def test_hybrid_is_the_rank_fusion_of_vector_and_text_search(tmp_path):
     assert found["item_id"].to_pylist() == best and best[:2] == sorted(["item000007", "item000123"])
     assert found["_relevance_score"].to_pylist() == pytest.approx([expected[i] for i in best])
     assert found["text"][best.index("item000123")].as_py() == "striped linen shirt"
+
+
+def test_ivf_index_on_an_object_store_home(s3_home, monkeypatch):  # noqa: F811 (the fixture)
+    from store import vector_index
+
+    monkeypatch.setattr(vector_index, "FLAT_ROWS", 1_000)
+    base = clustered(3_000, seed=11)
+    vs = VectorStore(s3_home)
+    vs.upsert("big", make_rows(base))
+    assert vs.ensure_indexes("big")
+    queries = clustered(10, seed=12)
+    before = [vs.search("big", q, k=10, where="semantic_category = 'hats'")["item_id"].to_pylist() for q in queries]
+    CACHE.spaces.clear()  # as another process would: the index is read back from the bucket
+    again = VectorStore(s3_home)
+    assert again.index_info("big")["kind"] == "ivf"
+    assert [again.search("big", q, k=10, where="semantic_category = 'hats'")["item_id"].to_pylist() for q in queries] == before
