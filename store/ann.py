@@ -184,11 +184,12 @@ class AnnIndex:
 
     @classmethod
     def load(cls, folder: str) -> AnnIndex:
-        """The index saved in ``folder``; the vectors memory-mapped when it is a local path.
+        """The index saved in ``folder``; the vectors memory-mapped when it is a local path and IVF.
         FileNotFoundError when ``folder`` holds no complete index."""
         if "://" not in folder:
             params = AnnParams(**json.loads((Path(folder) / "index.json").read_text()))
-            arrays = [np.load(Path(folder) / name, mmap_mode="r" if name == "vectors.npy" else None) for name in FILES]
+            mapped = params.kind == "ivf"  # a probe touches few pages; an exact scan reads them all: in memory
+            arrays = [np.load(Path(folder) / name, mmap_mode="r" if mapped and name == "vectors.npy" else None) for name in FILES]
             return cls(params, *arrays, pq.read_table(Path(folder) / "meta.parquet"))
         fs, root = _filesystem(folder)
         with fs.open_input_file(f"{root}/index.json") as f:
