@@ -247,6 +247,68 @@ def diffusion_quality(d: dict) -> list[str]:
     return out
 
 
+# --- bench/results/scale.json, scale_memory.json (python bench/bench_scale.py) ---------------------
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+def scale(d: dict) -> list[str]:
+    st, raw, n = d["stages"], d["raw"], d["items"]
+
+    def load(stage: str) -> str:
+        return f"{raw[stage]['loadavg_start'][0]:.1f}" if stage in raw else ""
+
+    def rss(stage: str, key: str | None = None) -> str:
+        r = st[key or stage]
+        workers = f" (+ child processes {r['peak_rss_workers_mb']:,.0f})" if r.get("peak_rss_workers_mb") else ""
+        return f"{r['peak_rss_mb']:,.0f}{workers}"
+
+    body = []
+    if "ingest" in st:
+        r = st["ingest"]
+        body.append(["ingest: metadata + outfits (release without its images)", f"{r['seconds']:.2f} s", f"`json.load` of the metadata: {r['floor_seconds']:.2f} s",
+                     f"**{r['ratio_to_floor']:.2f}**", f"{r['items_per_s']:,.0f}", rss("ingest"), load("ingest"), f"<= 2.0 ({_met(r['ratio_to_floor'] <= 2.0)})"])
+    if "probe" in st:
+        r, f = st["probe"], raw["probe_floor"]
+        body.append(["image probing (inside the full ingest, 2 processes)", f"{r['seconds']:.1f} s",
+                     f"PIL open + full decode + sha1, 1 thread, {f['sample']:,} sampled, scaled: {r['floor_seconds']:.1f} s",
+                     f"**{r['ratio_to_floor']:.2f}**", f"{r['items_per_s']:,.0f}", rss("probe"), load("probe"), ""])
+    if "embed" in st:
+        r = st["embed"]
+        body.append(["embed: resnet18, 64 px, batch 64, CPU (first batch to last row stored)", f"{r['seconds']:.0f} s",
+                     f"bare forward on pre-decoded tensors, one batch in {raw['embed']['paired_floor_every_batches']} during the run, scaled: {r['floor_seconds']:.0f} s (run apart before: {r['separate_floor_seconds']:.0f} s)",
+                     f"throughput **{r['throughput_to_floor']:.3f}**", f"{r['items_per_s']:,.0f}", rss("embed"), load("embed"),
+                     f">= 0.8 ({_met(r['throughput_to_floor'] >= 0.8)})"])
+        i = st["index"]
+        body.append(["index: `ensure_indexes` in the embed job's `finalize_space` (compaction apart: " + f"{i['compact_s']:.1f} s)",
+                     f"{i['seconds']:.1f} s", "none", "", "", "(embed's)", "", ""])
+    else:
+        body.append(["embed, index", "not finished in this run", "", "", "", "", "", ""])
+    q = st.get("queries")
+    for name, what in (("neighbours", "`neighbours` (k=10)"), ("complete", "`complete` (umBERT, k=10)"), ("search", "`search` (full text over titles)")):
+        if not q:
+            body.append([what, "not finished in this run", "", "", "", "", "", ""])
+            continue
+        r = q[name]
+        recall = f"; recall@10 vs the scan {r['recall_at_10_vs_scan']:.2f}" if "recall_at_10_vs_scan" in r else ""
+        floor = "substring scan of the titles" if name == "search" else "numpy brute-force scan"
+        body.append([f"{what}, median of {r['queries']}{recall}", f"{r['median_ms']:.1f} ms", f"{floor}: {r['floor_median_ms']:.2f} ms",
+                     f"**{r['ratio_to_floor']:.1f}**", "", f"{q['peak_rss_mb']:,.0f}", load("queries"), ""])
+    return [f"{n:,} items ({raw['release']['real_ids']:,} real Polyvore ids), {raw['release']['outfits']:,} outfits, "
+            f"{raw['release']['metadata_mb']:,} MB metadata, {raw['release']['image_mb']:,} MB of {d['image_px']} px JPEGs "
+            f"(written in {raw['release']['seconds']:.0f} s).", ""] + rows(
+        ["stage", "time", "floor (same run, same data)", "ratio", "items/s", "peak RSS (MiB)", "load (1 min) at start", "target"], body)  # fmt: skip
+
+
+def scale_memory(d: dict) -> list[str]:
+    a, b = d["sizes"]
+    body = [[stage, f"{r[f'peak_rss_mb_{a}']:,.0f}", f"{r[f'peak_rss_mb_{b}']:,.0f}", f"{r['bytes_per_added_item']:,.0f}"]
+            for stage, r in d["per_stage"].items()]
+    return rows(["stage", f"peak RSS at {a:,} items (MiB)", f"at {b:,} items (MiB)", "bytes per added item"], body)
+
+
 @dataclass(frozen=True)
 class ReadmeTable:
     source: str  # the committed file holding the figures, relative to the repository root
@@ -269,6 +331,9 @@ TABLES = {
                                      diffusion_quality),
     "extractor-ablation": ReadmeTable("bench/results/extractor_ablation.json", "python bench/bench_extractor.py --ablation",
                                       extractor_ablation),
+    "scale": ReadmeTable("bench/results/scale.json", "python bench/bench_scale.py --items 1000000 --workdir /tmp/scale", scale),
+    "scale-memory": ReadmeTable("bench/results/scale_memory.json", "python bench/bench_scale.py --memory-of "
+                                "bench/results/scale_100k.json bench/results/scale.json --out bench/results/scale_memory.json", scale_memory),
 }  # fmt: skip
 
 BLOCK = re.compile(r"(<!-- table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
