@@ -29,6 +29,7 @@ from pathlib import Path
 SCHEME = "s3://"
 CONNECT_TIMEOUT_S = 3  # an endpoint that does not accept a connection in this long is unreachable
 READ_TIMEOUT_S = 60
+CHECK_TIMEOUT_S = 4  # the first request to a home (its check): an endpoint that never answers fails in seconds
 ATTEMPTS = 2  # total attempts per request (one retry): a dead endpoint fails in seconds, not minutes
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
@@ -103,11 +104,14 @@ class S3Home:
 
     @functools.cached_property
     def client(self):
-        """A botocore S3 client (conditional puts and deletes, the bucket check)."""
+        """A botocore S3 client (conditional puts and deletes, small objects)."""
+        return self._client(READ_TIMEOUT_S)
+
+    def _client(self, read_timeout: float):
         import botocore.config
         import botocore.session
 
-        config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+        config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=read_timeout,
                                         retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
                                         s3={"addressing_style": "path"} if self.endpoint else None)  # fmt: skip
         return botocore.session.get_session().create_client(
@@ -207,17 +211,23 @@ class S3Home:
     # -- checks and messages ---------------------------------------------------------------------
 
     def check(self) -> None:
-        """The bucket exists and answers to our credentials (one HEAD request, seconds at most)."""
+        """The endpoint speaks S3, the bucket exists and answers to our credentials: one listing
+        of at most one key, with a short read timeout (an endpoint that accepts connections but
+        never answers fails in seconds too)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            prefix = self.key() + "/" if self.prefix else ""
+            listing = self._client(CHECK_TIMEOUT_S).list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         except (ClientError, BotoCoreError) as e:
             raise self.error(e) from e
+        if listing.get("Name") != self.bucket:  # a 200 that is no S3 listing (a web page, a proxy)
+            raise ObjectStoreError(f"{self.where} answered a bucket listing for the home {self.uri} with something "
+                                   "that is not one: is AWS_ENDPOINT_URL an S3-compatible server?")  # fmt: skip
 
     def error(self, e: BaseException) -> ObjectStoreError:
         """A one-line `ObjectStoreError` for a failed request: what is wrong and what to set."""
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
         home = f"the home {self.uri}"
         if isinstance(e, NoCredentialsError):
@@ -225,7 +235,7 @@ class S3Home:
         if isinstance(e, ClientError):
             code = str(e.response.get("Error", {}).get("Code", ""))
             status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("NoSuchBucket", "404", "NotFound"):
+            if code == "NoSuchBucket":
                 return ObjectStoreError(f"bucket {self.bucket!r} does not exist at {self.where} ({home}): create it "
                                         f"first (e.g. `aws s3 mb s3://{self.bucket}` with --endpoint-url {self.where})")  # fmt: skip
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"):
@@ -233,6 +243,9 @@ class S3Home:
                                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")  # fmt: skip
             return ObjectStoreError(f"{self.where} answered {code or status} for {home}: is AWS_ENDPOINT_URL an "
                                     f"S3-compatible server? ({_first_line(e)})")  # fmt: skip
+        if isinstance(e, ReadTimeoutError):
+            return ObjectStoreError(f"the object store at {self.where} accepted a connection but did not answer within "
+                                    f"{CHECK_TIMEOUT_S} s for {home}: is AWS_ENDPOINT_URL an S3-compatible server?")  # fmt: skip
         if isinstance(e, EndpointConnectionError) or "connect" in type(e).__name__.lower():
             return ObjectStoreError(f"cannot reach the object store at {self.where} for {home} within "
                                     f"{CONNECT_TIMEOUT_S} s ({_first_line(e)}): check AWS_ENDPOINT_URL and that the "

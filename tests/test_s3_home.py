@@ -145,3 +145,45 @@ def test_commands_not_made_for_an_object_store_say_so(s3_home, tmp_path, monkeyp
     code, out = cli("train", "ae", "--steps", "1", "--home", s3_home, "--no-prefect")
     assert code == 1 and "models are trained into a local home" in out
     assert list(tmp_path.iterdir()) == []  # no local "s3:" folder made on the way
+
+
+@pytest.fixture
+def silent_and_html_servers():
+    """A TCP port that accepts connections and never answers, and an HTTP server that is not S3."""
+    import http.server
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            body = b"<html><body>not an object store</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{silent.getsockname()[1]}", f"http://127.0.0.1:{page.server_address[1]}"
+    page.shutdown()
+    silent.close()
+
+
+def test_an_endpoint_that_is_not_s3_fails_in_seconds(s3_home, silent_and_html_servers, monkeypatch):
+    silent, html = silent_and_html_servers
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent)
+    t0 = time.perf_counter()
+    code, out = cli("sql", "select 1", "--home", s3_home)
+    assert time.perf_counter() - t0 < 20
+    assert code == 1 and f"the object store at {silent} accepted a connection but did not answer" in out
+    monkeypatch.setenv("AWS_ENDPOINT_URL", html)
+    code, out = cli("sql", "select 1", "--home", s3_home)
+    assert code == 1 and html in out and "S3-compatible server" in out and len(out.strip().splitlines()) == 1
