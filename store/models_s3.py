@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 from store.objectstore import cache_dir, open_home
@@ -66,10 +67,12 @@ def _fetch(s3, name: str, version: str, files: dict[str, str]) -> Path:
         for key in sorted(files, key=lambda k: k == CONFIG_NAME):  # config.json last, as on disk
             target = local / key
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")  # workers of one machine share the cache
             tmp.write_bytes(s3.get("models", name, version, key)[0])
             tmp.replace(target)
-        (local / ETAGS).write_text(json.dumps(files))
+        tmp = local / f".{ETAGS}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps(files))
+        tmp.replace(local / ETAGS)
     return local
 
 
