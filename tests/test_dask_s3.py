@@ -12,6 +12,9 @@ import torch
 from dask_s3 import isolated_cluster
 from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
 
+from typer.testing import CliRunner
+
+from flows.cli import app
 from models import AutoencoderConfig, ConvAutoencoder
 from store import Lake, VectorStore
 from store.models_s3 import upload_model
@@ -30,8 +33,12 @@ def test_ingest_and_embed_flows_on_dask_workers_sharing_only_the_s3_home(sample_
     with isolated_cluster(2) as (cluster, client, folders):
         assert len(set(folders.values())) == 2 and not any(f.startswith(os.getcwd()) for f in folders.values())
         runner = DaskTaskRunner(address=cluster.scheduler_address)
-        ingested = ingest_flow.with_options(task_runner=runner)("polyvore", str(sample_root / "polyvore"), s3_home)
-        assert ingested["rows"]["items"] == 484 and Lake(s3_home).read("polyvore", "items").num_rows == 484
+        res = CliRunner().invoke(app, ["ingest", "polyvore", str(sample_root / "polyvore"), "--home", s3_home,
+                                       "--dask-address", cluster.scheduler_address, "--prefect"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert Lake(s3_home).read("polyvore", "items").num_rows == 484
+        again = ingest_flow.with_options(task_runner=runner)("polyvore", str(sample_root / "polyvore"), s3_home)
+        assert again["cached"] and again["rows"]["items"] == 484  # the release unchanged: the cached task result
         on_dask = embed_flow.with_options(task_runner=runner)("ae", s3_home, shards=4)
         ran_on = client.run(lambda: os.listdir(os.path.join(os.environ["XDG_CACHE_HOME"], "atelier")))
     assert len(on_dask["shard_results"]) == 4 and all(r["n_embedded"] > 0 for r in on_dask["shard_results"])
@@ -49,3 +56,13 @@ def test_ingest_and_embed_flows_on_dask_workers_sharing_only_the_s3_home(sample_
     assert table["item_id"].to_pylist() == local["item_id"].to_pylist()
     np.testing.assert_allclose(np.stack(table["vector"].to_numpy(zero_copy_only=False)),
                                np.stack(local["vector"].to_numpy(zero_copy_only=False)), atol=1e-5)  # fmt: skip
+
+
+def test_ingest_on_an_unreachable_scheduler_is_a_one_line_error(sample_root, tmp_path):
+    res = CliRunner().invoke(app, ["ingest", "polyvore", str(sample_root / "polyvore"), "--home", str(tmp_path / "h"),
+                                   "--dask-address", "tcp://127.0.0.1:9"])  # fmt: skip
+    assert res.exit_code == 1 and "Dask scheduler tcp://127.0.0.1:9 does not answer" in res.output
+    res = CliRunner().invoke(app, ["ingest", "polyvore", str(sample_root / "polyvore"), "--home", str(tmp_path / "h"),
+                                   "--dask-address", "tcp://127.0.0.1:9", "--no-prefect"])  # fmt: skip
+    assert res.exit_code == 1 and "drop --dask-address" in res.output
+    assert not (tmp_path / "h").exists()

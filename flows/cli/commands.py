@@ -89,18 +89,38 @@ def samples(
         out.print(f"{folder / dataset}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
 
 
-def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool | None, **options) -> None:
-    """`ingest_flow` (cached on the release's files), or with --no-prefect `flows.jobs.ingest.ingest`."""
+DaskAddress = Annotated[str | None, typer.Option(
+    help="Run the ingest task on this Dask scheduler, e.g. tcp://10.0.0.5:8786 (the release at the same path on the "
+         "workers; the home shared: s3://...).")]  # fmt: skip
+
+
+def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool | None, dask_address: str | None = None,
+                **options) -> None:  # fmt: skip
+    """`ingest_flow` (cached on the release's files; its task on a Dask cluster with ``dask_address``),
+    or with --no-prefect `flows.jobs.ingest.ingest`."""
     from etl import RawFormatError
     from flows.jobs.ingest import ingest
 
+    if no_prefect and dask_address:
+        fail("--no-prefect ingests in this process: drop --dask-address")
+    flow_fn = "flows.orchestration.pipelines:ingest_flow"
     try:
+        if dask_address:
+            from flows.orchestration.pipelines import dask_runner, ingest_flow
+
+            flow_fn = ingest_flow.with_options(task_runner=dask_runner(address=dask_address))
+
         def direct() -> dict:
             with progress_bar() as p:
                 return ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
 
-        result = run_job(no_prefect, direct, "flows.orchestration.pipelines:ingest_flow", dataset=dataset, raw_dir=str(path), home=str(home), options=options or None)
+        result = run_job(no_prefect, direct, flow_fn, needed=bool(dask_address), dataset=dataset, raw_dir=str(path),
+                         home=str(home), options=options or None)  # fmt: skip
     except (RawFormatError, FileNotFoundError, ValueError) as e:
+        fail(e)
+    except Exception as e:  # the orchestration's own error, without importing Prefect to name it
+        if type(e).__name__ != "DaskUnreachableError":
+            raise
         fail(e)
     print_ingest(result)
 
@@ -111,13 +131,14 @@ def ingest_polyvore_cmd(
     variant: Annotated[Variant, typer.Option(help="Which outfit variant(s) to ingest.")] = Variant.all,
     home: Home = DEFAULT_HOME,
     no_prefect: NoPrefect = None,
+    dask_address: DaskAddress = None,
 ) -> None:
     """Ingest a Polyvore Outfits release (items, outfits, FITB, compatibility, images).
 
     Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
     """
     variants = [v.value for v in Variant if v != Variant.all] if variant == Variant.all else [variant.value]
-    _run_ingest("polyvore", path, home, no_prefect, **({} if variant == Variant.all else {"variants": variants}))
+    _run_ingest("polyvore", path, home, no_prefect, dask_address, **({} if variant == Variant.all else {"variants": variants}))
 
 
 INGEST_COMMANDS = {  # dataset -> (what it reads, example release folder)
@@ -133,8 +154,9 @@ def _ingest_command(dataset: str, what: str, example: str):
         path: Release,
         home: Home = DEFAULT_HOME,
         no_prefect: NoPrefect = None,
+        dask_address: DaskAddress = None,
     ) -> None:
-        _run_ingest(dataset, path, home, no_prefect)
+        _run_ingest(dataset, path, home, no_prefect, dask_address)
 
     command.__doc__ = f"Ingest {what}.\n\nExample: `atelier ingest {dataset} {example} --home ./home`"
     return command
