@@ -6,7 +6,6 @@ on a free port, in a child process; fixtures set the standard AWS environment va
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys

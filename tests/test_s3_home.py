@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import time
 
-import pyarrow as pa
 import pytest
 import torch
-from s3_server import free_port, make_bucket, s3_endpoint, s3_home  # noqa: F401  (fixtures)
+from s3_server import free_port, s3_endpoint, s3_home  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
 from flows.cli import app
