@@ -9,8 +9,10 @@ flow's start to its result (the shards' fetching the model into each worker's ca
 reads, the forward passes, the Lance commits on S3, indexing and compaction). Cluster start-up
 and the workers' first imports (torch, lancedb: what a long-running cluster does once) are
 timed apart. 1- and 2-worker runs alternate (``--repeat`` each), so that load from other
-processes on the machine hits both alike. For the per-item costs of the Scaling plan, the same
-embed and ingest run once directly in this process (1 thread) on the S3 home and on a local home.
+processes on the machine hits both alike; the workers' CPU seconds during the embed flow over
+its wall time (``cores_obtained``) say how much of the machine the workers got. For the per-item
+costs of the Scaling plan, the same embed and ingest run once directly in this process
+(1 thread) on the S3 home and on a local home.
 
     .venv/bin/python bench/bench_dask_s3.py --images 2000 --repeat 2 --out bench/results/dask_s3.json
 """
@@ -55,6 +57,14 @@ def _warm() -> None:
     import flows.jobs.ingest  # noqa: F401
 
 
+def _cpu_seconds() -> float:
+    """Run on a worker: the CPU seconds its process has used (user + system)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_on_cluster(workers: int, endpoint: str, raw: Path, model: Path, shards: int) -> dict:
     from prefect_dask import DaskTaskRunner
 
@@ -69,12 +79,15 @@ def run_on_cluster(workers: int, endpoint: str, raw: Path, model: Path, shards: 
         runner = DaskTaskRunner(address=cluster.scheduler_address)
         t1 = time.perf_counter()
         ingest_flow.with_options(task_runner=runner)("polyvore", str(raw), home)
+        cpu0 = sum(client.run(_cpu_seconds).values())
         t2 = time.perf_counter()
         result = embed_flow.with_options(task_runner=runner)("resnet", home, shards=shards)
         t3 = time.perf_counter()
+        cpu = sum(client.run(_cpu_seconds).values()) - cpu0
     assert len(set(folders.values())) == workers
     return {"workers": workers, "cluster_start_s": round(started, 2), "ingest_flow_s": round(t2 - t1, 2),
-            "embed_flow_s": round(t3 - t2, 2), "n_embedded": result["n_embedded"], "load_avg_1min_before": round(load, 2)}  # fmt: skip
+            "embed_flow_s": round(t3 - t2, 2), "n_embedded": result["n_embedded"], "load_avg_1min_before": round(load, 2),
+            "workers_cpu_s": round(cpu, 2), "cores_obtained": round(cpu / (t3 - t2), 2)}  # fmt: skip
 
 
 def direct(home, raw: Path, model: Path) -> dict:
@@ -144,6 +157,7 @@ def main() -> None:
         "speedup_2_over_1_workers": round(best[1] / best[2], 2),
         "speedup_paired_median": round(statistics.median(paired), 2),
         "ingest_flow_best_s": {str(w): min(r["ingest_flow_s"] for r in rs) for w, rs in runs.items()},
+        "cores_obtained_median": {str(w): statistics.median(r["cores_obtained"] for r in rs) for w, rs in runs.items()},
     })  # fmt: skip
 
 
