@@ -51,6 +51,9 @@ def test_pipeline_on_an_s3_home(sample_root, s3_home, tmp_path, monkeypatch):
     hits = [r["item_id"] for r in neighbours(s3_home, "100074259", "ae", k=3, gallery=False).rows]
     assert len(hits) == 3 and "100074259" not in hits and all(h in out for h in hits)
     assert (tmp_path / "cache" / "atelier" / "s3").is_dir()  # the gallery: a local page (its images are local)
+    code, out = cli("pca", "--space", "ae", "--home", s3_home)
+    assert code == 0, out
+    assert json.loads(s3.get("reports", "pca_ae.json")[0])["n"] == 484  # the JSON on the store, the plot local
     code, out = cli("sql", "select count(*) as n, count(distinct v.item_id) as d from polyvore_items i join vectors_ae v "
                     "using (item_id)", "--home", s3_home, "--format", "csv")  # fmt: skip
     assert code == 0, out

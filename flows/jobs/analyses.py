@@ -18,7 +18,7 @@ from PIL import Image
 
 from etl.common import ReleaseRoot
 from store import Lake, VectorStore, query
-from store.files import reports_dir
+from store.files import report_path, reports_dir, write_text
 
 # where each dataset's item details live in the lake: (view, id column, title expression, category expression)
 ITEM_DETAILS = {
@@ -187,11 +187,10 @@ def pca(home: Path | str, space: str, components: int = 10, color_by: str | None
     var = s**2
     ratio = (var / var.sum())[:components].tolist()
     xy = x @ vt[:2].T
-    reports = Path(home) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    json_path = reports / f"pca_{space}.json"
-    json_path.write_text(json.dumps({"space": space, "n": table.num_rows, "dim": x.shape[1],
-                                     "explained_variance_ratio": ratio}, indent=2))  # fmt: skip
+    reports = reports_dir(home)  # the plot: a local folder for an s3:// home (store.files)
+    json_path = report_path(home, f"pca_{space}.json")
+    write_text(json_path, json.dumps({"space": space, "n": table.num_rows, "dim": x.shape[1],
+                                      "explained_variance_ratio": ratio}, indent=2))  # fmt: skip
     cats = np.array([c or "unknown" for c in table[color_by].to_pylist()])
     fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
     palette = plt.get_cmap("tab20")  # 20 distinct colours: the default cycle repeats after 10
