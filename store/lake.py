@@ -51,7 +51,7 @@ class DamagedTableError(ValueError):
     """A lake table that exists but cannot be read (truncated, overwritten, not Parquet)."""
 
     def __init__(self, path: Path | str, dataset: str, cause: object = ""):
-        self.path, self.dataset = Path(path), dataset
+        self.path, self.dataset = home_arg(str(path)) if str(path).startswith("s3://") else Path(path), dataset
         super().__init__(f"lake table {self.path} is damaged ({cause}): {rewrite_hint(dataset)}")
 
 

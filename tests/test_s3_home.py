@@ -72,6 +72,13 @@ def test_sql_on_an_s3_home_stays_in_its_sandbox(sample_root, s3_home):
     for sql in (f"select * from read_parquet('{url}')", "select * from read_csv('/etc/passwd')"):
         with pytest.raises(SandboxError, match="reads only the home's lake and vectors"):
             query(s3_home, sql)
+    from store import DamagedTableError
+
+    bucket, _, key = url[len("s3://"):].partition("/")
+    open_home(f"s3://{bucket}").put(key, body=b"not parquet")  # the current items object overwritten
+    with pytest.raises(DamagedTableError, match=f"lake table {url} is damaged.*atelier ingest polyvore"):
+        query(s3_home, "select count(*) from polyvore_items")
+    assert query(s3_home, "select count(*) as n from polyvore_outfits")["n"].to_pylist() == [2640]  # the others still read
 
 
 def test_lake_commit_on_s3_is_all_or_nothing_and_compare_and_swap(sample_root, s3_home):
