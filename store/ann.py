@@ -170,7 +170,7 @@ class AnnIndex:
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
             return folder
-        fs, root = _filesystem(folder)
+        fs, root = filesystem(folder)
         for name, array in arrays.items():
             buffer = io.BytesIO()
             np.save(buffer, np.ascontiguousarray(array))
@@ -191,7 +191,7 @@ class AnnIndex:
             mapped = params.kind == "ivf"  # a probe touches few pages; an exact scan reads them all: in memory
             arrays = [np.load(Path(folder) / name, mmap_mode="r" if mapped and name == "vectors.npy" else None) for name in FILES]
             return cls(params, *arrays, pq.read_table(Path(folder) / "meta.parquet"))
-        fs, root = _filesystem(folder)
+        fs, root = filesystem(folder)
         with fs.open_input_file(f"{root}/index.json") as f:
             params = AnnParams(**json.loads(f.read()))
         arrays = []
@@ -201,7 +201,13 @@ class AnnIndex:
         return cls(params, *arrays, pq.read_table(f"{root}/meta.parquet", filesystem=fs))
 
 
-def _filesystem(uri: str):
+def filesystem(uri: str):
+    """(file system, path) of an object-store URI: an ``s3://`` one through the home's checked
+    settings (`store.objectstore`: endpoint, credentials, timeouts), others through pyarrow."""
+    if uri.startswith("s3://"):
+        from store.objectstore import open_home
+
+        return open_home("s3://" + uri[len("s3://"):].split("/", 1)[0]).fs, uri[len("s3://"):]
     from pyarrow import fs
 
     return fs.FileSystem.from_uri(uri)

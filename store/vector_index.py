@@ -63,6 +63,7 @@ class Cache:
         self.lock = threading.RLock()
         self.connections: dict[str, object] = {}
         self.spaces: dict[tuple[str, str], SpaceCache] = {}
+        self.options: dict[str, dict | None] = {}  # uri -> LanceDB storage_options (an object-store home's)
 
     def connect(self, uri: str):
         import lancedb
@@ -121,7 +122,7 @@ def dataset(uri: str, path: str, space: str):
     except Exception:  # noqa: BLE001 - the table went away under the handle: reopen (and say so, if it is gone)
         fresh = False
     if not fresh:
-        ds = lance.dataset(path)
+        ds = lance.dataset(path, storage_options=CACHE.options.get(uri))
         cached.dataset, cached.stamp = ds, version_stamp(path, ds.version)
     return ds
 
@@ -189,9 +190,7 @@ def stored_target(uri: str, space: str) -> float:
     folder = folders[max(folders)]
     try:
         if "://" in folder:
-            from pyarrow import fs
-
-            filesystem, root = fs.FileSystem.from_uri(folder)
+            filesystem, root = ann.filesystem(folder)
             with filesystem.open_input_file(f"{root}/index.json") as f:
                 params = json.loads(f.read())
         else:
@@ -208,9 +207,7 @@ def remove_indexes(uri: str, space: str, keep: int | None = None) -> None:
     for version, folder in folders.items():
         if version != keep:
             if "://" in folder:
-                from pyarrow import fs
-
-                filesystem, root = fs.FileSystem.from_uri(folder)
+                filesystem, root = ann.filesystem(folder)
                 with contextlib.suppress(OSError):
                     filesystem.delete_dir(root)
             else:
@@ -222,7 +219,7 @@ def _list_indexes(uri: str, space: str) -> dict[int, str]:
     if "://" in root:
         from pyarrow import fs
 
-        filesystem, base = fs.FileSystem.from_uri(root)
+        filesystem, base = ann.filesystem(root)
         names = [i.base_name for i in filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))]
     else:
         from pathlib import Path

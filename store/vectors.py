@@ -108,6 +108,7 @@ class VectorStore(VectorSearch):
 
             self.storage_options = open_home(home).storage_options()
         self.db = lancedb.connect(self.uri, storage_options=self.storage_options)
+        CACHE.options[self.uri] = self.storage_options  # the search path's Lance datasets open with them
 
     # -- spaces ------------------------------------------------------------------------------
 
