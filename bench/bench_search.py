@@ -12,7 +12,8 @@ same distribution, 100 for tuning faiss and 200 for the figures):
   e.g. the home `bench/bench_scale.py` leaves), sampled or tiled with noise to each size;
 - gaussian: i.i.d. normal (no structure: the worst case for any index; reported, not tuned for).
 Arms, each with build seconds, median / p95 latency (ms), recall@10 against the exact top 10
-(with a 95% bootstrap interval over queries) and memory (MB):
+(with a 95% bootstrap interval over queries; a returned row whose similarity reaches the exact
+10th one counts, so identical vectors are not misses) and memory (MB):
 - store: `VectorStore.search` after `ensure_indexes` (its calibrated in-process index), the whole
   call including the Arrow result; also with a semantic_category filter (1 of 11);
 - lancedb_flat: LanceDB's own search on an open table (no index; its per-query floor), 10 queries;
@@ -99,20 +100,35 @@ def rows_table(x: np.ndarray, cats: np.ndarray) -> pa.Table:
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), dim)})  # fmt: skip
 
 
-def exact(xn: np.ndarray, queries: np.ndarray, mask: np.ndarray | None = None) -> list[np.ndarray]:
-    """The exact top-k row indices of each query (cosine), within ``mask`` when given."""
-    idx = np.arange(len(xn)) if mask is None else np.flatnonzero(mask)
-    sub = xn[idx] if mask is not None else xn
-    out = []
+class Truth:
+    """The exact answer to each query: the k-th best cosine similarity (within a filter). Recall
+    counts a returned row as a hit when its similarity reaches that (ties, i.e. identical vectors,
+    count: the project's vectors have exact duplicates, and any of them is a right answer)."""
+
+    def __init__(self, xn: np.ndarray, queries: np.ndarray, kth: np.ndarray):
+        self.xn, self.queries, self.kth = xn, queries, kth
+
+    def __getitem__(self, part: slice) -> Truth:
+        return Truth(self.xn, self.queries[part], self.kth[part])
+
+    def recalls(self, found: list) -> list[float]:
+        return [min(K, int((self.xn[np.asarray(list(map(int, f)), dtype=np.int64)] @ q >= t - 1e-5).sum())) / K
+                for f, q, t in zip(found, self.queries, self.kth)]  # fmt: skip
+
+
+def exact(xn: np.ndarray, queries: np.ndarray, mask: np.ndarray | None = None) -> Truth:
+    """The exact top-k similarity threshold of each query (cosine), within ``mask`` when given."""
+    sub = xn[np.flatnonzero(mask)] if mask is not None else xn
+    qn = unit(queries)
+    kth = np.empty(len(queries), np.float32)
     for start in range(0, len(queries), 50):
-        sims = unit(queries[start:start + 50]) @ sub.T
-        top = np.argpartition(-sims, K, axis=1)[:, :K]
-        out += [idx[t] for t in top]
-    return out
+        sims = qn[start:start + 50] @ sub.T
+        kth[start:start + 50] = np.partition(sims, sims.shape[1] - K, axis=1)[:, sims.shape[1] - K]
+    return Truth(xn, qn, kth)
 
 
-def summary(times: list[float], found: list, truth: list, build_s: float | None = None, memory_mb: float | None = None) -> dict:
-    per_query = [len(set(map(int, f)) & set(map(int, t))) / K for f, t in zip(found, truth)]
+def summary(times: list[float], found: list, truth: Truth, build_s: float | None = None, memory_mb: float | None = None) -> dict:
+    per_query = truth.recalls(found)
     ci = bootstrap(per_query)
     ms = np.array(times) * 1000
     return {"build_s": None if build_s is None else round(build_s, 2), "median_ms": round(float(np.median(ms)), 4),
@@ -140,17 +156,17 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def tune(make_search, values: list[int], queries: np.ndarray, truth: list, target: float = 0.95) -> int:
+def tune(make_search, values: list[int], queries: np.ndarray, truth: Truth, target: float = 0.95) -> int:
     """The smallest parameter value whose recall on the tuning queries reaches ``target`` (else the largest)."""
     for v in values:
         search = make_search(v)
         found = [search(q) for q in queries]
-        if np.mean([len(set(map(int, f)) & set(map(int, t))) / K for f, t in zip(found, truth)]) >= target:
+        if np.mean(truth.recalls(found)) >= target:
             return v
     return values[-1]
 
 
-def faiss_arms(xn: np.ndarray, tune_q: np.ndarray, tune_truth: list, test_q: np.ndarray, truth: list, partitions: int) -> dict:
+def faiss_arms(xn: np.ndarray, tune_q: np.ndarray, tune_truth: Truth, test_q: np.ndarray, truth: Truth, partitions: int) -> dict:
     import faiss
 
     out = {}
