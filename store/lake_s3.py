@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from store.lake import LAKE_DATASETS, MANIFEST, VERSIONS, DamagedTableError, _step
+from store.lake_layout import LAKE_DATASETS, MANIFEST, VERSIONS, DamagedTableError, _step
 from store.objectstore import ObjectStoreError, PreconditionFailed, open_home
 
 if TYPE_CHECKING:

@@ -30,7 +30,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,35 +38,12 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: pid checks only
     fcntl = None
 
+from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start  # noqa: F401 (re-exported)
+
 log = logging.getLogger("atelier.locks")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 LOCKS_DIR = "locks"
-SUFFIX = ".lock"
 ATTEMPTS = 20  # take-over rounds before giving up (each round: another process changed the file)
-
-
-class LockHeld(RuntimeError):
-    """The lock is held by a live process (the message names it and the fix)."""
-
-    def __init__(self, info: LockInfo):
-        self.info = info
-        super().__init__(f"{info.what} is already running (pid {info.pid} on {info.host}, since {info.started}); "
-                         "wait for it or, if it died, run `atelier doctor --fix`")  # fmt: skip
-
-    def __reduce__(self):  # pickled whole (a Prefect or Dask worker sends it back)
-        return type(self), (self.info,)
-
-
-@dataclass
-class LockInfo:
-    path: Path
-    name: str
-    what: str
-    pid: int
-    host: str
-    started: str  # ISO 8601 UTC, e.g. 2026-12-02T02:30:00Z
-    stale: bool = False
-    pid_start: int | None = None  # the holder's start time in clock ticks since boot (Linux), when known
 
 
 def _remote(home: Path | str) -> bool:
@@ -263,30 +239,6 @@ def _is_stale(path: Path, info: LockInfo) -> bool:
     finally:
         os.close(fd)  # releases a flock taken just to look
     return _pid_dead(info) if got is None else got
-
-
-def _pid_dead(info: LockInfo) -> bool:
-    """True when ``info``'s holder ran on this host and is not running any more (pid gone, or
-    reused by a process started at another time)."""
-    if info.host != socket.gethostname() or info.pid <= 0:
-        return info.pid <= 0 and info.host == ""  # an unreadable lock file: no holder named
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass  # alive, another user's
-    start = _pid_start(info.pid)
-    return info.pid_start is not None and start is not None and start != info.pid_start
-
-
-def _pid_start(pid: int) -> int | None:
-    """The process's start time (clock ticks since boot, field 22 of /proc/<pid>/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _flock(fd: int, blocking: bool) -> None:

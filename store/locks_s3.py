@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from store.locks import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start
+from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start
 from store.objectstore import PreconditionFailed, open_home
 
 log = logging.getLogger("atelier.locks")

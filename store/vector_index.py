@@ -43,6 +43,7 @@ FLAT_ROWS = 20_000  # below this many rows an exact scan is as fast as IVF probi
 DEFAULT_RECALL = 0.95  # recall@10 target of the calibration (`--recall`)
 MASKS_PER_SPACE = 64  # cached filters per space (each: one byte per row)
 INDEX_DIR = "_ann"
+RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]  # a search's row
 
 
 @dataclass
@@ -130,8 +131,6 @@ def dataset(uri: str, path: str, space: str):
 def read_for_index(ds) -> tuple[np.ndarray, np.ndarray, object]:
     """(vectors, row ids, result columns) of every row of ``ds``, read in batches into one matrix."""
     import pyarrow as pa
-
-    from store.vector_search import RESULT_COLUMNS
 
     columns = [*RESULT_COLUMNS, *(["text"] if "text" in ds.schema.names else [])]
     dim = ds.schema.field(VECTOR_COLUMN).type.list_size

@@ -18,10 +18,10 @@ import pyarrow as pa
 from store import vector_index
 from store.vector_health import DamagedSpaceError, UnknownSpaceError, lance_filter
 from store.vector_health import check_space as _check_space
+from store.vector_index import RESULT_COLUMNS
 
 METRIC = "cosine"
 RRF_K = 60  # reciprocal rank fusion constant (LanceDB's RRFReranker default)
-RESULT_COLUMNS = ["item_id", "dataset", "semantic_category", "split", "model", "model_version", "image_sha1"]
 
 
 class VectorSearch:
