@@ -4,8 +4,10 @@ host has died."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,3 +60,15 @@ def _pid_start(pid: int) -> int | None:
         return int(stat[stat.rindex(")") + 2:].split()[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def parse_record(path, name: str, raw: bytes, started_unreadable: Callable[[], str]) -> LockInfo:
+    """The `LockInfo` a lock file's bytes hold; for bytes that are not a lock record (a torn or
+    foreign file) one naming no holder, started when ``started_unreadable()`` says (its mtime)."""
+    try:
+        data = json.loads(raw)
+        return LockInfo(path=path, name=name, what=str(data.get("what") or name), pid=int(data["pid"]),
+                        host=str(data.get("host", "")), started=str(data.get("started", "")),
+                        pid_start=data.get("pid_start"))  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return LockInfo(path=path, name=name, what=name, pid=0, host="", started=started_unreadable())

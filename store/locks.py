@@ -38,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: pid checks only
     fcntl = None
 
-from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start  # noqa: F401 (re-exported)
+from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start, parse_record  # noqa: F401 (re-exported)
 
 log = logging.getLogger("atelier.locks")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -218,15 +218,8 @@ def _read(path: Path) -> LockInfo | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    name = path.name[: -len(SUFFIX)]
-    try:
-        data = json.loads(raw)
-        return LockInfo(path=path, name=name, what=str(data.get("what") or name), pid=int(data["pid"]),
-                        host=str(data.get("host", "")), started=str(data.get("started", "")),
-                        pid_start=data.get("pid_start"))  # fmt: skip
-    except (ValueError, KeyError, TypeError, AttributeError):
-        started = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return LockInfo(path=path, name=name, what=name, pid=0, host="", started=started)
+    return parse_record(path, path.name[: -len(SUFFIX)], raw,
+                        lambda: datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))  # fmt: skip
 
 
 def _is_stale(path: Path, info: LockInfo) -> bool:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start
+from store.lock_info import SUFFIX, LockHeld, LockInfo, _pid_dead, _pid_start, parse_record
 from store.objectstore import PreconditionFailed, open_home
 
 log = logging.getLogger("atelier.locks")
@@ -39,15 +39,7 @@ STALE_AFTER_S = float(os.environ.get("ATELIER_S3_LOCK_STALE_S", 60))  # 6 missed
 
 
 def _info(s3, name: str, body: bytes, modified: datetime | None = None) -> LockInfo:
-    path = s3.url(LOCKS, name + SUFFIX)
-    try:
-        data = json.loads(body)
-        return LockInfo(path=path, name=name, what=str(data.get("what") or name), pid=int(data["pid"]),
-                        host=str(data.get("host", "")), started=str(data.get("started", "")),
-                        pid_start=data.get("pid_start"))  # fmt: skip
-    except (ValueError, KeyError, TypeError, AttributeError):
-        started = modified.strftime("%Y-%m-%dT%H:%M:%SZ") if modified else ""
-        return LockInfo(path=path, name=name, what=name, pid=0, host="", started=started)
+    return parse_record(s3.url(LOCKS, name + SUFFIX), name, body, lambda: modified.strftime("%Y-%m-%dT%H:%M:%SZ") if modified else "")
 
 
 def _state(s3, name: str, stale_after: float) -> tuple[LockInfo, str, bool] | None:
