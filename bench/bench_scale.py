@@ -216,6 +216,8 @@ def stage_embed(p: dict, n: int) -> dict:
             paired["seconds"] += time.perf_counter() - t
             paired["images"] += BATCH
         show(done, total)
+        if done >= total:  # the loop's own peak (finalize_space's compaction and index build come after)
+            paired["loop_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         paired["callback_s"] += time.perf_counter() - t
 
     t0 = time.perf_counter()
@@ -225,7 +227,7 @@ def stage_embed(p: dict, n: int) -> dict:
     loop = r.loop_seconds - paired["callback_s"]
     return {"seconds": loop, "embed_space_s": seconds, "before_loop_s": seconds - loop - timed["finalize"],
             "paired_floor_seconds": paired["seconds"] * n / paired["images"], "paired_floor_images": paired["images"],
-            "paired_floor_every_batches": EVERY, "finalize_s": timed["finalize"],
+            "paired_floor_every_batches": EVERY, "finalize_s": timed["finalize"], "loop_peak_rss_mb": paired.get("loop_peak_rss_mb"),
             "index_s": timed["ensure_indexes"], "compact_s": timed.get("compact", 0.0), "embedded": r.n_embedded}  # fmt: skip
 
 
@@ -297,7 +299,8 @@ def summarise(n: int, raw: dict) -> dict:
                            throughput_to_floor=round(e["paired_floor_seconds"] / e["seconds"], 3),
                            floor="bare forward of one pre-decoded batch every %d batches of the run, scaled to N" % e["paired_floor_every_batches"],
                            separate_floor_seconds=round(raw["forward_floor"]["seconds"], 3),
-                           throughput_to_separate_floor=round(raw["forward_floor"]["seconds"] / e["seconds"], 3))  # fmt: skip
+                           throughput_to_separate_floor=round(raw["forward_floor"]["seconds"] / e["seconds"], 3),
+                           loop_peak_rss_mb=e.get("loop_peak_rss_mb"))  # fmt: skip
         st["index"] = {"seconds": round(e["index_s"], 3), "floor_seconds": None, "finalize_s": round(e["finalize_s"], 3),
                        "compact_s": round(e["compact_s"], 3), "note": "ensure_indexes inside the embed job's finalize_space; no floor",
                        "peak_rss_mb": e["peak_rss_mb"]}  # fmt: skip

@@ -279,7 +279,8 @@ def scale(d: dict) -> list[str]:
         r = st["embed"]
         body.append(["embed: resnet18, 64 px, batch 64, CPU (first batch to last row stored)", f"{r['seconds']:.0f} s",
                      f"bare forward on pre-decoded tensors, one batch in {raw['embed']['paired_floor_every_batches']} during the run, scaled: {r['floor_seconds']:.0f} s (run apart before: {r['separate_floor_seconds']:.0f} s)",
-                     f"throughput **{r['throughput_to_floor']:.3f}**", f"{r['items_per_s']:,.0f}", rss("embed"), load("embed"),
+                     f"throughput **{r['throughput_to_floor']:.3f}**", f"{r['items_per_s']:,.0f}",
+                     rss("embed") + (f"; loop alone {r['loop_peak_rss_mb']:,.0f}" if r.get("loop_peak_rss_mb") else ""), load("embed"),
                      f">= 0.8 ({_met(r['throughput_to_floor'] >= 0.8)})"])
         i = st["index"]
         body.append(["index: `ensure_indexes` in the embed job's `finalize_space` (compaction apart: " + f"{i['compact_s']:.1f} s)",
@@ -332,6 +333,8 @@ TABLES = {
     "extractor-ablation": ReadmeTable("bench/results/extractor_ablation.json", "python bench/bench_extractor.py --ablation",
                                       extractor_ablation),
     "scale": ReadmeTable("bench/results/scale.json", "python bench/bench_scale.py --items 1000000 --workdir /tmp/scale", scale),
+    "scale-100k": ReadmeTable("bench/results/scale_100k.json", "python bench/bench_scale.py --items 100000 --workdir /tmp/scale100k "
+                              "--out bench/results/scale_100k.json", scale),
     "scale-memory": ReadmeTable("bench/results/scale_memory.json", "python bench/bench_scale.py --memory-of "
                                 "bench/results/scale_100k.json bench/results/scale.json --out bench/results/scale_memory.json", scale_memory),
 }  # fmt: skip

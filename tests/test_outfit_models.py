@@ -171,3 +171,15 @@ def test_predict_missing_shapes():
     pred = predict_missing(model, data, data.outfits[:5], torch.tensor([0, 1, 2, 0, 1]))
     assert pred.shape == (5, DIM)
     assert torch.allclose(pred.norm(dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_evaluation_in_query_chunks_equals_one_pass():
+    """evaluate_outfits scores a bounded number of queries at a time (memory independent of the
+    catalogue size): any chunking gives the same figures as scoring every query at once."""
+    from models.outfit_train import evaluate_outfits
+
+    torch.manual_seed(0)
+    model, data = UmBERT(_config()).eval(), _data()
+    one_pass = evaluate_outfits(model, data, cells=10**9)
+    for cells in (40, 40 * 7, 1):  # one query, seven queries, one query (cells below N) at a time
+        assert evaluate_outfits(model, data, cells=cells) == one_pass
