@@ -41,7 +41,7 @@ from benchutil import write_results
 
 from models.intervals import bootstrap
 from store.ann import unit
-from store.vectors import VectorStore
+from store.vectors import VectorStore, lance_filter
 
 K = 10
 CATEGORIES = np.array(["tops", "bottoms", "shoes", "bags", "jewellery", "accessories", "hats", "sunglasses", "scarves",
@@ -236,7 +236,7 @@ def run_case(name: str, x: np.ndarray, cats: np.ndarray, queries: np.ndarray, wo
     case["store"] = {**summary(*timed(lambda q: ids_of(store.search("bench", q, k=K)), test_q), truth, build, memory),
                      "index": {key: info[key] for key in ("kind", "partitions", "nprobes", "nprobes_other_filters")},
                      "calibration": {key: info["calibration"].get(key) for key in ("target", "recall", "met", "queries")}}  # fmt: skip
-    where = f"semantic_category = '{category}'"
+    where = lance_filter("semantic_category", str(category))
     case["store_filtered"] = summary(*timed(lambda q: ids_of(store.search("bench", q, k=K, where=where)), filtered_q), filtered_truth)
     table = store.table("bench")
     case["lancedb_flat"] = summary(*timed(lambda q: ids_of(table.search(q).distance_type("cosine").limit(K).to_arrow()), test_q[:10]),

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures for every test module: a moto S3 server, an s3:// home)
 
 from etl.samples import write_samples
 

@@ -1,7 +1,7 @@
 """A local S3-compatible server for tests: moto's server mode (`moto[server]`, the `test` extra)
 on a free port, in a child process; fixtures set the standard AWS environment variables.
 
-    from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
+    (tests/conftest.py imports the fixtures s3_endpoint and s3_home: every test module has them)
 """
 
 from __future__ import annotations

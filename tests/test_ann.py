@@ -9,7 +9,6 @@ import logging
 import numpy as np
 import pyarrow as pa
 import pytest
-from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
 from test_vectors import CATEGORIES, cosine_top_k, make_rows
 
 from store import VectorStore
@@ -220,7 +219,7 @@ def test_hybrid_is_the_rank_fusion_of_vector_and_text_search(tmp_path):
     assert found["text"][best.index("item000123")].as_py() == "striped linen shirt"
 
 
-def test_ivf_index_on_an_object_store_home(s3_home, monkeypatch):  # noqa: F811 (the fixture)
+def test_ivf_index_on_an_object_store_home(s3_home, monkeypatch):
     from store import vector_index
 
     monkeypatch.setattr(vector_index, "FLAT_ROWS", 1_000)

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 from dask_s3 import isolated_cluster
-from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
-
 from typer.testing import CliRunner
 
 from flows.cli import app

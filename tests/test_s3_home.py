@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from s3_server import free_port, s3_endpoint, s3_home  # noqa: F401  (fixtures)
+from s3_server import free_port
 from typer.testing import CliRunner
 
 from flows.cli import app

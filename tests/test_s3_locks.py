@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-from s3_server import s3_endpoint, s3_home  # noqa: F401  (fixtures)
 
 from store import locks_s3
 from store.locks import LockHeld, clear_stale, held_locks, lock
