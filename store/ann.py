@@ -202,14 +202,17 @@ class AnnIndex:
 
 
 def filesystem(uri: str):
-    """(file system, path) of an object-store URI: an ``s3://`` one through the home's checked
-    settings (`store.objectstore`: endpoint, credentials, timeouts), others through pyarrow."""
+    """(pyarrow file system, path) of a folder: an ``s3://`` URI through the home's checked
+    settings (`store.objectstore`: endpoint, credentials, timeouts), another URI through pyarrow,
+    a local path as itself (absolute)."""
+    from pyarrow import fs
+
     if uri.startswith("s3://"):
         from store.objectstore import open_home
 
         return open_home("s3://" + uri[len("s3://"):].split("/", 1)[0]).fs, uri[len("s3://"):]
-    from pyarrow import fs
-
+    if "://" not in uri:
+        return fs.LocalFileSystem(), os.path.abspath(uri)
     return fs.FileSystem.from_uri(uri)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -188,13 +187,9 @@ def stored_target(uri: str, space: str) -> float:
         return DEFAULT_RECALL
     folder = folders[max(folders)]
     try:
-        if "://" in folder:
-            filesystem, root = ann.filesystem(folder)
-            with filesystem.open_input_file(f"{root}/index.json") as f:
-                params = json.loads(f.read())
-        else:
-            with open(f"{folder}/index.json", encoding="utf-8") as f:
-                params = json.load(f)
+        filesystem, root = ann.filesystem(folder)
+        with filesystem.open_input_file(f"{root}/index.json") as f:
+            params = json.loads(f.read())
     except (OSError, ValueError):
         return DEFAULT_RECALL
     return float(params.get("calibration", {}).get("target", DEFAULT_RECALL))
@@ -205,25 +200,17 @@ def remove_indexes(uri: str, space: str, keep: int | None = None) -> None:
     folders = _list_indexes(uri, space)
     for version, folder in folders.items():
         if version != keep:
-            if "://" in folder:
-                filesystem, root = ann.filesystem(folder)
-                with contextlib.suppress(OSError):
-                    filesystem.delete_dir(root)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+            filesystem, root = ann.filesystem(folder)
+            with contextlib.suppress(OSError):
+                filesystem.delete_dir(root)
 
 
 def _list_indexes(uri: str, space: str) -> dict[int, str]:
+    from pyarrow import fs
+
     root, prefix = index_root(uri), f"{space}-v"
-    if "://" in root:
-        from pyarrow import fs
-
-        filesystem, base = ann.filesystem(root)
-        names = [i.base_name for i in filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))]
-    else:
-        from pathlib import Path
-
-        names = [p.name for p in Path(root).iterdir()] if Path(root).is_dir() else []
+    filesystem, base = ann.filesystem(root)
+    names = [i.base_name for i in filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))]
     return {int(n[len(prefix):]): f"{root}/{n}" for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()}
 
 
