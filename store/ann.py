@@ -52,7 +52,8 @@ class AnnParams:
     partitions: int = 1
     nprobes: int = 1  # partitions probed per unfiltered query (calibrated)
     groups: dict[str, list[int]] = field(default_factory=dict)  # semantic_category -> its partitions [first, end)
-    nprobes_group: int = 1  # partitions of the category probed per category-filtered query (calibrated)
+    nprobes_group: int = 1  # partitions of a category probed per category-filtered query: the largest per-category count
+    nprobes_by_group: dict[str, int] = field(default_factory=dict)  # semantic_category -> its own calibrated count
     nprobes_other_filters: int = 1  # for any other filter: partitions holding matches probed (calibrated)
     calibration: dict = field(default_factory=dict)  # target, recall reached, queries, met, ...
     stamp: int | None = None  # the table version's manifest time (`store.vector_index.version_stamp`)
@@ -89,7 +90,7 @@ class AnnIndex:
             if flat or end - first <= 1:
                 a, b = self.offsets[first], self.offsets[end]
                 return _top(self.vectors[a:b] @ q, np.arange(a, b), k)
-            order = first + _nearest(self.centroids[first:end] @ q, nprobes or p.nprobes_group)
+            order = first + _nearest(self.centroids[first:end] @ q, nprobes or p.nprobes_by_group.get(group, p.nprobes_group))
             return self._probe(q, order, k)
         if rows is None:
             if flat:

@@ -15,6 +15,12 @@ import os
 from pathlib import Path
 
 
+def home_path(home: str | os.PathLike) -> Path | str:
+    """A home as code takes it: an ``s3://`` URI stays a string (a `Path` would turn it into a
+    local ``s3:/`` folder), anything else becomes a `Path`."""
+    return home if isinstance(home, str) and home.startswith("s3://") else Path(home)
+
+
 def reports_dir(home: str | os.PathLike) -> Path:
     """The local folder for a home's galleries and plots (made if missing); see the module docstring."""
     if isinstance(home, str) and home.startswith("s3://"):
@@ -58,4 +64,4 @@ def write_text(path: str | os.PathLike, text: str) -> Path | str:
     return path
 
 
-__all__ = ["report_path", "reports_dir", "write_text"]
+__all__ = ["home_path", "report_path", "reports_dir", "write_text"]

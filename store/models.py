@@ -57,13 +57,18 @@ def models_root(home: Path | str) -> Path:
 
 def model_dir(home: Path | str, name: str, version: str) -> Path:
     """``<home>/models/<name>/<version>``. ``version`` is ``v<N>`` (only those count as the latest)
-    or another plain name (letters, digits, ``_``, ``-``: it stays inside the home)."""
-    if _remote(home):
-        raise ValueError(f"models are trained into a local home, not into the object store {home}: train with "
-                         f"--home DIR, then copy DIR/models/{name}/{version}/ to {home}/models/{name}/{version}/ "
-                         "(`store.models_s3.upload_model`, or `aws s3 cp --recursive`)")  # fmt: skip
+    or another plain name (letters, digits, ``_``, ``-``: it stays inside the home). On an
+    object-store home: a local copy of that finished version (`store.models_s3`)."""
     if not VERSION_DIR_RE.match(str(version)):
         raise ValueError(f"bad model version {version!r}: expected v<N> (e.g. v3) or a plain name of letters, digits, _ and -")
+    if _remote(home):
+        from store import models_s3
+
+        found = models_s3.fetch_version(home, _check_name(name), version)
+        if found is None:
+            raise NoModelError(f"no finished {name} {version} under {home}/models/{name}/{version}/ (config.json and "
+                               f"model.safetensors): `atelier train {name} --home {home}` makes one")  # fmt: skip
+        return found
     return models_root(home) / _check_name(name) / version
 
 
@@ -98,7 +103,7 @@ def latest_model(home: Path | str, name: str) -> Path:
         found = models_s3.latest_model(home, _check_name(name))
         if found is None:
             raise NoModelError(f"no trained {name!r} model under {home}/models/{name}/v<N>/ (config.json and "
-                               f"model.safetensors): train one on a local home and copy it there")  # fmt: skip
+                               f"model.safetensors): run `atelier train {name} --home {home}` first")  # fmt: skip
         return found
     for path in reversed(model_versions(home, name)):
         if is_finished(path):

@@ -4,8 +4,9 @@ A model is read where it runs: `latest_model` finds the highest finished ``v<N>`
 and ``model.safetensors`` present; ``config.json`` is uploaded last by `upload_model`, so a
 half-uploaded version is never picked) and copies it into a local cache folder
 (``~/.cache/atelier/s3/<bucket>/<prefix>/models/<name>/v<N>``, fetched again when an object's
-ETag changed); the embed job loads it from there. Training writes to a local home:
-`upload_model` (or ``aws s3 cp --recursive``) copies a trained version to the object store.
+ETag changed); the embed job loads it from there. Training on an object-store home runs into a
+local staging folder and `upload_model` copies the finished version to the store
+(`flows.jobs.train`); a version trained elsewhere is copied the same way (or ``aws s3 cp --recursive``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ def _finished(s3, name: str, version: str) -> dict[str, str]:
     return files if CONFIG_NAME in files and WEIGHTS_NAME in files else {}
 
 
+def finished_versions(home: str, name: str) -> list[str]:
+    """The versions of ``name`` whose config.json and weights are on the store, by N."""
+    s3 = open_home(home)
+    return [v for v in model_versions(home, name) if _finished(s3, name, v)]
+
+
 def latest_model(home: str, name: str) -> Path | None:
     """The local copy of the highest finished version of ``name``, or None when there is none."""
     s3 = open_home(home)
@@ -48,6 +55,13 @@ def latest_model(home: str, name: str) -> Path | None:
         if files:
             return _fetch(s3, name, version, files)
     return None
+
+
+def fetch_version(home: str, name: str, version: str) -> Path | None:
+    """The local copy of one finished version, or None when it is not on the store (or unfinished)."""
+    s3 = open_home(home)
+    files = _finished(s3, name, version)
+    return _fetch(s3, name, version, files) if files else None
 
 
 def trained_models(home: str) -> list[str]:
@@ -87,4 +101,4 @@ def upload_model(local: Path | str, home: str, name: str, version: str) -> str:
     return s3.url("models", name, version)
 
 
-__all__ = ["latest_model", "model_versions", "trained_models", "upload_model"]
+__all__ = ["fetch_version", "finished_versions", "latest_model", "model_versions", "trained_models", "upload_model"]

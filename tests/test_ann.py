@@ -58,7 +58,14 @@ def test_search_meets_recall_unfiltered_and_filtered(indexed):
     queries = clustered(60, seed=7)
     assert recall_of(vs, base, queries) >= 0.95
     categories = np.array([CATEGORIES[i % len(CATEGORIES)] for i in range(N)])
-    assert recall_of(vs, base, queries[:30], where="semantic_category = 'hats'", mask=categories == "hats") >= 0.95
+    filtered = info["calibration"]["filtered"]
+    assert set(filtered["by_category"]) == set(CATEGORIES)  # each category calibrated on its own
+    held_out = []
+    for name, count in filtered["by_category"].items():  # each category calibrated to the target on its own queries
+        first, end = info["groups"][name]
+        assert 1 <= count <= end - first and filtered["recall_low95_by_category"][name] >= 0.95
+        held_out.append(recall_of(vs, base, queries[:30], where=f"semantic_category = '{name}'", mask=categories == name))
+    assert np.mean(held_out) >= 0.95 and min(held_out) >= 0.9  # new queries: 300 in all (30 a category: noisy alone)
     odd = np.arange(N) % 5 != 0  # another filter (split = 'train'): the probes of any filter
     assert recall_of(vs, base, queries[:30], where="split = 'train'", mask=odd) >= 0.95
 

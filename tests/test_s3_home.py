@@ -1,7 +1,8 @@
 """An object-store home (`--home s3://bucket/prefix`) on a local S3-compatible server (moto):
 the pipeline ingest -> embed -> neighbours -> `atelier sql` through the CLI, the lake's commit
 (versioned prefix + pointer written last, compare-and-swap), the SQL sandbox, and the bad inputs
-(unreachable endpoint, missing credentials, missing bucket) as one-line errors within seconds."""
+(unreachable endpoint, missing credentials, missing bucket) as one-line errors within seconds;
+training, completion, evaluation and the query service on such a home."""
 
 from __future__ import annotations
 
@@ -151,9 +152,39 @@ def test_commands_not_made_for_an_object_store_say_so(s3_home, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     code, out = cli("doctor", "--home", s3_home)
     assert code == 1 and "atelier doctor checks homes on a file system" in out and len(out.strip().splitlines()) == 1
-    code, out = cli("train", "ae", "--steps", "1", "--home", s3_home, "--no-prefect")
-    assert code == 1 and "models are trained into a local home" in out
+    code, out = cli("demo", "--home", s3_home)
+    assert code == 1 and "atelier demo builds a local home" in out
+    code, out = cli("serve", "--dry-run", "--home", s3_home)  # the schedule names local folders: a local file
+    assert code == 1 and "give the schedule as a local file, --config" in out
     assert list(tmp_path.iterdir()) == []  # no local "s3:" folder made on the way
+
+
+def test_train_complete_eval_and_api_on_an_s3_home(sample_root, s3_home, tmp_path, monkeypatch):
+    """Training uploads a finished version to the store; completion, evaluation and the service read it there."""
+    from fastapi.testclient import TestClient
+
+    from flows.api import create_app
+    from store.models_s3 import finished_versions
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for args in (("ingest", "polyvore", str(sample_root / "polyvore")), ("train", "ae", "--steps", "1"), ("embed", "ae"),
+                 ("train", "umbert", "--steps", "2"), ("train", "ae", "--steps", "1")):  # fmt: skip
+        code, out = cli(*args, "--home", s3_home, "--no-prefect")
+        assert code == 0, (args, out)
+    assert finished_versions(s3_home, "ae") == ["v1", "v2"] and finished_versions(s3_home, "umbert") == ["v1"]
+    assert not list((tmp_path / "cache").rglob("train/*/v*"))  # the local staging of each run is gone
+    code, out = cli("complete", "--items", "100074259", "--missing", "shoes", "-k", "3", "--home", s3_home)
+    assert code == 0 and "lavender gradient aviators" in " ".join(out.split()) and "sneakers" in out, out  # titles read from the store's lake
+    assert list((tmp_path / "cache").rglob("complete_umbert_100074259_shoes.html"))  # the gallery: a local page
+    code, out = cli("eval", "umbert", "--version", "v1", "--home", s3_home, "--no-prefect")
+    assert code == 0, out
+    assert json.loads(open_home(s3_home).get("reports", "eval_umbert.json")[0])["version"] == "v1"
+    with TestClient(create_app(s3_home)) as client:
+        answer = client.get("/complete", params={"items": "100074259", "missing": "shoes", "k": 2})
+        assert answer.status_code == 200 and len(answer.json()["items"]) == 2
+        assert client.get("/health").json()["models"] == {"ae": "v2", "umbert": "v1"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("s3")] == []
 
 
 @pytest.fixture

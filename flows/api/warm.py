@@ -8,12 +8,12 @@ cached by `flows.jobs.search.load_clip` (keyed by directory and weights mtime), 
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from flows.jobs.complete import CompletionModel
-from store import VectorStore
+from store import Lake, VectorStore
+from store.files import home_path
 from store.models import latest_model
 
 
@@ -21,7 +21,7 @@ class Warm:
     """The loaded state of one home (see the module docstring)."""
 
     def __init__(self, home: Path | str):
-        self.home = Path(home)
+        self.home = home_path(home)
         self.store = VectorStore(self.home)
         self._lock = threading.Lock()
         self._completion: dict[str, CompletionModel] = {}
@@ -79,8 +79,9 @@ class Warm:
         runs is picked up; only the dataset that changed is read again)."""
         from flows.jobs.analyses import ITEM_DETAILS, all_item_details
 
+        lake = Lake(self.home)
         for dataset in ITEM_DETAILS:
-            key = os.path.realpath(self.home / "lake" / dataset)
+            key = str(lake.current(dataset))  # the version the dataset's pointer names (a symlink, an object)
             if self._details_key.get(dataset) != key:
                 with self._lock:
                     if self._details_key.get(dataset) != key:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, out, print_ingest, progress_bar, run_job
+from flows.cli.common import DEFAULT_HOME, Home, NoPrefect, console, fail, out, print_ingest, progress_bar, run_job
 from flows.demo.settings import DemoSettings, ResearchSettings
 
 demo_app = typer.Typer(rich_markup_mode="markdown")
@@ -47,6 +47,10 @@ def demo(
 
     Example: `atelier demo --home ./atelier-home`
     """
+    if isinstance(home, str) and home.startswith("s3://"):
+        fail(f"atelier demo builds a local home (its sample releases, galleries and generated images are files on this "
+             f"machine): run it with --home DIR. On {home}, run the pipeline's commands: atelier ingest, train, embed, "
+             "complete, search, api, sql, eval --home s3://...")  # fmt: skip
     settings = {"resnet_steps": resnet_steps, "ae_steps": ae_steps, "outfit_steps": outfit_steps}
     research = {f"{m}_steps": research_steps for m in ("clip", "attribute", "siamese", "extractor", "diffusion")} if research_steps else {}
     def direct() -> dict:

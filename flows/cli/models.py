@@ -319,9 +319,11 @@ def index(
                   f"{'' if calibration.get('met') else ': NOT met, the best found is used'}); built in {info['seconds']} s")  # fmt: skip
         filtered = calibration.get("filtered")
         if filtered:
-            out.print(f"filtered by semantic_category: {filtered['nprobes']} probes of partitions holding matches (recall "
-                      f"{filtered['recall']}, 95% lower bound {filtered['recall_low95']}, {filtered['queries']} queries over "
-                      f"{filtered['categories']} categories)")  # fmt: skip
+            by = filtered.get("by_category") or {}
+            span = f"{min(by.values())}-{max(by.values())}" if by else filtered["nprobes"]
+            out.print(f"filtered by semantic_category: {span} of the category's partitions probed, calibrated per category "
+                      f"(recall {filtered['recall']}, 95% lower bound {filtered['recall_low95']}, {filtered['queries']} queries over "
+                      f"{filtered['categories']} categories{'' if filtered.get('met', True) else ': NOT met for every category'})")  # fmt: skip
     elif calibration.get("exact"):
         out.print(f"vectors_{space}: {info.get('rows', 0):,} rows, searched exactly: {calibration['exact']}")
     else:

@@ -30,8 +30,8 @@ def serve(
     """
     from flows.orchestration.schedule import ScheduleError, default_config_path, load_schedule, next_runs, serve_schedule
 
-    path = config or default_config_path(home)
     try:
+        path = config or default_config_path(home)
         entries = load_schedule(path)
     except ScheduleError as e:
         fail(e)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from models.intervals import Interval, compare_text, paired_difference, separated
-from store.files import write_text
+from store.files import report_path, reports_dir, write_text
 
 COMPARED = ("fitb_accuracy", "compatibility_auc")
 
@@ -63,9 +63,7 @@ def write_report(home: Path | str, report: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    reports = Path(home) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    stem = reports / f"fitb_{report['variant']}"
+    stem = reports_dir(home) / f"fitb_{report['variant']}"
     metrics = [("fitb_accuracy", "FITB accuracy"), ("compatibility_auc", "compatibility AUC"), (f"hit_at_{report['k']}", f"hit@{report['k']}")]
     splits = list(report["splits"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), dpi=100)
@@ -86,6 +84,7 @@ def write_report(home: Path | str, report: dict) -> None:
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"))
     plt.close(fig)
-    report["json_path"], report["png_path"] = str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))
-    write_text(stem.with_suffix(".json"), json.dumps({k: v for k, v in report.items() if k not in ("json_path", "png_path")},
+    json_path = report_path(home, f"fitb_{report['variant']}.json")  # on an object-store home: on the store
+    report["json_path"], report["png_path"] = str(json_path), str(stem.with_suffix(".png"))
+    write_text(json_path, json.dumps({k: v for k, v in report.items() if k not in ("json_path", "png_path")},
                                                      indent=2) + "\n")  # fmt: skip

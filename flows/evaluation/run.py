@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flows.jobs import kinds
-from store.files import write_text
+from store.files import home_path, report_path, write_text
 from store.models import latest_model, model_dir
 
 
@@ -78,7 +78,7 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
     if split is not None and split not in recipe.splits:
         raise ValueError(f"{kind} is evaluated on its held-out split only" if not recipe.splits
                          else f"{kind} is evaluated on {' or '.join(recipe.splits)}, not {split!r}")  # fmt: skip
-    home = Path(home)
+    home = home_path(home)
     path = model_dir(home, kind, version) if version else latest_model(home, kind)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} holds no finished model (no config.json)")
@@ -98,9 +98,7 @@ def evaluate_kind(kind: str, home: Path | str, *, version: str | None = None, re
     if report and recipe.report is not None:
         out["report_name"] = recipe.report
         out["report"] = REPORTS[recipe.report](home, kind, path, log)
-    folder = home / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / (f"eval_{kind}_{split}.json" if split else f"eval_{kind}.json")
+    target = report_path(home, f"eval_{kind}_{split}.json" if split else f"eval_{kind}.json")
     write_text(target, json.dumps(out, indent=2, default=str) + "\n")
     out["json_path"] = str(target)
     return out

@@ -223,7 +223,7 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
     from models.intervals import N_BOOT
     from models.recolour import EVAL_RECOLOURS, describe
     from models.siamese import untrained_like
-    from store.files import write_text
+    from store.files import report_path, reports_dir, write_text
 
     n_boot = n_boot or N_BOOT
     spaces = _default_spaces(home, log) if spaces is None else spaces
@@ -263,11 +263,10 @@ def evaluate_structure(home: Path | str, spaces: dict | None = None, *, k: int =
         log(result["lines"][-1])
     for c in result["comparisons"]:
         log(c["verdict"])
-    reports = Path(home) / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
-    result["json_path"], result["png_path"] = str(reports / "structure.json"), str(reports / "structure.png")
-    chart(reports / "structure.png", result["models"], k)
-    write_text(reports / "structure.json", json.dumps(result, indent=2) + "\n")
+    json_path, png_path = report_path(home, "structure.json"), reports_dir(home) / "structure.png"
+    result["json_path"], result["png_path"] = str(json_path), str(png_path)
+    chart(png_path, result["models"], k)
+    write_text(json_path, json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -18,7 +18,9 @@ import numpy as np
 
 from flows.jobs.analyses import _safe, item_details, write_gallery
 from flows.jobs.outfits import WUMBERT_SPACE
+from store.files import reports_dir
 from store.models import latest_model
+from store.objectstore import is_remote
 from store.vectors import UnknownSpaceError, VectorStore, lance_filter
 
 
@@ -41,7 +43,7 @@ class CompletionModel:
 
         if name not in ("umbert", "wumbert"):
             raise ValueError(f"unknown outfit model {name!r}: umbert or wumbert")
-        self.home = Path(home)
+        self.home = home if is_remote(home) else Path(home)
         self.path = Path(path) if path else latest_model(home, name)
         self.model = load_pretrained(self.path)
         self.name = f"{self.model.model_type} {self.path.name}"
@@ -114,7 +116,7 @@ class CompletionModel:
                             timings_ms={"forward": (t1 - t0) * 1000, "search": (t2 - t1) * 1000})  # fmt: skip
         if gallery:
             name = _safe(f"complete_{self.model.model_type}_{'_'.join(item_ids)}_{missing}")
-            result.gallery = write_gallery(self.home / "reports" / f"{name}.html", self.space, items, rows, where,
+            result.gallery = write_gallery(reports_dir(self.home) / f"{name}.html", self.space, items, rows, where,
                                            heading=f"{self.name}: a {missing} item for this outfit")  # fmt: skip
         return result
 

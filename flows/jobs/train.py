@@ -29,13 +29,14 @@ from flows.jobs import kinds
 from flows.jobs.options import make_options, reuse_key, train_config
 from store.locks import lock
 from store.models import CHECKPOINT_DIR, CHECKPOINT_FILE, CONFIG_NAME, is_finished, model_dir, model_versions, next_version
+from store.objectstore import is_remote
 
 
 @dataclass
 class TrainResult:
     name: str  # the kind
     version: str  # "v1", "v2", ...
-    path: Path  # <home>/models/<name>/<version>
+    path: Path | str  # <home>/models/<name>/<version> (an s3:// URL on an object-store home)
     metrics: dict  # what metrics.json holds
     model: object = field(default=None, repr=False, compare=False)  # the trained nn.Module (eval mode)
     reused: bool = False  # an existing model was reused (the demo), nothing trained
@@ -87,6 +88,8 @@ def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = pri
     A run that fails or is interrupted before its first checkpoint leaves no version directory."""
     recipe = kinds.get(kind)
     opts = make_options(recipe.options, recipe.name, **options)
+    if is_remote(home):
+        return _train_to_store(recipe, opts, str(home), log)
     version, out = _version(home, recipe.name, opts)
     with train_lock(home, recipe.name, version):
         created = not out.exists()
@@ -98,10 +101,38 @@ def train_model(kind: str, home: Path | str, *, log: Callable[[str], None] = pri
             raise
 
 
-def _train(recipe: kinds.Recipe, opts, home: Path, version: str, out: Path, log: Callable[[str], None]) -> TrainResult:
+def _train_to_store(recipe: kinds.Recipe, opts, home: str, log: Callable[[str], None]) -> TrainResult:
+    """Train on an object-store home: the lake is read from the store, the run's files (its
+    checkpoints) go to a local staging folder, and the finished version is uploaded to
+    ``<home>/models/<kind>/<version>/`` (config.json last: readers see it only once it is whole).
+    The version is the store's next ``v<N>``, held by the same lock as on disk."""
+    from store import models_s3
+    from store.objectstore import cache_dir, open_home
+
+    if opts.resume:
+        raise ValueError(f"--resume continues a run from its checkpoint on a local home; {home} is an object store: "
+                         "train again (the data and the seed give the same model)")  # fmt: skip
+    versions = models_s3.model_versions(home, recipe.name)
+    version = opts.version or f"v{int(versions[-1][1:]) + 1 if versions else 1}"
+    with train_lock(home, recipe.name, version):
+        if version in models_s3.finished_versions(home, recipe.name):
+            raise FileExistsError(f"{home}/models/{recipe.name}/{version} already holds a trained model: pick another --version")
+        out = cache_dir(open_home(home), "train", recipe.name, version)  # local staging for this run
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            result = _train(recipe, opts, home, version, out, log)
+            result.path = models_s3.upload_model(out, home, recipe.name, version)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        log(f"uploaded {recipe.name} {version} to {result.path}")
+        return result
+
+
+def _train(recipe: kinds.Recipe, opts, home: Path | str, version: str, out: Path, log: Callable[[str], None]) -> TrainResult:
     import torch
 
-    prepared = recipe.prepare(Path(home), opts, log)
+    home = home if is_remote(home) else Path(home)
+    prepared = recipe.prepare(home, opts, log)
     log(f"{recipe.name} {version}: {prepared.describe} -> {out}")
     torch.manual_seed(opts.seed)  # model init
     model = recipe.build(opts, prepared, log)
@@ -120,7 +151,7 @@ def _train(recipe: kinds.Recipe, opts, home: Path, version: str, out: Path, log:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     log(f"saved {recipe.name} {version} to {out}")
     if recipe.after_save is not None:
-        recipe.after_save(Path(home), model, prepared, version, log)
+        recipe.after_save(home, model, prepared, version, log)
     return TrainResult(recipe.name, version, out, metrics, model)
 
 
@@ -141,7 +172,7 @@ def reusable(home: Path | str, kind: str, **options) -> TrainResult | None:
     saved = {k: v for k, v in (metrics.get("options") or {}).items() if k not in opts.RUN_ONLY}
     if saved != reuse_key(opts):
         return None
-    fingerprint = recipe.prepare(Path(home), opts, lambda _: None).fingerprint
+    fingerprint = recipe.prepare(home if is_remote(home) else Path(home), opts, lambda _: None).fingerprint
     if metrics.get("trained_on", {}).get("fingerprint") != fingerprint:
         return None
     return TrainResult(kind, path.name, path, metrics, reused=True)

@@ -45,6 +45,11 @@ class ScheduleEntry:
 
 
 def default_config_path(home: Path | str) -> Path:
+    """``<home>/atelier.toml``; an object-store home has no local file: ScheduleError saying to
+    give --config (a local file: it names the release folders this machine ingests)."""
+    if isinstance(home, str) and home.startswith("s3://"):
+        raise ScheduleError(f"{home} is an object store: give the schedule as a local file, --config ./{CONFIG_NAME} "
+                            "(its release paths are folders on this machine)")  # fmt: skip
     return Path(home) / CONFIG_NAME
 
 
@@ -115,12 +120,17 @@ def build_deployments(entries: list[ScheduleEntry], home: Path | str) -> list:
     return [
         ingest_and_embed_flow.to_deployment(
             name=e.name, schedule=CronSchedule(cron=e.cron, timezone=e.timezone),
-            parameters={"dataset": e.dataset, "raw_dir": str(e.path), "home": str(Path(home).resolve()), "spaces": e.embed},
+            parameters={"dataset": e.dataset, "raw_dir": str(e.path), "home": _home_param(home), "spaces": e.embed},
             description=f"ingest {e.dataset} from {e.path}, then embed it into {e.embed or 'no space'}",
             tags=["atelier", e.dataset],
         )
         for e in entries
     ]  # fmt: skip
+
+
+def _home_param(home: Path | str) -> str:
+    """The home as a deployment parameter: an object-store URI as given, a folder absolute."""
+    return home if isinstance(home, str) and home.startswith("s3://") else str(Path(home).resolve())
 
 
 def serve_schedule(config: Path | str, home: Path | str) -> None:  # pragma: no cover - blocks until stopped
