@@ -1,4 +1,4 @@
-"""Scale-out on an object-store home: the ingest and embed flows on a local Dask cluster of 2
+"""Scale-out on an object-store home: the ingest (one task, and in shards) and embed flows on a local Dask cluster of 2
 processes whose workers share nothing with this process but the s3:// home (moto) give the same
 lake and the same vectors as one process."""
 
@@ -16,6 +16,7 @@ from flows.cli import app
 from models import AutoencoderConfig, ConvAutoencoder
 from store import Lake, VectorStore
 from store.models_s3 import upload_model
+from store.objectstore import open_home
 
 
 @pytest.mark.slow  # ~35 s on 2 cores (a 2-process cluster, the Prefect harness)
@@ -37,6 +38,9 @@ def test_ingest_and_embed_flows_on_dask_workers_sharing_only_the_s3_home(sample_
         assert Lake(s3_home).read("polyvore", "items").num_rows == 484
         again = ingest_flow.with_options(task_runner=runner)("polyvore", str(sample_root / "polyvore"), s3_home)
         assert again["cached"] and again["rows"]["items"] == 484  # the release unchanged: the cached task result
+        sharded = ingest_flow.with_options(task_runner=runner)("polyvore", str(sample_root / "polyvore"), s3_home, shards=2)
+        assert sharded["shards"] == 2 and sharded["rows"] == again["rows"] and sharded["images_probed"] == 0  # probes reused
+        assert open_home(s3_home).list("staging") == []  # the shards' staging on the store, removed
         on_dask = embed_flow.with_options(task_runner=runner)("ae", s3_home, shards=4)
         ran_on = client.run(lambda: os.listdir(os.path.join(os.environ["XDG_CACHE_HOME"], "atelier")))
     assert len(on_dask["shard_results"]) == 4 and all(r["n_embedded"] > 0 for r in on_dask["shard_results"])

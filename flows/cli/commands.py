@@ -94,15 +94,19 @@ DaskAddress = Annotated[str | None, typer.Option(
          "workers; the home shared: s3://...).")]  # fmt: skip
 
 
+Shards = Annotated[int, typer.Option(min=1, help="Probe the images as this many tasks (on --dask-address's workers, "
+                                                   "or threads here), then commit once; 1: one task.")]  # fmt: skip
+
+
 def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool | None, dask_address: str | None = None,
-                **options) -> None:  # fmt: skip
-    """`ingest_flow` (cached on the release's files; its task on a Dask cluster with ``dask_address``),
-    or with --no-prefect `flows.jobs.ingest.ingest`."""
+                shards: int = 1, **options) -> None:  # fmt: skip
+    """`ingest_flow` (cached on the release's files; its tasks on a Dask cluster with ``dask_address``;
+    the probing in ``shards`` tasks), or with --no-prefect `flows.jobs.ingest.ingest`."""
     from etl import RawFormatError
     from flows.jobs.ingest import ingest
 
-    if no_prefect and dask_address:
-        fail("--no-prefect ingests in this process: drop --dask-address")
+    if no_prefect and (dask_address or shards > 1):
+        fail(f"--no-prefect ingests in this process: drop {'--dask-address' if dask_address else '--shards'}")
     flow_fn = "flows.orchestration.pipelines:ingest_flow"
     try:
         if dask_address:
@@ -114,8 +118,8 @@ def _run_ingest(dataset: str, path: Path, home: Path, no_prefect: bool | None, d
             with progress_bar() as p:
                 return ingest(dataset, path, home, on_progress=_probe_callback(p, "probing images"), **options).to_dict()
 
-        result = run_job(no_prefect, direct, flow_fn, needed=bool(dask_address), dataset=dataset, raw_dir=str(path),
-                         home=str(home), options=options or None)  # fmt: skip
+        result = run_job(no_prefect, direct, flow_fn, needed=bool(dask_address) or shards > 1, dataset=dataset,
+                         raw_dir=str(path), home=str(home), options=options or None, shards=shards)  # fmt: skip
     except (RawFormatError, FileNotFoundError, ValueError) as e:
         fail(e)
     except Exception as e:  # the orchestration's own error, without importing Prefect to name it
@@ -132,13 +136,14 @@ def ingest_polyvore_cmd(
     home: Home = DEFAULT_HOME,
     no_prefect: NoPrefect = None,
     dask_address: DaskAddress = None,
+    shards: Shards = 1,
 ) -> None:
     """Ingest a Polyvore Outfits release (items, outfits, FITB, compatibility, images).
 
     Example: `atelier ingest polyvore ./polyvore_outfits --variant nondisjoint --home ./home`
     """
     variants = [v.value for v in Variant if v != Variant.all] if variant == Variant.all else [variant.value]
-    _run_ingest("polyvore", path, home, no_prefect, dask_address, **({} if variant == Variant.all else {"variants": variants}))
+    _run_ingest("polyvore", path, home, no_prefect, dask_address, shards, **({} if variant == Variant.all else {"variants": variants}))
 
 
 INGEST_COMMANDS = {  # dataset -> (what it reads, example release folder)
@@ -155,8 +160,9 @@ def _ingest_command(dataset: str, what: str, example: str):
         home: Home = DEFAULT_HOME,
         no_prefect: NoPrefect = None,
         dask_address: DaskAddress = None,
+        shards: Shards = 1,
     ) -> None:
-        _run_ingest(dataset, path, home, no_prefect, dask_address)
+        _run_ingest(dataset, path, home, no_prefect, dask_address, shards)
 
     command.__doc__ = f"Ingest {what}.\n\nExample: `atelier ingest {dataset} {example} --home ./home`"
     return command

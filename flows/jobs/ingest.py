@@ -68,18 +68,19 @@ def previous_probes(lake: Lake, dataset: str) -> pa.Table | None:
         return None
 
 
-def ingest(dataset: str, raw_dir: Path | str, home: Path | str,
-           on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
+def ingest(dataset: str, raw_dir: Path | str, home: Path | str, on_progress: Callable[[int, int], None] | None = None,
+           staged: tuple[str, int] | None = None, **read_options) -> IngestResult:  # fmt: skip
     """Ingest one dataset's release into `home`'s lake (`_ingest`), one ingest of a dataset at a
     time: it holds the lock ``ingest-<dataset>`` (`store.locks`), and a second ingest of the same
-    dataset fails at once with `LockHeld` naming the first; other datasets ingest concurrently."""
+    dataset fails at once with `LockHeld` naming the first; other datasets ingest concurrently.
+    ``staged``: (staging folder, shards) of a sharded probing (`flows.jobs.ingest_shards`)."""
     reader(dataset)  # an unknown dataset is refused before anything
     with lock(home, f"ingest-{dataset}", f"ingest {dataset}"):
-        return _ingest(dataset, raw_dir, home, on_progress, **read_options)
+        return _ingest(dataset, raw_dir, home, on_progress, staged, **read_options)
 
 
-def _ingest(dataset: str, raw_dir: Path | str, home: Path | str,
-            on_progress: Callable[[int, int], None] | None = None, **read_options) -> IngestResult:  # fmt: skip
+def _ingest(dataset: str, raw_dir: Path | str, home: Path | str, on_progress: Callable[[int, int], None] | None = None,
+            staged: tuple[str, int] | None = None, **read_options) -> IngestResult:  # fmt: skip
     """Ingest one dataset's release into `home`'s lake (tables under `lake/<dataset>/`).
 
     The reader returns raw relations, among them `raw_<dataset>_image_paths` (the image files
@@ -89,7 +90,13 @@ def _ingest(dataset: str, raw_dir: Path | str, home: Path | str,
     raw = reader(dataset)(raw_dir, **read_options)
     lake = Lake(home)
     paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
-    probes, n_probed = etl.probe_images(paths, root=raw_dir, previous=previous_probes(lake, dataset), on_progress=on_progress)
+    if staged:  # the shards' probes: only a file changed since its shard probed it is opened again
+        from flows.jobs.ingest_shards import staged_probes
+
+        previous = staged_probes(*staged)
+    else:
+        previous = previous_probes(lake, dataset)
+    probes, n_probed = etl.probe_images(paths, root=raw_dir, previous=previous, on_progress=on_progress)
     raw[f"raw_{dataset}_image_probes"] = probes
     tables: dict[str, pa.Table] = {}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from prefect import flow
+from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import unmapped
 
 from flows.orchestration.tasks import (
@@ -27,9 +28,11 @@ from flows.orchestration.tasks import (
     finalize_task,
     ingest_task,
     lake_has,
+    list_images_task,
     neighbours_task,
     pca_task,
     precision_task,
+    probe_shard_task,
     train_task,
 )
 
@@ -46,10 +49,18 @@ class DaskUnreachableError(ConnectionError):
 
 
 @flow(name="ingest", flow_run_name="ingest-{dataset}")
-def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = None) -> dict:
-    """Ingest one raw release into the lake (cached: unchanged files are not ingested again)."""
+def ingest_flow(dataset: str, raw_dir: str, home: str, options: dict | None = None, shards: int = 1,
+                probe_workers: int | None = None) -> dict:  # fmt: skip
+    """Ingest one raw release into the lake (cached: unchanged files are not ingested again).
+    ``shards`` > 1: the image probing as that many tasks on the flow's task runner (Dask workers
+    with `dask_runner`), then the one commit (`flows.jobs.ingest_shards`; not served from the
+    cache, but unchanged images are not opened again); ``probe_workers``: processes per shard."""
     if not Path(raw_dir).is_dir():
         raise FileNotFoundError(f"raw path {raw_dir} does not exist or is not a folder: nothing ingested, the lake is untouched")
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    if shards > 1:
+        return _ingest_shards(dataset, raw_dir, home, options or {}, shards, probe_workers)
     task = ingest_task if lake_has(home, dataset) else ingest_task.with_options(refresh_cache=True)
     state = task(dataset, str(raw_dir), str(home), options, return_state=True)
     result = state.result()
@@ -92,6 +103,23 @@ def embed_flow(space: str, home: str, dataset: str | None = None, shards: int = 
     with embed_lock(home, space):  # one shard prunes in its task; several, here first
         pruned = prune_space(home, space, dataset=dataset, rebuild=rebuild) if shards > 1 else {}
         return _embed_shards(space, home, dataset, shards, batch_size, device, rebuild, pruned)
+
+
+def _ingest_shards(dataset: str, raw_dir: str, home: str, options: dict, shards: int, workers: int | None) -> dict:
+    from flows.jobs.ingest_shards import clear_staging, staging_uri
+
+    staging = staging_uri(home, dataset)
+    try:
+        listed = list_images_task(dataset, raw_dir, str(home), staging, options)
+        futures = probe_shard_task.map(unmapped(dataset), unmapped(raw_dir), unmapped(str(home)), unmapped(staging),
+                                       list(range(shards)), unmapped(shards), unmapped(workers))  # fmt: skip
+        opened = sum(f.result() for f in futures)
+        result = ingest_task.with_options(cache_policy=NO_CACHE, persist_result=False)(
+            dataset, raw_dir, str(home), {**options, "staged": (staging, shards)})  # fmt: skip
+    finally:
+        clear_staging(staging)
+    return {**result, "cached": False, "images_listed": listed, "images_probed": opened + result["images_probed"],
+            "shards": shards}  # fmt: skip
 
 
 def _embed_shards(space: str, home: str, dataset: str | None, shards: int, batch_size: int, device: str | None,

@@ -92,6 +92,23 @@ def ingest_task(dataset: str, raw_dir: str, home: str, options: dict | None = No
     return ingest(dataset, raw_dir, home, **(options or {})).to_dict()
 
 
+@task(name="list-images", task_run_name="list-images-{dataset}", persist_result=False, **IO_RETRIES)
+def list_images_task(dataset: str, raw_dir: str, home: str, staging: str, options: dict | None = None) -> int:
+    """`flows.jobs.ingest_shards.list_images`: the release's image paths, staged for the shards."""
+    from flows.jobs.ingest_shards import list_images
+
+    return list_images(dataset, raw_dir, home, staging, **(options or {}))
+
+
+@task(name="probe-shard", task_run_name="probe-{dataset}-{shard}", persist_result=False, **IO_RETRIES)
+def probe_shard_task(dataset: str, raw_dir: str, home: str, staging: str, shard: int, shards: int,
+                     workers: int | None = None) -> int:  # fmt: skip
+    """`flows.jobs.ingest_shards.probe_shard`: one shard's image probes, staged; images opened."""
+    from flows.jobs.ingest_shards import probe_shard
+
+    return probe_shard(dataset, raw_dir, home, staging, shard, shards, workers)
+
+
 @task(name="train", task_run_name="train-{kind}", persist_result=False)
 def train_task(kind: str, home: str, options: dict | None = None, reuse: bool = False) -> dict:
     """`flows.jobs.train.train_model` of any registered kind (with ``reuse``: the latest model
