@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the moto server and the isolated clus
 
 import torch  # noqa: E402
 from benchutil import write_results  # noqa: E402
-from dask_s3 import isolated_cluster  # noqa: E402
+from dask_s3 import isolated_cluster, worker_cpu_seconds  # noqa: E402
 from s3_server import aws_env, make_bucket, start_server  # noqa: E402
 
 from etl.samples import write_samples  # noqa: E402
@@ -57,14 +57,6 @@ def _warm() -> None:
     import flows.jobs.ingest  # noqa: F401
 
 
-def _cpu_seconds() -> float:
-    """Run on a worker: the CPU seconds its process has used (user + system)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_on_cluster(workers: int, endpoint: str, raw: Path, model: Path, shards: int) -> dict:
     from prefect_dask import DaskTaskRunner
 
@@ -79,11 +71,11 @@ def run_on_cluster(workers: int, endpoint: str, raw: Path, model: Path, shards: 
         runner = DaskTaskRunner(address=cluster.scheduler_address)
         t1 = time.perf_counter()
         ingest_flow.with_options(task_runner=runner)("polyvore", str(raw), home)
-        cpu0 = sum(client.run(_cpu_seconds).values())
+        cpu0 = sum(client.run(worker_cpu_seconds).values())
         t2 = time.perf_counter()
         result = embed_flow.with_options(task_runner=runner)("resnet", home, shards=shards)
         t3 = time.perf_counter()
-        cpu = sum(client.run(_cpu_seconds).values()) - cpu0
+        cpu = sum(client.run(worker_cpu_seconds).values()) - cpu0
     assert len(set(folders.values())) == workers
     return {"workers": workers, "cluster_start_s": round(started, 2), "ingest_flow_s": round(t2 - t1, 2),
             "embed_flow_s": round(t3 - t2, 2), "n_embedded": result["n_embedded"], "load_avg_1min_before": round(load, 2),

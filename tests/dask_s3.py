@@ -21,6 +21,14 @@ def isolate_worker() -> str:
     return folder
 
 
+def worker_cpu_seconds() -> float:
+    """Run on a worker: the CPU seconds its process has used (user + system)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextlib.contextmanager
 def isolated_cluster(workers: int):
     """(cluster, client, {worker address: its folder}) of ``workers`` processes, one thread each."""
