@@ -186,6 +186,8 @@ def test_atelier_index_sets_a_target_that_later_rebuilds_keep(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # rich wraps long lines
     assert "IVF-Flat over 4,000 rows" in said and "target 0.9" in said
+    by = vs.index_info("big")["calibration"]["filtered"]["by_category"]
+    assert f"filtered by semantic_category: {min(by.values())}-{max(by.values())} of the category's partitions" in said
     vs.upsert("big", make_rows(clustered(100, seed=5), start=4_000))
     vs.compact("big")
     assert vs.ensure_indexes("big")  # the embed job's rebuild: the stored target, not the default
