@@ -145,7 +145,7 @@ def test_ingest_holds_its_dataset_lock(tmp_path, monkeypatch):
 
     home, seen = tmp_path / "home", {}
 
-    def fake_ingest(dataset, raw_dir, home, on_progress=None, **options):
+    def fake_ingest(dataset, raw_dir, home, on_progress=None, staged=None, **options):
         seen[dataset] = [i.name for i in held_locks(home)]
         if dataset == "polyvore":
             with pytest.raises(LockHeld, match=f"ingest polyvore is already running \\(pid {os.getpid()} "):

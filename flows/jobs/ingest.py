@@ -5,8 +5,6 @@ Plain functions: the CLI calls them, the Prefect flows wrap them, tests call the
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 
 import etl
-from store import DATASETS, DamagedTableError, Lake, iter_dataset
+from flows.jobs.ingest_shards import previous_probes, reader, staged_probes
+from store import Lake, iter_dataset
 from store.locks import lock
-
-log = logging.getLogger(__name__)
 
 
 class CountMismatchError(RuntimeError):
@@ -51,23 +48,6 @@ def check_counts(sources: pa.Table) -> None:
         raise CountMismatchError(f"records do not add up: {lines}")
 
 
-def reader(dataset: str) -> Callable[..., dict[str, pa.Table]]:
-    """The reader of a dataset: `etl.<dataset>.read_<dataset>`."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
-    return getattr(importlib.import_module(f"etl.{dataset}"), f"read_{dataset}")
-
-
-def previous_probes(lake: Lake, dataset: str) -> pa.Table | None:
-    """The last ingest's image probes (a cache: unchanged files are not probed again), or None
-    when there are none or they cannot be read (a damaged cache costs a re-probe, not the ingest)."""
-    try:
-        return lake.read(dataset, "image_probes")
-    except DamagedTableError as e:
-        log.warning("%s; probing every image again", e)
-        return None
-
-
 def ingest(dataset: str, raw_dir: Path | str, home: Path | str, on_progress: Callable[[int, int], None] | None = None,
            staged: tuple[str, int] | None = None, **read_options) -> IngestResult:  # fmt: skip
     """Ingest one dataset's release into `home`'s lake (`_ingest`), one ingest of a dataset at a
@@ -91,8 +71,6 @@ def _ingest(dataset: str, raw_dir: Path | str, home: Path | str, on_progress: Ca
     lake = Lake(home)
     paths = raw[f"raw_{dataset}_image_paths"]["image_path"].combine_chunks()
     if staged:  # the shards' probes: only a file changed since its shard probed it is opened again
-        from flows.jobs.ingest_shards import staged_probes
-
         previous = staged_probes(*staged)
     else:
         previous = previous_probes(lake, dataset)

@@ -18,17 +18,22 @@ one-task ingest.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 import etl
-from store import Lake
+from store import DATASETS, DamagedTableError, Lake
 from store.objectstore import is_remote, open_home, parse
+
+log = logging.getLogger(__name__)
 
 PATHS = "paths.parquet"
 
@@ -69,10 +74,25 @@ def _read(folder: str, name: str) -> pa.Table | None:
     return pq.read_table(path) if path.is_file() else None
 
 
+def reader(dataset: str) -> Callable[..., dict[str, pa.Table]]:
+    """The reader of a dataset: `etl.<dataset>.read_<dataset>`."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(DATASETS)}")
+    return getattr(importlib.import_module(f"etl.{dataset}"), f"read_{dataset}")
+
+
+def previous_probes(lake: Lake, dataset: str) -> pa.Table | None:
+    """The last ingest's image probes (a cache: unchanged files are not probed again), or None
+    when there are none or they cannot be read (a damaged cache costs a re-probe, not the ingest)."""
+    try:
+        return lake.read(dataset, "image_probes")
+    except DamagedTableError as e:
+        log.warning("%s; probing every image again", e)
+        return None
+
+
 def list_images(dataset: str, raw_dir: Path | str, home: Path | str, staging: str, **read_options) -> int:
     """Write the release's image paths to ``staging``; returns how many."""
-    from flows.jobs.ingest import reader
-
     raw = reader(dataset)(raw_dir, **read_options)
     paths = raw[f"raw_{dataset}_image_paths"].select(["image_path"]).combine_chunks()
     _write(paths, staging, PATHS)
@@ -90,8 +110,6 @@ def probe_shard(dataset: str, raw_dir: Path | str, home: Path | str, staging: st
                 workers: int | None = None) -> int:  # fmt: skip
     """Probe shard ``shard`` of the staged paths (unchanged images reuse the lake's last probes);
     writes ``probes-<shard>.parquet``; returns the number of images opened."""
-    from flows.jobs.ingest import previous_probes
-
     listed = _read(staging, PATHS)
     if listed is None:
         raise FileNotFoundError(f"{staging}: no {PATHS} (list_images writes it first)")
@@ -121,4 +139,5 @@ def clear_staging(staging: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["clear_staging", "list_images", "probe_shard", "shard_bounds", "staged_probes", "staging_uri"]
+__all__ = ["clear_staging", "list_images", "previous_probes", "probe_shard", "reader", "shard_bounds", "staged_probes",
+           "staging_uri"]
