@@ -16,6 +16,11 @@
   in ``text`` mode (full text: no CLIP model is trained at this scale); floor: a case-insensitive
   substring scan of the titles column (pyarrow).
 Latencies are medians over the ``q`` queries, after one warm-up query each.
+
+Memory per step (``memory``): the process's peak RSS is reset before each step (Linux
+``/proc/self/clear_refs``) and read after it (``VmHWM``), beside the RSS the step started from;
+the bench's own scan copy of the vectors (``scan_copy``) is a step of its own, so what the
+store's jobs hold is told apart from what the floor holds.
 """
 
 from __future__ import annotations
@@ -27,6 +32,41 @@ from pathlib import Path
 import numpy as np
 
 K = 10
+
+
+class StepMemory:
+    """Peak RSS (MiB) of each named step: ``with mem("name"):`` resets the kernel's high-water
+    mark, runs the step, records {start_rss_mb, peak_rss_mb}. Where the kernel does not allow
+    the reset (not Linux), the peak is the process's so far and says so."""
+
+    def __init__(self):
+        self.steps: dict[str, dict] = {}
+
+    @staticmethod
+    def _status(key: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise KeyError(key)
+
+    def __call__(self, name: str):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def step():
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+                reset = True
+            except OSError:
+                reset = False
+            start = self._status("VmRSS")
+            try:
+                yield
+            finally:
+                self.steps[name] = {"start_rss_mb": start, "peak_rss_mb": self._status("VmHWM"), "end_rss_mb": self._status("VmRSS"),
+                                    **({} if reset else {"note": "peak not reset: the process's peak so far"})}  # fmt: skip
+
+        return step()
 
 
 def _median_ms(times: list[float]) -> float:
@@ -71,16 +111,18 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
     from flows.jobs.train import train_model
     from store import VectorStore
 
+    mem = StepMemory()
     store = VectorStore(home)
     t0 = time.perf_counter()
-    table = store.read("resnet", ["item_id", "semantic_category", "vector"])
-    ids = table["item_id"].to_numpy(zero_copy_only=False)
-    cats = table["semantic_category"].to_numpy(zero_copy_only=False)
-    matrix = table["vector"].combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
-    matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
-    del table
+    with mem("scan_copy"):
+        table = store.read("resnet", ["item_id", "semantic_category", "vector"])
+        ids = table["item_id"].to_numpy(zero_copy_only=False)
+        cats = table["semantic_category"].to_numpy(zero_copy_only=False)
+        matrix = table["vector"].combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+        matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        del table
+        position = {i: k for k, i in enumerate(ids.tolist())}
     load_s = time.perf_counter() - t0
-    position = {i: k for k, i in enumerate(ids.tolist())}
 
     def scan(vector: np.ndarray, exclude: set[str], mask: np.ndarray | None = None) -> tuple[list[str], float]:
         """The exact top k (ids) and the k-th best cosine similarity."""
@@ -95,7 +137,8 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
 
     out: dict = {"items": n, "vectors_load_s": round(load_s, 3)}
     chosen = [ids[i] for i in range(0, n, max(1, n // q))][:q]
-    times, found = _timed(lambda i: [r["item_id"] for r in neighbours(home, i, "resnet", k=K, gallery=False).rows], chosen)
+    with mem("neighbours"):
+        times, found = _timed(lambda i: [r["item_id"] for r in neighbours(home, i, "resnet", k=K, gallery=False).rows], chosen)
     floor, exact = _timed(lambda i: scan(matrix[position[i]], {i}), chosen)
     search_only, _ = _timed(lambda i: store.search("resnet", store.get_item("resnet", i)["vector"], k=K, exclude=i), chosen)
     out["neighbours"] = _row("neighbours", times, floor, search_only_median_ms=_median_ms(search_only),
@@ -103,15 +146,17 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
                              recall_at_10_vs_scan=_recall(found, exact, lambda j, i: float(matrix[position[i]] @ matrix[position[chosen[j]]])))  # fmt: skip
 
     t = time.perf_counter()
-    train_model("umbert", home, space="resnet", steps=steps, eval_every=steps, log=lambda _: None)
+    with mem("umbert_train"):
+        train_model("umbert", home, space="resnet", steps=steps, eval_every=steps, log=lambda _: None)
     setup = time.perf_counter() - t
     outfits = [items for split in ("test", "valid", "train") for _, items in load_outfits(home, "nondisjoint", split) if len(items) >= 2][:q]
     if not outfits:
         raise ValueError(f"no outfit of two or more items among {n} items: nothing to complete")
     cat_of = dict(zip(ids.tolist(), cats.tolist()))
-    model = CompletionModel(home, "umbert")
     queries = [(items[:-1], cat_of[items[-1]]) for items in outfits]
-    times, found = _timed(lambda c: [r["item_id"] for r in model.complete(c[0], c[1], k=K, gallery=False).rows], queries)
+    with mem("complete"):
+        model = CompletionModel(home, "umbert")
+        times, found = _timed(lambda c: [r["item_id"] for r in model.complete(c[0], c[1], k=K, gallery=False).rows], queries)
     vectors = [model.predict(c, m)[0] for c, m in queries]  # the same predicted vectors, for the scan
     floor, exact = _timed(lambda j: scan(np.asarray(vectors[j], np.float32).reshape(-1), set(queries[j][0]), cats == queries[j][1]),
                           list(range(len(queries))))  # fmt: skip
@@ -121,14 +166,17 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
 
     matrix = vectors = None  # the scan's copy of the vectors is not needed for the text search: freed before the clip space is built
     t = time.perf_counter()
-    items, index_s = random_title_space(home, dim=128, model_version="random/v1", seed=0, space="clip")
+    with mem("clip_space_setup"):
+        items, index_s = random_title_space(home, dim=128, model_version="random/v1", seed=0, space="clip")
     setup = time.perf_counter() - t
     titles = items["title"]
     words = [" ".join(t.split()[:2]) for t in titles.take(list(range(0, n, max(1, n // q)))[:q]).to_pylist()]
-    times, _ = _timed(lambda w: search_text(home, w, k=K, mode="text").rows.num_rows, words)
+    with mem("search"):
+        times, _ = _timed(lambda w: search_text(home, w, k=K, mode="text").rows.num_rows, words)
     floor, _ = _timed(lambda w: pc.sum(pc.match_substring(titles, w, ignore_case=True)).as_py(), words)
     out["search"] = _row("search", times, floor, mode="text (full-text over titles)", clip_space_setup_s=round(setup, 3),
                          clip_space_index_s=round(index_s, 3))  # fmt: skip
+    out["memory"] = mem.steps
     return out
 
 

@@ -154,6 +154,8 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
     rank among the same-category catalogue items (mean rank percentile, random 0.5; hit@10).
     The queries are scored ``cells // N`` at a time against the N catalogue items, so memory
     stays bounded whatever the catalogue size (a million items: not 8,000 x 1M scores at once)."""
+    from models.ranking import hit_at_k
+
     outfits = data.outfits[:max_outfits]
     expanded = [o for o in outfits for _ in range(len(o))]
     slots = torch.tensor([s for o in outfits for s in range(len(o))])
@@ -167,8 +169,9 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
     pct, hit = [], []
     for i in range(0, len(expanded), step):
         scores = pred[i:i + step] @ catalogue.T
-        pct.append(rank_percentile(scores, true_rows[i:i + step], data.categories, context[i:i + step])[1])
-        hit.append(hits(scores, true_rows[i:i + step], data.categories, 10, context[i:i + step]))
+        greater, ties, size = rank_ties(scores, true_rows[i:i + step], data.categories, context[i:i + step])  # once for both figures
+        pct.append((greater.double() + ties.double() / 2) / (size - 1).clamp(min=1).double())  # = rank_percentile's
+        hit.append(torch.from_numpy(hit_at_k(greater, ties, 10)))  # = hits'
     return {"val_rank_percentile": torch.cat(pct).mean().item(), "val_hit_at_10": torch.cat(hit).mean().item(),
             "n_val_items": len(expanded)}  # fmt: skip
 

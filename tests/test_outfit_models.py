@@ -183,3 +183,22 @@ def test_evaluation_in_query_chunks_equals_one_pass():
     one_pass = evaluate_outfits(model, data, cells=10**9)
     for cells in (40, 40 * 7, 1):  # one query, seven queries, one query (cells below N) at a time
         assert evaluate_outfits(model, data, cells=cells) == one_pass
+
+
+def test_evaluation_figures_are_rank_percentile_and_hits_of_the_masked_items():
+    """evaluate_outfits ranks each masked item once for both figures: they equal the means of
+    `rank_percentile` and `hits` over every (outfit, slot) query, computed apart."""
+    from models.outfit_train import catalogue_vectors, evaluate_outfits, hits, rank_percentile
+
+    torch.manual_seed(1)
+    model, data = UmBERT(_config()).eval(), _data()
+    got = evaluate_outfits(model, data)
+    expanded = [o for o in data.outfits for _ in range(len(o))]
+    slots = torch.tensor([s for o in data.outfits for s in range(len(o))])
+    true_rows = torch.stack([o[s] for o, s in zip(expanded, slots.tolist())])
+    context = [torch.cat([o[:s], o[s + 1:]]) for o, s in zip(expanded, slots.tolist())]
+    with torch.no_grad():
+        scores = predict_missing(model, data, expanded, slots) @ catalogue_vectors(model, data).T
+    assert got["val_rank_percentile"] == pytest.approx(rank_percentile(scores, true_rows, data.categories, context)[1].mean().item())
+    assert got["val_hit_at_10"] == pytest.approx(hits(scores, true_rows, data.categories, 10, context).mean().item())
+    assert got["n_val_items"] == len(expanded)

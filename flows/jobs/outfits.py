@@ -51,18 +51,37 @@ def load_catalogue(home: Path | str, space: str, order: list[str] | None = None)
     except UnknownSpaceError:
         raise UnknownSpaceError(f"vector space {space!r} has no vectors yet: run `atelier train {space}` and "
                                 f"`atelier embed {space} --dataset polyvore` first") from None  # fmt: skip
-    table = table.filter(pc.equal(table["dataset"], "polyvore"))
+    polyvore = pc.equal(table["dataset"], "polyvore")
+    if not pc.all(polyvore, skip_nulls=False).as_py():
+        table = table.filter(polyvore)
     if table.num_rows == 0:
         raise ValueError(f"vector space {space!r} holds no polyvore items: run `atelier embed {space} --dataset polyvore` first")
-    ids = table["item_id"].to_pylist()
-    rank = {item: i for i, item in enumerate(order or [])}
-    perm = sorted(range(len(ids)), key=lambda i: (rank.get(ids[i], len(rank)), ids[i]))
-    table = table.take(pa.array(perm))
-    ids = table["item_id"].to_pylist()
-    vectors = table["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    versions = set(table["model_version"].to_pylist())
-    return Catalogue(ids, {item: i for i, item in enumerate(ids)}, vectors.reshape(len(ids), -1).astype(np.float32),
-                     table["semantic_category"].to_pylist(), space, sorted(versions)[-1] if versions else None)  # fmt: skip
+    perm = _catalogue_order(table["item_id"], order)
+    # in Arrow and numpy, no per-row Python objects but the ids and categories the catalogue keeps:
+    # a million 128-d items cost their vectors once (one reordered copy), not a Python sort's tuples
+    vectors = np.ascontiguousarray(_flat_vectors(table["vector"])[perm.to_numpy()], dtype=np.float32)
+    ids = table["item_id"].take(perm).to_pylist()
+    categories = table["semantic_category"].take(perm).to_pylist()
+    versions = pc.unique(table["model_version"].drop_null()).to_pylist()
+    del table
+    pa.default_memory_pool().release_unused()  # the read's buffers go back now, not at the next allocation
+    return Catalogue(ids, {item: i for i, item in enumerate(ids)}, vectors, categories, space, max(versions) if versions else None)
+
+
+def _catalogue_order(ids: pa.ChunkedArray, order: list[str] | None) -> pa.Array:
+    """Row order of a catalogue: the rows of ``order``'s ids first (in that order), then the rest
+    by item_id (UTF-8 byte order, which is code-point order: Python's string order)."""
+    if not order:
+        return pc.sort_indices(ids)
+    rank = pc.fill_null(pc.index_in(ids, value_set=pa.array(order, pa.string())), len(order))
+    return pc.sort_indices(pa.table({"rank": rank, "item_id": ids}), sort_keys=[("rank", "ascending"), ("item_id", "ascending")])
+
+
+def _flat_vectors(column: pa.ChunkedArray) -> np.ndarray:
+    """(N, D) numpy view of a fixed-size-list vector column (one chunk: no copy)."""
+    chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    dim = chunk.type.list_size
+    return chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), dim)
 
 
 def _require_polyvore(home: Path | str, table: str) -> None:
