@@ -311,7 +311,13 @@ def scale_memory(d: dict) -> list[str]:
     a, b = d["sizes"]
     body = [[stage, f"{r[f'peak_rss_mb_{a}']:,.0f}", f"{r[f'peak_rss_mb_{b}']:,.0f}", f"{r['bytes_per_added_item']:,.0f}"]
             for stage, r in d["per_stage"].items()]
-    return rows(["stage", f"peak RSS at {a:,} items (MiB)", f"at {b:,} items (MiB)", "bytes per added item"], body)
+    out = rows(["stage", f"peak RSS at {a:,} items (MiB)", f"at {b:,} items (MiB)", "bytes per added item"], body)
+    if d.get("queries_steps"):
+        steps = [[f"queries: {step}", f"+{r[f'added_mb_{a}']:,.0f}", f"+{r[f'added_mb_{b}']:,.0f}", f"{r['bytes_per_added_item']:,.0f}"]
+                 for step, r in d["queries_steps"].items()]  # fmt: skip
+        out += ["", "The queries stage step by step: the peak each step reached above the RSS it started from (MiB).", ""]
+        out += rows(["step", f"at {a:,} items", f"at {b:,} items", "bytes per added item"], steps)
+    return out
 
 
 @dataclass(frozen=True)

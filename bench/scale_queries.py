@@ -192,4 +192,12 @@ def memory_growth(small: dict, large: dict) -> dict:
             a, b = r0[stage]["peak_rss_mb"], r1[stage]["peak_rss_mb"]
             out["per_stage"][stage] = {f"peak_rss_mb_{n0}": a, f"peak_rss_mb_{n1}": b,
                                        "bytes_per_added_item": round((b - a) * 2**20 / (n1 - n0), 1)}  # fmt: skip
+    steps0, steps1 = (r.get("queries", {}).get("memory", {}) for r in (r0, r1))
+    if steps0 and steps1:  # the queries stage's steps: what each adds above the RSS it started from
+        out["queries_steps"] = {}
+        for step in steps1:
+            if step in steps0:
+                a, b = (s[step]["peak_rss_mb"] - s[step]["start_rss_mb"] for s in (steps0, steps1))
+                out["queries_steps"][step] = {f"added_mb_{n0}": round(a, 1), f"added_mb_{n1}": round(b, 1),
+                                              "bytes_per_added_item": round((b - a) * 2**20 / (n1 - n0), 1)}  # fmt: skip
     return out

@@ -114,4 +114,24 @@ def test_the_whole_scale_bench_at_200_items(tmp_path):
     for q in ("neighbours", "complete", "search"):
         assert stages["queries"][q]["median_ms"] > 0 and stages["queries"][q]["floor_median_ms"] > 0
     assert stages["queries"]["neighbours"]["recall_at_10_vs_scan"] > 0.5
+    steps = stages["queries"]["memory"]
+    assert set(steps) == {"scan_copy", "neighbours", "umbert_train", "complete", "clip_space_setup", "search"}
+    assert all(0 < s["start_rss_mb"] <= s["peak_rss_mb"] and s["end_rss_mb"] <= s["peak_rss_mb"] for s in steps.values())
     assert not (tmp_path / "w").exists()  # the workdir is removed at the end
+
+
+def test_memory_growth_per_stage_and_per_queries_step():
+    from scale_queries import memory_growth
+
+    def run(n, peak, step_peak):
+        return {"items": n, "raw": {"embed": {"peak_rss_mb": peak},
+                                    "queries": {"peak_rss_mb": peak, "memory": {"umbert_train": {"start_rss_mb": 500.0, "peak_rss_mb": step_peak}}}}}  # fmt: skip
+
+    got = memory_growth(run(1_000_000, 2000.0, 1500.0), run(100_000, 1000.0, 600.0))  # either order
+    assert got["sizes"] == [100_000, 1_000_000]
+    assert got["per_stage"]["embed"]["bytes_per_added_item"] == pytest.approx(1000 * 2**20 / 900_000, abs=0.1)
+    step = got["queries_steps"]["umbert_train"]
+    assert (step["added_mb_100000"], step["added_mb_1000000"]) == (100.0, 1000.0)
+    assert step["bytes_per_added_item"] == pytest.approx(900 * 2**20 / 900_000, abs=0.1)
+    with pytest.raises(ValueError, match="compare two sizes"):
+        memory_growth(run(5, 1.0, 1.0), run(5, 1.0, 1.0))

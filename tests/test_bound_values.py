@@ -40,6 +40,17 @@ def test_item_details_match_ids_literally(home):
     assert query(home, "select count(*) as n from polyvore_items")["n"][0].as_py() > 2  # nothing was dropped
 
 
+def test_item_details_of_more_ids_than_one_statement_binds(home):
+    """Long id lists are looked up a chunk at a time (`DETAILS_CHUNK`): every known id is found."""
+    from flows.jobs.analyses import DETAILS_CHUNK
+
+    home, _ = home
+    every = query(home, "select item_id, title from polyvore_items order by item_id").to_pylist()
+    ids = [f"missing-{i}" for i in range(DETAILS_CHUNK + 5)] + [r["item_id"] for r in every] + TRICKY
+    found = item_details(home, ids)
+    assert {i: d["title"] for i, d in found.items()} == {r["item_id"]: r["title"] for r in every}
+
+
 def test_demo_outfit_reads_categories_with_bound_ids(home):
     from flows.demo.run import demo_outfit
 

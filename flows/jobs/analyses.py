@@ -33,18 +33,28 @@ def _details_sql(view: str, id_col: str, title: str, category: str, where: str) 
             f"case when image_ok then image_path end as image_path from {view} {where}")  # fmt: skip
 
 
+DETAILS_CHUNK = 512  # ids per lookup statement
+
+
 def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
     """title, semantic_category and image_path of items, from whichever dataset tables exist in the
     lake; the image_path only of a usable image (probed inside its release: never a path that escaped it)."""
     out: dict[str, dict] = {}
+    item_ids = list(item_ids)
     if not item_ids:
         return out
     present = Lake(home).tables()
     for dataset, (view, id_col, title, category) in ITEM_DETAILS.items():  # identifiers from ITEM_DETAILS only; ids are bound
         if view not in present:  # that dataset is not in the lake
             continue
-        rows = query(home, _details_sql(view, id_col, title, category, f"where list_contains(?, {id_col})"), [list(item_ids)])
-        out.update({r["item_id"]: {**r, "dataset": dataset} for r in rows.to_pylist()})
+        for start in range(0, len(item_ids), DETAILS_CHUNK):
+            ids = list(item_ids[start:start + DETAILS_CHUNK])
+            # `id in (?, ...)`, one placeholder per id (the values are bound): DuckDB pushes an IN
+            # list into the Parquet scan and reads the other columns of the matching rows only,
+            # where `list_contains(?, id)` decodes every row's title (1M rows: most of a lookup)
+            where = f"where {id_col} in ({', '.join('?' * len(ids))})"
+            rows = query(home, _details_sql(view, id_col, title, category, where), ids)
+            out.update({r["item_id"]: {**r, "dataset": dataset} for r in rows.to_pylist()})
     return out
 
 
