@@ -40,6 +40,7 @@ STAGES = ("release", "json_load", "ingest", "probe_floor", "probe", "forward_flo
 BATCH = 64
 IMAGE_SIZE = 64
 EVERY = 10  # the embed stage times one bare forward batch (its paired floor) every EVERY batches
+SEGMENTS = 10  # ... and reports both rates over each tenth of the run
 
 
 def rss_mb() -> dict:
@@ -205,8 +206,9 @@ def stage_embed(p: dict, n: int) -> dict:
         first = [e.path for _, e in zip(range(BATCH), entries)]
     floor_batch = torch.stack([ImageFolderRows(first, IMAGE_SIZE)[i]["image"] for i in range(len(first))])
     embed_batch(floor_model, floor_batch)  # warm-up
-    paired = {"seconds": 0.0, "images": 0, "callback_s": 0.0, "calls": 0}
+    paired = {"seconds": 0.0, "images": 0, "callback_s": 0.0, "calls": 0, "segments": []}
     show = _progress("embed")
+    started = time.perf_counter()
 
     def on_progress(done: int, total: int) -> None:
         t = time.perf_counter()
@@ -215,6 +217,9 @@ def stage_embed(p: dict, n: int) -> dict:
             embed_batch(floor_model, floor_batch)
             paired["seconds"] += time.perf_counter() - t
             paired["images"] += BATCH
+        if done * SEGMENTS // total > len(paired["segments"]):  # cumulative figures at each 1/SEGMENTS of the run
+            paired["segments"].append({"done": done, "job_s": round(t - started - paired["callback_s"], 3),
+                                       "floor_s": round(paired["seconds"], 3), "floor_images": paired["images"]})  # fmt: skip
         show(done, total)
         if done >= total:  # the loop's own peak (finalize_space's compaction and index build come after)
             paired["loop_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -227,8 +232,22 @@ def stage_embed(p: dict, n: int) -> dict:
     loop = r.loop_seconds - paired["callback_s"]
     return {"seconds": loop, "embed_space_s": seconds, "before_loop_s": seconds - loop - timed["finalize"],
             "paired_floor_seconds": paired["seconds"] * n / paired["images"], "paired_floor_images": paired["images"],
-            "paired_floor_every_batches": EVERY, "finalize_s": timed["finalize"], "loop_peak_rss_mb": paired.get("loop_peak_rss_mb"),
+            "paired_floor_every_batches": EVERY, "segments": _segment_rates(paired["segments"]), "finalize_s": timed["finalize"], "loop_peak_rss_mb": paired.get("loop_peak_rss_mb"),
             "index_s": timed["ensure_indexes"], "compact_s": timed.get("compact", 0.0), "embedded": r.n_embedded}  # fmt: skip
+
+
+def _segment_rates(marks: list[dict]) -> list[dict]:
+    """Per stretch between two marks: the job's images/s and the paired floor's, and their ratio
+    (a job whose cost grows with the table shows a falling ratio; a machine that slows, both rates)."""
+    out, prev = [], {"done": 0, "job_s": 0.0, "floor_s": 0.0, "floor_images": 0}
+    for m in marks:
+        job = (m["done"] - prev["done"]) / max(m["job_s"] - prev["job_s"], 1e-9)
+        floor_images, floor_s = m["floor_images"] - prev["floor_images"], m["floor_s"] - prev["floor_s"]
+        floor = floor_images / floor_s if floor_s > 0 else None
+        out.append({"up_to": m["done"], "job_images_per_s": round(job, 1), "floor_images_per_s": round(floor, 1) if floor else None,
+                    "throughput_to_floor": round(job / floor, 3) if floor else None})  # fmt: skip
+        prev = m
+    return out
 
 
 def stage_queries(p: dict, n: int, q: int = 30) -> dict:
@@ -257,6 +276,8 @@ def child(stage: str, workdir: Path, n: int) -> None:
     load = os.getloadavg()
     out = globals()[f"stage_{stage}"](paths(workdir), n)
     out.update(rss_mb(), loadavg_start=[round(x, 2) for x in load], loadavg_end=[round(x, 2) for x in os.getloadavg()])
+    if out.get("memory"):  # the queries stage resets the kernel's peak per step: the stage's is the largest step's
+        out["peak_rss_mb"] = max(out["peak_rss_mb"], *(s["peak_rss_mb"] for s in out["memory"].values()))
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -300,6 +321,7 @@ def summarise(n: int, raw: dict) -> dict:
                            floor="bare forward of one pre-decoded batch every %d batches of the run, scaled to N" % e["paired_floor_every_batches"],
                            separate_floor_seconds=round(raw["forward_floor"]["seconds"], 3),
                            throughput_to_separate_floor=round(raw["forward_floor"]["seconds"] / e["seconds"], 3),
+                           **({"segments": e["segments"]} if e.get("segments") else {}),
                            loop_peak_rss_mb=e.get("loop_peak_rss_mb"))  # fmt: skip
         st["index"] = {"seconds": round(e["index_s"], 3), "floor_seconds": None, "finalize_s": round(e["finalize_s"], 3),
                        "compact_s": round(e["compact_s"], 3), "note": "ensure_indexes inside the embed job's finalize_space; no floor",

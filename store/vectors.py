@@ -214,6 +214,19 @@ class VectorStore(VectorSearch):
         batch commits on its own: a crash loses at most the batch in flight, a rerun fills in).
         The table is created on the first write. Within ``rows``, the last row of an item_id
         wins. Returns {"inserted", "updated", "batches"}."""
+        table, rows = self._writable(space, rows)
+        stats = {"inserted": 0, "updated": 0, "batches": 0}
+        for start in range(0, rows.num_rows, batch_size):
+            result = (table.merge_insert("item_id").when_matched_update_all().when_not_matched_insert_all()
+                      .execute(rows.slice(start, batch_size)))  # fmt: skip
+            stats["inserted"] += result.num_inserted_rows
+            stats["updated"] += result.num_updated_rows
+            stats["batches"] += 1
+        return stats
+
+    def _writable(self, space: str, rows: pa.Table):
+        """(the space's table, created on the first write; ``rows`` checked against its schema,
+        the last row of each item_id kept)."""
         _check_space(space)
         exists = space in self.spaces()
         text = self.has_text(space) if exists else None
@@ -223,16 +236,18 @@ class VectorStore(VectorSearch):
             dim = table.schema.field("vector").type.list_size
             if dim != rows.schema.field("vector").type.list_size:  # created concurrently
                 rows = conform_vectors(space, rows, dim)
-        else:
-            table = self.table(space)
-        stats = {"inserted": 0, "updated": 0, "batches": 0}
-        for start in range(0, rows.num_rows, batch_size):
-            result = (table.merge_insert("item_id").when_matched_update_all().when_not_matched_insert_all()
-                      .execute(rows.slice(start, batch_size)))  # fmt: skip
-            stats["inserted"] += result.num_inserted_rows
-            stats["updated"] += result.num_updated_rows
-            stats["batches"] += 1
-        return stats
+            return table, rows
+        return self.table(space), rows
+
+    def append(self, space: str, rows: pa.Table) -> int:
+        """Add ``rows`` whose item_ids the space does not hold yet, without a join against the
+        table: an `upsert`'s `merge_insert` reads every stored item_id, so its cost grows with
+        the table, an append's does not. For a caller that knows the ids are new (the embed job,
+        under its lock or in a shard of disjoint ids); an id that was stored after all becomes a
+        duplicate row, which `finalize_space` counts and removes. One commit; returns the rows added."""
+        table, rows = self._writable(space, rows)
+        table.add(rows)
+        return rows.num_rows
 
     def delete(self, space: str, where: str) -> int:
         """Delete the rows of ``space`` matching the SQL filter ``where``; returns how many."""

@@ -111,6 +111,8 @@ def test_the_whole_scale_bench_at_200_items(tmp_path):
     for name in ("ingest", "probe", "embed"):
         assert stages[name]["seconds"] > 0 and stages[name]["floor_seconds"] > 0 and stages[name]["peak_rss_mb"] > 0
     assert stages["embed"]["throughput_to_floor"] > 0 and result["raw"]["embed"]["embedded"] == 200
+    segments = stages["embed"]["segments"]  # the job's and the floor's rates over stretches of the run
+    assert segments and segments[-1]["up_to"] == 200 and all(s["job_images_per_s"] > 0 for s in segments)
     for q in ("neighbours", "complete", "search"):
         assert stages["queries"][q]["median_ms"] > 0 and stages["queries"][q]["floor_median_ms"] > 0
     assert stages["queries"]["neighbours"]["recall_at_10_vs_scan"] > 0.5

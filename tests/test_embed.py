@@ -135,6 +135,28 @@ def test_embed_store_skip_and_new_version(lake_home, tmp_path):
     assert set(table["model_version"].to_pylist()) == {third.model_version}
 
 
+def test_new_ids_are_appended_and_stored_ones_upserted(lake_home, tmp_path, monkeypatch):
+    """A space's first embed appends every row (no join against the table); a new model version
+    updates the stored rows in place; one row is never written twice."""
+    from store import VectorStore
+
+    home = copy_home(lake_home, tmp_path, datasets=("polyvore",))
+    save_resnet(home)
+    calls = []
+    for name in ("append", "upsert"):
+        method = getattr(VectorStore, name)
+        monkeypatch.setattr(VectorStore, name, lambda self, space, rows, *a, _m=method, _n=name, **k:
+                            calls.append((_n, rows.num_rows)) or _m(self, space, rows, *a, **k))  # fmt: skip
+    first = embed_space(home, "resnet", **FAST)
+    assert {n for n, _ in calls} == {"append"} and sum(r for _, r in calls) == first.n_embedded
+    calls.clear()
+    save_resnet(home, "v2", seed=1)
+    second = embed_space(home, "resnet", **FAST)
+    assert {n for n, _ in calls} == {"upsert"} and sum(r for _, r in calls) == second.n_embedded
+    table = stored(home, "resnet")
+    assert table.num_rows == len(set(table["item_id"].to_pylist())) == first.n_embedded
+
+
 def test_corrupt_image_is_recorded_and_skipped(polyvore_release, tmp_path):
     home = tmp_path / "home"
     ingest("polyvore", polyvore_release, home)

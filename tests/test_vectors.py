@@ -103,6 +103,20 @@ def test_partial_then_full_run_leaves_no_duplicates(tmp_path, base):
     assert vs.count("test") == len(set(ids)) == 500
 
 
+def test_append_adds_new_ids_without_a_join(tmp_path, base):
+    """`append` creates the table on the first write and adds rows as they are (no merge on
+    item_id: a repeated id is a duplicate row, which `duplicates` counts)."""
+    vs = VectorStore(tmp_path / "home")
+    assert vs.append("test", make_rows(base[:300])) == 300
+    assert vs.append("test", make_rows(base[300:], start=300)) == 200
+    assert vs.count("test") == 500 and vs.existing("test")["item000450"] == ("a450", "1")
+    np.testing.assert_allclose(vs.get_vector("test", "item000450"), base[450])
+    with pytest.raises(SchemaError, match=f"vector dim {DIM + 1}, but the space stores dim {DIM}"):
+        vs.append("test", make_rows(np.ones((2, DIM + 1), np.float32), start=900))
+    vs.append("test", make_rows(base[:1]))  # an id it holds: the caller's promise broken
+    assert vs.count("test") == 501
+
+
 def test_existing_reflects_sha1_and_model_version(tmp_path, base):
     vs = VectorStore(tmp_path / "home")
     assert vs.existing("test") == {}

@@ -231,7 +231,7 @@ def embed_space(home: Path | str, space: str, *, model_dir: Path | str | None = 
             result.n_duplicates_removed, result.n_stale_removed = pruned.duplicates_removed, pruned.stale_removed
             result.stale_ids = pruned.stale_ids
         if todo.num_rows:
-            _run(store, space, todo, model_dir, config, version, result, device=device, batch_size=batch_size,
+            _run(store, space, todo, _new_ids(todo, existing), model_dir, config, version, result, device=device, batch_size=batch_size,
                  num_workers=workers, stop_after_batches=stop_after_batches, progress=progress,
                  writer_rows=writer_rows, on_progress=on_progress)  # fmt: skip
         if shard is None and (result.n_embedded or result.n_stale_removed or result.n_duplicates_removed):
@@ -277,7 +277,14 @@ def in_shard(item_ids: pa.Array | pa.ChunkedArray, index: int, count: int) -> pa
                      for i in item_ids.to_pylist()], pa.bool_())  # fmt: skip
 
 
-def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, version: str, result: EmbedResult, *,
+def _new_ids(todo: pa.Table, existing: dict) -> np.ndarray:
+    """Per row of ``todo``: whether the space holds no row of its item_id (appended, not upserted)."""
+    if not existing:
+        return np.ones(todo.num_rows, bool)
+    return np.fromiter((i not in existing for i in todo["item_id"].to_pylist()), bool, todo.num_rows)
+
+
+def _run(store, space: str, todo: pa.Table, new: np.ndarray, model_dir: Path, config: dict, version: str, result: EmbedResult, *,
          device: str | None, batch_size: int, num_workers: int, stop_after_batches: int | None, progress: bool,
          writer_rows: int, on_progress: Callable[[int, int], None] | None) -> None:  # fmt: skip
     import torch
@@ -321,7 +328,7 @@ def _run(store, space: str, todo: pa.Table, model_dir: Path, config: dict, versi
                 images = batch["image"] if ok.all() else batch["image"][torch.from_numpy(ok)]
                 vectors = embed_batch(model, images)
                 writer.add(vector_rows(todo.take(pa.array(index[ok])), vectors, model_name, version,
-                                       text=space_recipe(model_name, space).text))
+                                       text=space_recipe(model_name, space).text), new[index[ok]])  # fmt: skip
             done += len(index)
             if bar:
                 bar.update(task, completed=done)

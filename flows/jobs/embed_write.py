@@ -3,9 +3,11 @@
 - `rows_to_embed(rows, existing, version)`: the rows whose (image_sha1, model_version) are not
   stored yet (unchanged items are skipped);
 - `vector_rows(rows, vectors, ...)`: one `vector_schema` table per batch;
-- `BatchWriter`: upserts a few thousand rows at a time in a background thread (the model keeps
+- `BatchWriter`: writes a few thousand rows at a time in a background thread (the model keeps
   running while LanceDB writes); every flush commits on its own, so a job killed mid-way keeps
-  the flushed rows and a re-run embeds only the rest (`merge_insert` on item_id: no duplicates).
+  the flushed rows and a re-run embeds only the rest. Rows of ids the space does not hold are
+  appended (no join: the cost of a flush does not grow with the table), the others upserted
+  (`merge_insert` on item_id: no duplicates).
 """
 
 from __future__ import annotations
@@ -61,13 +63,17 @@ class BatchWriter:
     def __init__(self, store, space: str, rows_per_write: int = WRITER_ROWS):
         self.store, self.space, self.rows_per_write = store, space, rows_per_write
         self.pending: list[pa.Table] = []
+        self.pending_new: list[np.ndarray] = []
         self.n_pending = 0
         self.written = 0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="embed-writer")
         self.future: Future | None = None
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, table: pa.Table, new: np.ndarray | None = None) -> None:
+        """Queue ``table``; ``new`` (bool per row): the rows whose item_id the space does not hold,
+        appended without a join (`VectorStore.append`); the others (default: all) are upserted."""
         self.pending.append(table)
+        self.pending_new.append(np.zeros(table.num_rows, bool) if new is None else np.asarray(new, bool))
         self.n_pending += table.num_rows
         if self.n_pending >= self.rows_per_write:
             self.flush()
@@ -76,12 +82,16 @@ class BatchWriter:
         self._wait()
         if not self.pending:
             return
-        table = pa.concat_tables(self.pending)
-        self.pending, self.n_pending = [], 0
-        self.future = self.pool.submit(self._write, table)
+        table, new = pa.concat_tables(self.pending), np.concatenate(self.pending_new)
+        self.pending, self.pending_new, self.n_pending = [], [], 0
+        self.future = self.pool.submit(self._write, table, new)
 
-    def _write(self, table: pa.Table) -> None:
-        self.store.upsert(self.space, table, batch_size=max(self.rows_per_write, table.num_rows))
+    def _write(self, table: pa.Table, new: np.ndarray) -> None:
+        if new.any():
+            self.store.append(self.space, table.filter(pa.array(new)) if not new.all() else table)
+        if not new.all():
+            rest = table.filter(pa.array(~new)) if new.any() else table
+            self.store.upsert(self.space, rest, batch_size=max(self.rows_per_write, rest.num_rows))
         self.written += table.num_rows
 
     def _wait(self) -> None:

@@ -1,4 +1,4 @@
-"""A sharded ingest: the image probing, most of an ingest's time (86 of 99 s for 1M Polyvore
+"""A sharded ingest: the image probing, most of an ingest's time (88 of 101 s for 1M Polyvore
 items, `bench/results/scale.json`), split into shards that run on workers sharing nothing but
 the home (a Dask cluster on an ``s3://`` home).
 
