@@ -130,7 +130,11 @@ def rank_percentile(scores: torch.Tensor, true_rows: torch.Tensor, categories: t
     its category's rows (a tie counts as the expected position among the tied rows:
     ``greater + ties / 2``, the rule of ``models.ranking``), and that rank over the category's
     size minus one (0 = first, 0.5 on average at random)."""
-    greater, ties, size = rank_ties(scores, true_rows, categories, exclude)
+    return _percentiles(*rank_ties(scores, true_rows, categories, exclude))
+
+
+def _percentiles(greater: torch.Tensor, ties: torch.Tensor, size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(expected rank, rank percentile) from `rank_ties`' counts."""
     rank = greater.double() + ties.double() / 2
     return rank, rank / (size - 1).clamp(min=1).double()
 
@@ -170,8 +174,8 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
     for i in range(0, len(expanded), step):
         scores = pred[i:i + step] @ catalogue.T
         greater, ties, size = rank_ties(scores, true_rows[i:i + step], data.categories, context[i:i + step])  # once for both figures
-        pct.append((greater.double() + ties.double() / 2) / (size - 1).clamp(min=1).double())  # = rank_percentile's
-        hit.append(torch.from_numpy(hit_at_k(greater, ties, 10)))  # = hits'
+        pct.append(_percentiles(greater, ties, size)[1])  # rank_percentile's and hits' figures from one ranking
+        hit.append(torch.from_numpy(hit_at_k(greater, ties, 10)))
     return {"val_rank_percentile": torch.cat(pct).mean().item(), "val_hit_at_10": torch.cat(hit).mean().item(),
             "n_val_items": len(expanded)}  # fmt: skip
 

@@ -48,7 +48,7 @@ def item_details(home: Path | str, item_ids: list[str]) -> dict[str, dict]:
         if view not in present:  # that dataset is not in the lake
             continue
         for start in range(0, len(item_ids), DETAILS_CHUNK):
-            ids = list(item_ids[start:start + DETAILS_CHUNK])
+            ids = item_ids[start:start + DETAILS_CHUNK]
             # `id in (?, ...)`, one placeholder per id (the values are bound): DuckDB pushes an IN
             # list into the Parquet scan and reads the other columns of the matching rows only,
             # where `list_contains(?, id)` decodes every row's title (1M rows: most of a lookup)

@@ -88,10 +88,9 @@ class BatchWriter:
 
     def _write(self, table: pa.Table, new: np.ndarray) -> None:
         if new.any():
-            self.store.append(self.space, table.filter(pa.array(new)) if not new.all() else table)
+            self.store.append(self.space, table.filter(pa.array(new)))
         if not new.all():
-            rest = table.filter(pa.array(~new)) if new.any() else table
-            self.store.upsert(self.space, rest, batch_size=max(self.rows_per_write, rest.num_rows))
+            self.store.upsert(self.space, table.filter(pa.array(~new)), batch_size=max(self.rows_per_write, table.num_rows))
         self.written += table.num_rows
 
     def _wait(self) -> None:
