@@ -41,6 +41,7 @@ BATCH = 64
 IMAGE_SIZE = 64
 EVERY = 10  # the embed stage times one bare forward batch (its paired floor) every EVERY batches
 SEGMENTS = 10  # ... and reports both rates over each tenth of the run
+PARTS = ("decode", "forward", "add", "append")  # the job's parts timed per tenth (stage_embed)
 
 
 def rss_mb() -> dict:
@@ -194,13 +195,25 @@ def stage_embed(p: dict, n: int) -> dict:
     embed_job.finalize_space = timer("finalize", upkeep.finalize_space)
     VectorStore.ensure_indexes = timer("ensure_indexes", VectorStore.ensure_indexes)
     VectorStore.compact = timer("compact", VectorStore.compact)
+    # where the loop's time goes, per tenth: decode (the loader's items), forward (the job's
+    # embed_batch), add (the writer's main-thread side, waits for the previous write included),
+    # append (the writer thread's LanceDB commits, overlapping the rest)
+    import etl.loader
+    import models
+    from flows.jobs.embed_write import BatchWriter
+
+    etl.loader.ImageFolderRows.__getitem__ = timer("decode", etl.loader.ImageFolderRows.__getitem__)
+    models.embed_batch, job_forward = timer("forward", models.embed_batch), models.embed_batch
+    BatchWriter.add = timer("add", BatchWriter.add)
+    VectorStore.append = timer("append", VectorStore.append)
     # the paired floor: every EVERY-th batch, the bare forward of one pre-decoded batch of the
     # same images, in this process, so that it sees the same machine load as the job around it
     import torch
 
     from etl.loader import ImageFolderRows
-    from models import embed_batch, load_pretrained
+    from models import load_pretrained
 
+    embed_batch = job_forward  # the floor's forward, not counted in the job's
     floor_model = load_pretrained(_model(p), device="cpu")
     with os.scandir(p["release"] / "images") as entries:  # the first BATCH files listed (no listing of all N held)
         first = [e.path for _, e in zip(range(BATCH), entries)]
@@ -218,8 +231,11 @@ def stage_embed(p: dict, n: int) -> dict:
             paired["seconds"] += time.perf_counter() - t
             paired["images"] += BATCH
         if done * SEGMENTS // total > len(paired["segments"]):  # cumulative figures at each 1/SEGMENTS of the run
+            use = resource.getrusage(resource.RUSAGE_SELF)
             paired["segments"].append({"done": done, "job_s": round(t - started - paired["callback_s"], 3),
-                                       "floor_s": round(paired["seconds"], 3), "floor_images": paired["images"]})  # fmt: skip
+                                       "floor_s": round(paired["seconds"], 3), "floor_images": paired["images"],
+                                       "cpu_s": round(use.ru_utime + use.ru_stime, 3), "inblock": use.ru_inblock,
+                                       **{k: round(timed.get(k, 0.0), 3) for k in PARTS}})  # fmt: skip
         show(done, total)
         if done >= total:  # the loop's own peak (finalize_space's compaction and index build come after)
             paired["loop_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -244,8 +260,13 @@ def _segment_rates(marks: list[dict]) -> list[dict]:
         job = (m["done"] - prev["done"]) / max(m["job_s"] - prev["job_s"], 1e-9)
         floor_images, floor_s = m["floor_images"] - prev["floor_images"], m["floor_s"] - prev["floor_s"]
         floor = floor_images / floor_s if floor_s > 0 else None
+        parts = {f"{k}_ms_per_image": round(1000 * (m[k] - prev.get(k, 0.0)) / (m["done"] - prev["done"]), 3)
+                 for k in PARTS if k in m}  # fmt: skip
+        if "cpu_s" in m:  # process CPU seconds per wall second of the stretch (paired floor and callbacks included)
+            parts["cpu_per_wall"] = round((m["cpu_s"] - prev.get("cpu_s", 0.0)) / max(m["job_s"] - prev["job_s"], 1e-9), 3)
+            parts["blocks_read"] = m["inblock"] - prev.get("inblock", 0)
         out.append({"up_to": m["done"], "job_images_per_s": round(job, 1), "floor_images_per_s": round(floor, 1) if floor else None,
-                    "throughput_to_floor": round(job / floor, 3) if floor else None})  # fmt: skip
+                    "throughput_to_floor": round(job / floor, 3) if floor else None, **parts})  # fmt: skip
         prev = m
     return out
 

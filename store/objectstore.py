@@ -4,7 +4,15 @@ Where the store is and who we are come from the standard AWS environment variabl
 home is first opened in a process: ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (MinIO, a
 local server; ``http://`` allowed), ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
 ``AWS_SESSION_TOKEN`` (or botocore's other sources: ``AWS_PROFILE``, the shared credentials
-file), ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` (default ``us-east-1``).
+file, an assumed role, SSO, an instance or container role), ``AWS_REGION`` /
+``AWS_DEFAULT_REGION`` (default ``us-east-1``).
+
+Temporary credentials (STS: an assumed role, SSO, an instance role) expire, often within the
+hour, while a million-item embed runs longer. The home keeps botocore's credentials object, which
+renews such credentials shortly before they expire, and asks it for the current keys at each use
+(`S3Home.keys`): the botocore client signs every request with them, the pyarrow file system
+is made again when they changed (`S3Home.fs`), and so is a `store.vectors.VectorStore`'s LanceDB
+connection. Keys given as plain environment variables are fixed: they are used as they are.
 
 Three clients see the same home with the same settings: pyarrow's ``S3FileSystem`` (Parquet
 tables, Arrow datasets for `atelier sql`), LanceDB's object store (`storage_options`) and
@@ -22,6 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,9 +75,16 @@ class S3Home:
     prefix: str
     endpoint: str | None  # None: AWS's own endpoint for the region
     region: str
-    access_key: str = field(repr=False, default="")
-    secret_key: str = field(repr=False, default="")
-    token: str | None = field(repr=False, default=None)
+    session: object = field(repr=False, default=None)  # the botocore session whose credentials these are
+    credentials: object = field(repr=False, default=None)  # botocore Credentials (refreshable ones renew themselves)
+    _fs: tuple | None = field(repr=False, default=None, compare=False)  # (keys it was made with, S3FileSystem)
+    _lock: threading.Lock = field(repr=False, default_factory=threading.Lock, compare=False)
+
+    def keys(self) -> tuple[str, str, str | None]:
+        """(access key, secret key, session token) as of now: botocore renews refreshable
+        credentials before they expire, so a long job never signs with expired ones."""
+        frozen = self.credentials.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     @property
     def where(self) -> str:
@@ -91,16 +107,22 @@ class S3Home:
 
     # -- clients -------------------------------------------------------------------------------
 
-    @functools.cached_property
+    @property
     def fs(self):
-        """pyarrow's S3 file system for this home (short connect timeout, one retry)."""
+        """pyarrow's S3 file system for this home (short connect timeout, one retry), with the
+        current keys: made again when they changed (pyarrow's keeps the keys it was given)."""
         import pyarrow.fs as pafs
 
-        scheme = "http" if (self.endpoint or "").startswith("http://") else "https"
-        return pafs.S3FileSystem(access_key=self.access_key, secret_key=self.secret_key, session_token=self.token,
-                                 region=self.region, endpoint_override=self.endpoint, scheme=scheme,
-                                 connect_timeout=CONNECT_TIMEOUT_S, request_timeout=READ_TIMEOUT_S,
-                                 retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS))  # fmt: skip
+        keys = self.keys()
+        with self._lock:
+            if self._fs is None or self._fs[0] != keys:
+                scheme = "http" if (self.endpoint or "").startswith("http://") else "https"
+                access_key, secret_key, token = keys
+                self._fs = (keys, pafs.S3FileSystem(access_key=access_key, secret_key=secret_key, session_token=token,
+                                                    region=self.region, endpoint_override=self.endpoint, scheme=scheme,
+                                                    connect_timeout=CONNECT_TIMEOUT_S, request_timeout=READ_TIMEOUT_S,
+                                                    retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=ATTEMPTS)))  # fmt: skip
+            return self._fs[1]
 
     @functools.cached_property
     def client(self):
@@ -114,16 +136,18 @@ class S3Home:
         config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=read_timeout,
                                         retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
                                         s3={"addressing_style": "path"} if self.endpoint else None)  # fmt: skip
-        return botocore.session.get_session().create_client(
-            "s3", region_name=self.region, endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, aws_session_token=self.token, config=config)
+        # no keys given: the client signs each request with the session's credentials object,
+        # renewed when it is refreshable (an explicit key would be fixed for the client's life)
+        session = self.session or botocore.session.get_session()
+        return session.create_client("s3", region_name=self.region, endpoint_url=self.endpoint, config=config)
 
     def storage_options(self) -> dict[str, str]:
-        """LanceDB's / Lance's object-store options for this home."""
-        opts = {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key, "region": self.region,
+        """LanceDB's / Lance's object-store options for this home, with the current keys."""
+        access_key, secret_key, token = self.keys()
+        opts = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key, "region": self.region,
                 "connect_timeout": f"{CONNECT_TIMEOUT_S}s", "timeout": f"{READ_TIMEOUT_S}s"}  # fmt: skip
-        if self.token:
-            opts["aws_session_token"] = self.token
+        if token:
+            opts["aws_session_token"] = token
         if self.endpoint:
             opts["endpoint"] = self.endpoint
             opts["allow_http"] = "true" if self.endpoint.startswith("http://") else "false"
@@ -285,11 +309,12 @@ def _open(uri: str, endpoint: str | None, region: str, _env_keys: tuple) -> S3Ho
         raise ObjectStoreError(f"bad AWS_ENDPOINT_URL {endpoint!r} for the home {uri}: expected http(s)://HOST[:PORT]")
     import botocore.session
 
-    credentials = botocore.session.get_session().get_credentials()
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()  # the session keeps this object; its clients sign with it
     frozen = credentials.get_frozen_credentials() if credentials is not None else None
     if frozen is None or not frozen.access_key or not frozen.secret_key:
         raise missing_credentials(uri)
-    home = S3Home(uri, bucket, prefix, endpoint, region, frozen.access_key, frozen.secret_key, frozen.token)
+    home = S3Home(uri, bucket, prefix, endpoint, region, session, credentials)
     home.check()
     if endpoint and endpoint.startswith("http://"):  # Lance calls made without storage_options read AWS_* variables
         os.environ.setdefault("AWS_ALLOW_HTTP", "true")

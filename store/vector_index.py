@@ -11,7 +11,7 @@ of bookkeeping instead of LanceDB round trips.
   version (checked per query through Lance's version hint, ~10 us), and otherwise falls back to
   LanceDB's own search (exact), with one warning naming the fix.
 - The scalar index on semantic_category (a bitmap) serves that fallback's filters.
-- `Cache` keeps, per process: LanceDB connections, each space's Lance dataset (reopened when
+- `Cache` keeps, per process: the storage options of each database, each space's Lance dataset (reopened when
   the table's version moves or the table was made again: `version_stamp`) and loaded index, and
   filter masks (the rows a ``where`` keeps, evaluated by Lance once per
   table version and filter; at most `MASKS_PER_SPACE` per space).
@@ -27,7 +27,6 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 
@@ -57,22 +56,12 @@ class SpaceCache:
 
 
 class Cache:
-    """Per-process: connections and spaces, keyed by the database URI."""
+    """Per-process: each space's cache and the storage options of each database URI."""
 
     def __init__(self):
         self.lock = threading.RLock()
-        self.connections: dict[str, object] = {}
         self.spaces: dict[tuple[str, str], SpaceCache] = {}
         self.options: dict[str, dict | None] = {}  # uri -> LanceDB storage_options (an object-store home's)
-
-    def connect(self, uri: str):
-        import lancedb
-
-        with self.lock:
-            if uri not in self.connections:
-                # read_consistency_interval 0: an opened table sees other processes' commits
-                self.connections[uri] = lancedb.connect(uri, read_consistency_interval=timedelta(0))
-            return self.connections[uri]
 
     def forget(self, uri: str, name: str | None = None) -> None:
         """Drop what is cached of table ``name`` (all tables of ``uri`` when None)."""

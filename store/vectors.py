@@ -102,13 +102,26 @@ class VectorStore(VectorSearch):
     def __init__(self, home: Path | str):
         remote = isinstance(home, str) and "://" in home  # an object-store URI (s3://...)
         self.uri = home.rstrip("/") + "/vectors" if remote else str(Path(home) / "vectors")
-        self.storage_options = None
+        self.home = None
         if remote:  # endpoint, credentials and timeouts from the AWS environment, checked (store.objectstore)
             from store.objectstore import open_home
 
-            self.storage_options = open_home(home).storage_options()
-        self.db = lancedb.connect(self.uri, storage_options=self.storage_options)
-        CACHE.options[self.uri] = self.storage_options  # the search path's Lance datasets open with them
+            self.home = open_home(home)
+        self._keys, self._db = None, None
+        self.db  # noqa: B018 - connect now: a misconfigured home fails here, not at the first query
+
+    @property
+    def db(self):
+        """The LanceDB connection; on an object-store home made again when the home's keys changed
+        (temporary credentials renewed: `store.objectstore`), with the search path's datasets."""
+        keys = self.home.keys() if self.home is not None else None
+        if self._db is None or keys != self._keys:
+            self.storage_options = self.home.storage_options() if self.home is not None else None
+            self._db, self._keys = lancedb.connect(self.uri, storage_options=self.storage_options), keys
+            if CACHE.options.get(self.uri) != self.storage_options:
+                CACHE.options[self.uri] = self.storage_options  # the search path's Lance datasets open with them
+                CACHE.forget(self.uri)  # ... and those opened with the old keys are opened again
+        return self._db
 
     # -- spaces ------------------------------------------------------------------------------
 
