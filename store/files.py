@@ -7,6 +7,9 @@ On an object-store home (``s3://``) a report's JSON is one PUT (an object is rep
 `report_path` names it, `write_text` writes it. Pages and plots meant to be opened in a browser
 (galleries, PNGs) go to `reports_dir`: the home's ``reports/``, or for an object-store home a
 local folder (``~/.cache/atelier/s3/<bucket>/<prefix>/reports``: their images are local files anyway).
+Images a job makes (`atelier generate`, `atelier extract`, `embed --source extracted`) go to
+`local_dir` the same way: the lake rows that name them hold local paths, as an ingested
+release's rows do.
 """
 
 from __future__ import annotations
@@ -21,14 +24,19 @@ def home_path(home: str | os.PathLike) -> Path | str:
     return home if isinstance(home, str) and home.startswith("s3://") else Path(home)
 
 
-def reports_dir(home: str | os.PathLike) -> Path:
-    """The local folder for a home's galleries and plots (made if missing); see the module docstring."""
+def local_dir(home: str | os.PathLike, *parts: str) -> Path:
+    """``<home>/<parts>``, or for an object-store home the same folder under the local cache
+    (``~/.cache/atelier/s3/<bucket>/<prefix>/<parts>``); not made. See the module docstring."""
     if isinstance(home, str) and home.startswith("s3://"):
         from store.objectstore import cache_dir, open_home
 
-        folder = cache_dir(open_home(home), "reports")
-    else:
-        folder = Path(home) / "reports"
+        return cache_dir(open_home(home), *parts)
+    return Path(home).joinpath(*parts)
+
+
+def reports_dir(home: str | os.PathLike) -> Path:
+    """The local folder for a home's galleries and plots (made if missing); see the module docstring."""
+    folder = local_dir(home, "reports")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -64,4 +72,4 @@ def write_text(path: str | os.PathLike, text: str) -> Path | str:
     return path
 
 
-__all__ = ["home_path", "report_path", "reports_dir", "write_text"]
+__all__ = ["home_path", "local_dir", "report_path", "reports_dir", "write_text"]

@@ -177,8 +177,9 @@ def generation_report(home: Path | str, model, real_images, rows: dict, n: int =
     import torch
 
     from models.diffusion import build_unet
+    from store.files import home_path, reports_dir
 
-    home = Path(home)
+    home = home_path(home)  # an s3:// home stays a URI (its contact sheet: a local folder, reports_dir)
     n = min(n, len(rows["caption"]))
     rows = {k: v[:n] for k, v in rows.items()}
     captions = rows["caption"]
@@ -219,7 +220,7 @@ def generation_report(home: Path | str, model, real_images, rows: dict, n: int =
     if "sleeve" not in report["faithfulness"]:
         report["missing"].append("attributes (the sleeve reader): `atelier train attributes`")
     if tag:
-        report["contact_sheet"] = str(contact_sheet(captions, sets["generated"], real, home / "reports" / f"diffusion_{tag}.png"))
+        report["contact_sheet"] = str(contact_sheet(captions, sets["generated"], real, reports_dir(home) / f"diffusion_{tag}.png"))
         log(f"contact sheet (prompt | generated | real): {report['contact_sheet']}")
     log(report_summary(report, "val"))
     return report

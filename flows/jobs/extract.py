@@ -22,6 +22,7 @@ from PIL import Image
 
 from flows.jobs.extractor_data import person_example
 from store import query
+from store.files import local_dir, reports_dir
 
 
 @dataclass
@@ -81,7 +82,7 @@ def extract_garment(home: Path | str, person: Path | str, parse: Path | str | No
         y = model(x, m)[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
     garment = Image.fromarray((y * 255).round().astype(np.uint8), "RGB")
     t2 = time.perf_counter()
-    target = Path(out) if out else Path(home) / "reports" / f"extract_{_safe(Path(person).stem)}.png"
+    target = Path(out) if out else reports_dir(home) / f"extract_{_safe(Path(person).stem)}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     garment.save(target)
     return Extraction(garment, target, f"extractor {path.name}", str(parse),
@@ -129,7 +130,7 @@ def shop_the_look(home: Path | str, extraction: Extraction, space: str, k: int =
         query_card = {"item_id": f"extracted garment ({extraction.model})", "semantic_category": "extracted",
                       "title": Path(extraction.path).name if extraction.path else "", "image_path": str(extraction.path)}  # fmt: skip
         name = _safe(Path(extraction.path).stem if extraction.path else "extract")
-        extraction.gallery = write_gallery(Path(home) / "reports" / f"shop_{name}_{space}.html", space, query_card, extraction.rows,
+        extraction.gallery = write_gallery(reports_dir(home) / f"shop_{name}_{space}.html", space, query_card, extraction.rows,
                                            where, heading=f"Shop the look: items of {space} nearest to the extracted garment")  # fmt: skip
     return extraction
 
@@ -164,7 +165,7 @@ def extracted_rows(home: Path | str, version: str | None = None, batch_size: int
 
     model, path = load_extractor(home, version)
     size = (model.config.height, model.config.width)
-    folder = Path(home) / "derived" / "extracted" / path.name
+    folder = local_dir(home, "derived", "extracted", path.name)  # an object-store home's: a local folder
     rows = []
     device = next(model.parameters()).device
     for subset in SUBSETS:
@@ -224,12 +225,11 @@ def write_extracted_report(home: Path | str, space: str) -> tuple[dict, Path]:
     import json
 
     from models.intervals import Interval
-    from store.files import write_text
+    from store.files import report_path, write_text
 
     report = extracted_vs_cloth(home, space)
     for key, name in (("own_cloth_cosine", "own_text"), ("random_cloth_cosine", "random_text"), ("r1_own_cloth", "r1_text")):
         report[name] = str(Interval.from_dict(report[key]))
-    target = Path(home) / "reports" / f"extracted_vs_cloth_{space}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = report_path(home, f"extracted_vs_cloth_{space}.json")
     write_text(target, json.dumps(report, indent=2) + "\n")
     return report, target

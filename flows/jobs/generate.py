@@ -57,14 +57,15 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
     from flows.jobs.diffusion_eval import to_image
     from flows.jobs.generated import generated_folder, image_rows, record
     from models.pretrained import write_atomic
+    from store.files import home_path, reports_dir
 
+    home = home_path(home)  # an s3:// home stays a URI: its images and contact sheet go to a local folder
     text = check_prompt(prompt)
     if not 1 <= n <= MAX_IMAGES:
         raise ValueError(f"-n must be between 1 and {MAX_IMAGES}, got {n}")
     net, path = model or load_diffusion(home, version)
     encoded = net.encode_prompts([text])  # counts truncation (and refuses what the tokenizer cannot take)
     images = net.generate([text] * n, steps=steps, guidance=guidance, seed=seed)
-    home = Path(home)
     key = hashlib.sha1(f"{text}\0{seed}\0{steps}\0{guidance}".encode()).hexdigest()[:12]
     folder = generated_folder(home, path.name)  # resolved; refused when it leads out of the home
     out = Generation(text, seed, f"diffusion {path.name}", n_truncated=encoded.n_truncated, max_length=net.config.max_length)
@@ -79,7 +80,7 @@ def generate_images(home: Path | str, prompt: str, n: int = 4, steps: int = 25, 
         f.write("".join(line + "\n" for line in lines))
     rows = image_rows(home, out.paths, prompt=text, seed=seed, steps=steps, guidance=guidance, model_version=path.name)
     out.lake_rows, out.item_ids = record(home, rows), rows["item_id"].to_pylist()
-    out.contact_sheet = strip(text, images, home / "reports" / f"generate_{key}.png")
+    out.contact_sheet = strip(text, images, reports_dir(home) / f"generate_{key}.png")
     return out
 
 

@@ -30,10 +30,15 @@ LOCK_WAIT_S = 60.0
 
 
 def generated_folder(home: Path | str, version: str) -> Path:
-    """``HOME/generated/<version>`` (created), resolved; ValueError when it resolves outside the
-    home (a link put in its place): no image is written through it."""
-    inside = Path(home).resolve() / FOLDER
-    folder = Path(home) / FOLDER / version
+    """``HOME/generated/<version>`` (created; an object-store home's: a local folder,
+    `store.files.local_dir`), resolved; ValueError when it resolves outside the home's
+    ``generated`` (a link put in its place): no image is written through it."""
+    from store.files import local_dir
+
+    root = local_dir(home, FOLDER)
+    root.mkdir(parents=True, exist_ok=True)
+    inside = root.resolve()
+    folder = root / version
     for step in (None, "made"):  # checked before it is made (nothing is created through a link) and after
         if step:
             folder.mkdir(parents=True, exist_ok=True)
@@ -47,9 +52,10 @@ def image_rows(home: Path | str, paths: Sequence[Path], *, prompt: str, seed: in
                model_version: str) -> pa.Table:  # fmt: skip
     """The rows of one generation's PNGs (``paths``, in image order), probed inside ``HOME/generated``."""
     import etl
+    from store.files import local_dir
     from store.tables import TABLES
 
-    probes, _ = etl.probe_images([str(p) for p in paths], root=Path(home).resolve() / FOLDER)
+    probes, _ = etl.probe_images([str(p) for p in paths], root=local_dir(home, FOLDER).resolve())
     probed = {r["image_path"]: r for r in probes.to_pylist()}
     created = datetime.now(timezone.utc)
     rows = []

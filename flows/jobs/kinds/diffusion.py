@@ -23,6 +23,7 @@ from pathlib import Path
 from flows.jobs.diffusion_data import SPLIT_RULE, caption_rows, decode, subset
 from flows.jobs.kinds import Prepared, Recipe
 from flows.jobs.options import TrainOptions
+from store.files import home_path
 
 
 @dataclass
@@ -96,7 +97,7 @@ def prepare(home, opts, log) -> Prepared:
     if opts.weights is not None:
         base = str(Path(opts.weights).resolve())
         trained_on.update(text_model=f"text_encoder of {base}", base_checkpoint=base, lora_rank=opts.lora_rank)
-    return Prepared(data={"home": Path(home), **data, "clip_path": clip_path}, trained_on=trained_on, fingerprint=sizes,
+    return Prepared(data={"home": home_path(home), **data, "clip_path": clip_path}, trained_on=trained_on, fingerprint=sizes,
                     describe=f"{n_train} train / {n_val} val Synthesis captions ({sizes['n_skipped']} images skipped)")  # fmt: skip
 
 

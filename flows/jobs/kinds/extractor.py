@@ -17,6 +17,7 @@ from pathlib import Path
 
 from flows.jobs.kinds import Prepared, Recipe
 from flows.jobs.options import TrainOptions
+from store.files import home_path
 
 SPLIT_RULE = ("train / val = the lake's viton subset (90/10 of the train persons, stable hash of the stem); test = the "
               "test persons with their own cloth; choices on val only, test scored when asked")  # fmt: skip
@@ -77,7 +78,7 @@ def prepare(home, opts, log) -> Prepared:
     sizes = {"n_train": len(train), "n_val": len(val), "n_skipped": sum(len(s) for s in skipped.values())}
     trained_on = {"dataset": "viton", "table": "viton_samples", **sizes, "split": SPLIT_RULE, "height": opts.height,
                   "width": opts.width, "train_persons": train.keys, "skipped": skipped}  # fmt: skip
-    data = {"home": Path(home), "train": train, "val": val, "baselines": baselines(train), "skipped": skipped}
+    data = {"home": home_path(home), "train": train, "val": val, "baselines": baselines(train), "skipped": skipped}
     return Prepared(data=data, trained_on=trained_on, fingerprint=sizes,
                     describe=f"{len(train)} train / {len(val)} val viton persons ({sizes['n_skipped']} skipped)")  # fmt: skip
 
@@ -227,7 +228,9 @@ def contact_sheet(model, data, base: dict, target: Path, n: int = 8, device="cpu
 
 
 def after_save(home, model, prepared, version, log) -> None:
-    target = Path(home) / "reports" / f"extractor_{version}_val_contact.png"
+    from store.files import reports_dir
+
+    target = reports_dir(home) / f"extractor_{version}_val_contact.png"
     contact_sheet(model, prepared.data["val"], prepared.data["baselines"], target, device=next(model.parameters()).device)
     log(f"contact sheet (person | mask | prediction | truth | copy-paste, val persons): {target}")
 
@@ -238,6 +241,7 @@ def evaluate(home, path, log, split: str = "val") -> dict:
     from flows.jobs.extractor_data import load_subset
     from models import default_device
     from models.extractor import GarmentExtractor
+    from store.files import reports_dir
 
     if split not in ("val", "test"):
         raise ValueError(f"the extractor is evaluated on val or test, not {split!r}")
@@ -248,7 +252,7 @@ def evaluate(home, path, log, split: str = "val") -> dict:
         raise ValueError(f"no usable viton {split} person to evaluate on")
     base = baselines(train.data)
     out = {"split": split, "scores": score(model, held.data, base, default_device()), "skipped": held.skipped}
-    target = Path(home) / "reports" / f"extractor_{Path(path).name}_{split}_contact.png"
+    target = reports_dir(home) / f"extractor_{Path(path).name}_{split}_contact.png"
     out["contact_sheet"] = str(contact_sheet(model, held.data, base, target, device=default_device()))
     out["summary"] = [summary(out)]
     return out
