@@ -8,38 +8,55 @@ never stops a batch; callers skip and record it. torch is imported lazily (etl s
 Two more kinds of image reference, per row (`load_ref`): ``h5_index`` (a Fashion Synthesis
 image: row ``h5_index`` (1-based) of the ``G2.h5`` at the path, mean added back) and ``crop``
 (``[x1, y1, x2, y2]``: that box of the image, e.g. a DeepFashion2 item; an empty box is an error).
+
+``read_ahead=N``: the files of the next N items are read by background threads while the
+current one is decoded (`etl.read_ahead`: the embed job's reader, where most of a million files
+come from the disk, not the page cache).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
-def load_image(path: str, size: int) -> np.ndarray:
-    """uint8 H x W x 3 array of the image resized to size x size (raises on a bad file)."""
-    with Image.open(path) as im:
+def _open(path: str, data: bytes | None) -> Image.Image:
+    """The image at ``path``, from ``data`` (its bytes, read ahead) when given; errors name the path."""
+    if data is None:
+        return Image.open(path)
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError(f"cannot identify image file {path!r}") from None
+
+
+def load_image(path: str, size: int, data: bytes | None = None) -> np.ndarray:
+    """uint8 H x W x 3 array of the image resized to size x size (raises on a bad file);
+    ``data``: the file's bytes, already read."""
+    with _open(path, data) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))  # decode at reduced scale when the file is much larger
         return np.array(im.convert("RGB").resize((size, size), Image.BILINEAR))  # a writable copy
 
 
-def load_ref(path: str, size: int, h5_index: int | None = None, crop=None) -> np.ndarray:
-    """uint8 size x size x 3 array of one image reference (raises on a bad file or an empty crop)."""
+def load_ref(path: str, size: int, h5_index: int | None = None, crop=None, data: bytes | None = None) -> np.ndarray:
+    """uint8 size x size x 3 array of one image reference (raises on a bad file or an empty crop);
+    ``data``: the file's bytes, already read (not for an ``h5_index`` row)."""
     if h5_index is not None:
         from etl.synthesis import synthesis_images
 
         pixels = synthesis_images(path, [int(h5_index)])[0]
         return np.array(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))
     if crop is None:
-        return load_image(path, size)
+        return load_image(path, size, data)
     from etl.deepfashion2_crops import crop_box
 
-    with Image.open(path) as im:
+    with _open(path, data) as im:
         im = im.convert("RGB")
         box = crop_box(crop, *im.size)
         return np.array(im.crop(box).resize((size, size), Image.BILINEAR))
@@ -74,7 +91,7 @@ class ImageFolderRows(_dataset_base()):
     arrays (kept as Arrow, see `_values`)."""
 
     def __init__(self, paths: Sequence[str], size: int, labels: Sequence[int] | None = None,
-                 h5_index: Sequence[int | None] | None = None, crops: Sequence | None = None):
+                 h5_index: Sequence[int | None] | None = None, crops: Sequence | None = None, read_ahead: int = 0):
         for name, values in (("labels", labels), ("h5_index", h5_index), ("crops", crops)):
             if values is not None and len(values) != len(paths):
                 raise ValueError(f"{len(paths)} paths but {len(values)} {name}")
@@ -82,9 +99,33 @@ class ImageFolderRows(_dataset_base()):
         self.labels = _values(labels)
         self.h5_index = _values(h5_index)
         self.crops = _values(crops)
+        self.read_ahead = read_ahead  # items whose files are read ahead (0: none)
+        self._ahead = None  # its ReadAhead, made in the process that reads (not pickled to workers)
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_ahead": None}
+
+    def _path_to_read(self, i: int) -> str | None:
+        """The file read ahead for item i (an h5 row reads one row of a large file itself: None)."""
+        return _at(self.paths, i) if self.h5_index is None or _at(self.h5_index, i) is None else None
+
+    def _bytes(self, i: int) -> bytes | None:
+        if not self.read_ahead:
+            return None
+        if self._ahead is None:
+            from etl.read_ahead import ReadAhead
+
+            self._ahead = ReadAhead(self._path_to_read, len(self), self.read_ahead)
+        return self._ahead.get(i)
+
+    def close(self) -> None:
+        """Stop the read-ahead threads, if any."""
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
@@ -92,7 +133,7 @@ class ImageFolderRows(_dataset_base()):
         label = _at(self.labels, i) if self.labels is not None else -1
         try:
             pixels = load_ref(_at(self.paths, i), self.size, _at(self.h5_index, i) if self.h5_index is not None else None,
-                              _at(self.crops, i) if self.crops is not None else None)  # fmt: skip
+                              _at(self.crops, i) if self.crops is not None else None, self._bytes(i))  # fmt: skip
             error = ""
         except Exception as e:  # a broken file: reported in the item, never raised
             pixels = np.zeros((self.size, self.size, 3), np.uint8)

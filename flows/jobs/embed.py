@@ -43,6 +43,7 @@ from store.models import NoModelError, model_version
 
 SOURCES = READERS  # dataset -> reader of its embeddable rows (flows.jobs.embed_sources)
 
+READ_AHEAD_BATCHES = 2  # batches of files read ahead by threads when the loader has no workers (etl.read_ahead)
 DEFAULT_DATASETS = ("polyvore", "deepfashion")  # what embed_rows reads unless told otherwise (a kind says what it embeds: Recipe.embeds)
 SPACE_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 __all__ = ["BatchWriter", "EmbedResult", "NoModelError", "WRITER_ROWS", "embed_rows", "embed_space", "finalize_space",
@@ -298,8 +299,10 @@ def _run(store, space: str, todo: pa.Table, new: np.ndarray, model_dir: Path, co
         todo = todo.combine_chunks()
     size = int(config["image_size"])
     model_name = str(config.get("model_type", space))
-    # Arrow columns, not Python lists: the dataset holds a million rows as their bytes
-    dataset = ImageFolderRows(todo["image_path"], size=size, h5_index=todo["h5_index"], crops=todo["crop"])
+    # Arrow columns, not Python lists: the dataset holds a million rows as their bytes; without
+    # workers, threads read the next batches' files while this one is embedded (etl.read_ahead)
+    dataset = ImageFolderRows(todo["image_path"], size=size, h5_index=todo["h5_index"], crops=todo["crop"],
+                              read_ahead=READ_AHEAD_BATCHES * batch_size if num_workers == 0 else 0)  # fmt: skip
     # workers are not forked from this process once LanceDB's runtime is loaded (not fork-safe):
     # a forkserver starts them; they begin decoding while the model loads
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -338,6 +341,7 @@ def _run(store, space: str, todo: pa.Table, new: np.ndarray, model_dir: Path, co
                 result.stopped_early = done < todo.num_rows
                 break
     finally:
+        dataset.close()
         if bar:
             bar.stop()
         try:
