@@ -215,6 +215,7 @@ def stage_embed(p: dict, n: int) -> dict:
 
     embed_batch = job_forward  # the floor's forward, not counted in the job's
     floor_model = load_pretrained(_model(p), device="cpu")
+    read_floor = _read_floor(p, n)
     with os.scandir(p["release"] / "images") as entries:  # the first BATCH files listed (no listing of all N held)
         first = [e.path for _, e in zip(range(BATCH), entries)]
     floor_batch = torch.stack([ImageFolderRows(first, IMAGE_SIZE)[i]["image"] for i in range(len(first))])
@@ -246,10 +247,29 @@ def stage_embed(p: dict, n: int) -> dict:
     seconds = time.perf_counter() - t0 - paired["callback_s"]
     assert r.n_embedded == n and r.n_failed == 0, (r.n_embedded, r.n_failed)
     loop = r.loop_seconds - paired["callback_s"]
-    return {"seconds": loop, "embed_space_s": seconds, "before_loop_s": seconds - loop - timed["finalize"],
+    return {"seconds": loop, "embed_space_s": seconds, **read_floor, "before_loop_s": seconds - loop - timed["finalize"],
             "paired_floor_seconds": paired["seconds"] * n / paired["images"], "paired_floor_images": paired["images"],
             "paired_floor_every_batches": EVERY, "segments": _segment_rates(paired["segments"]), "finalize_s": timed["finalize"], "loop_peak_rss_mb": paired.get("loop_peak_rss_mb"),
             "index_s": timed["ensure_indexes"], "compact_s": timed.get("compact", 0.0), "embedded": r.n_embedded}  # fmt: skip
+
+
+def _read_floor(p: dict, n: int, k: int = 8192) -> dict:
+    """The disk's floor: reading (no decoding) a sample of the files spread over the release with
+    the job's read-ahead threads, scaled to N. Taken before the run, so those files are read here
+    first; files the page cache holds read faster, which makes this floor lower, never higher."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from etl.read_ahead import READ_THREADS, read_bytes
+    from flows.jobs.embed import embed_rows
+
+    paths = embed_rows(p["home"], "polyvore")["image_path"]
+    chosen = [paths[i].as_py() for i in sample(n, k)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        size = sum(len(b) for b in pool.map(read_bytes, chosen))
+    seconds = time.perf_counter() - t0
+    return {"read_floor_seconds": seconds * n / len(chosen), "read_floor_sample": len(chosen), "read_floor_sample_s": seconds,
+            "read_floor_mb": round(size / 2**20, 1), "read_floor_threads": READ_THREADS}  # fmt: skip
 
 
 def _segment_rates(marks: list[dict]) -> list[dict]:
@@ -269,6 +289,17 @@ def _segment_rates(marks: list[dict]) -> list[dict]:
                     "throughput_to_floor": round(job / floor, 3) if floor else None, **parts})  # fmt: skip
         prev = m
     return out
+
+
+def _true_floor(e: dict) -> dict:
+    """The job's floor is the slower of the model (paired bare forward) and the disk (reading the
+    files alone): against which one the job is measured, and its throughput ratio to it."""
+    if "read_floor_seconds" not in e:
+        return {}
+    floor = max(e["paired_floor_seconds"], e["read_floor_seconds"])
+    return {"read_floor_seconds": round(e["read_floor_seconds"], 3), "throughput_to_read_floor": round(e["read_floor_seconds"] / e["seconds"], 3),
+            "true_floor": "disk (reading the files)" if e["read_floor_seconds"] > e["paired_floor_seconds"] else "model (bare forward)",
+            "true_floor_seconds": round(floor, 3), "throughput_to_true_floor": round(floor / e["seconds"], 3)}  # fmt: skip
 
 
 def stage_queries(p: dict, n: int, q: int = 30) -> dict:
@@ -343,6 +374,7 @@ def summarise(n: int, raw: dict) -> dict:
                            separate_floor_seconds=round(raw["forward_floor"]["seconds"], 3),
                            throughput_to_separate_floor=round(raw["forward_floor"]["seconds"] / e["seconds"], 3),
                            **({"segments": e["segments"]} if e.get("segments") else {}),
+                           **_true_floor(e),
                            loop_peak_rss_mb=e.get("loop_peak_rss_mb"))  # fmt: skip
         st["index"] = {"seconds": round(e["index_s"], 3), "floor_seconds": None, "finalize_s": round(e["finalize_s"], 3),
                        "compact_s": round(e["compact_s"], 3), "note": "ensure_indexes inside the embed job's finalize_space; no floor",

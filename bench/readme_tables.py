@@ -320,6 +320,24 @@ def scale_memory(d: dict) -> list[str]:
     return out
 
 
+def scale_embed(d: dict) -> list[str]:
+    """The embed stage of a 1M run, per tenth: the job's rate beside its floors, and where its time went."""
+    e = d["stages"]["embed"]
+    head = [f"embed of {d['items']:,} images: {e['seconds']:.0f} s, {e['items_per_s']:.0f} images/s; paired floor (model) "
+            f"{e['floor_seconds']:.0f} s: throughput **{e['throughput_to_floor']:.3f}**"]
+    if "read_floor_seconds" in e:
+        head[0] += (f"; disk floor (reading the files, {d['raw']['embed']['read_floor_threads']} threads, "
+                    f"{d['raw']['embed']['read_floor_sample']:,} sampled, scaled) {e['read_floor_seconds']:.0f} s: "
+                    f"throughput **{e['throughput_to_read_floor']:.3f}**; against the slower of the two ({e['true_floor']}): "
+                    f"**{e['throughput_to_true_floor']:.3f}**")
+    body = [[f"{s['up_to']:,}", f"{s['job_images_per_s']:.0f}", f"{s['floor_images_per_s']:.0f}" if s["floor_images_per_s"] else "",
+             f"{s['throughput_to_floor']:.3f}" if s["throughput_to_floor"] else "", f"{s['decode_ms_per_image']:.2f}",
+             f"{s['forward_ms_per_image']:.2f}", f"{s['cpu_per_wall']:.2f}", f"{s['blocks_read'] * 512 / 2**20:,.0f}"]
+            for s in e.get("segments", [])]  # fmt: skip
+    return head + [""] + rows(["images up to", "job images/s", "paired floor images/s", "ratio", "decode ms/image",
+                               "forward ms/image", "CPU s per wall s", "MiB read from disk"], body)
+
+
 @dataclass(frozen=True)
 class ReadmeTable:
     source: str  # the committed file holding the figures, relative to the repository root
@@ -347,6 +365,12 @@ TABLES = {
                               "--out bench/results/scale_100k.json", scale),
     "scale-memory": ReadmeTable("bench/results/scale_memory.json", "python bench/bench_scale.py --memory-of "
                                 "bench/results/scale_100k.json bench/results/scale.json --out bench/results/scale_memory.json", scale_memory),
+    "scale-embed-before": ReadmeTable("bench/results/scale_embed_1m_before.json", "python bench/bench_scale.py --items 1000000 "
+                                      "--workdir /tmp/scale --keep --stages release,json_load,ingest,probe,forward_floor,embed "
+                                      "--out bench/results/scale_embed_1m_before.json  # at 054e5d7: no read-ahead", scale_embed),
+    "scale-embed": ReadmeTable("bench/results/scale_embed_1m.json", "python bench/bench_scale.py --items 1000000 --workdir /tmp/scale "
+                               "--keep --stages embed --out bench/results/scale_embed_1m.json  # on the release above, page cache dropped first",
+                               scale_embed),
 }  # fmt: skip
 
 BLOCK = re.compile(r"(<!-- table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
