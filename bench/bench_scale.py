@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("release", "json_load", "ingest", "probe_floor", "probe", "forward_floor", "embed", "queries")
+STAGES = ("release", "json_load", "ingest", "probe_floor", "probe", "forward_floor", "embed", "random_space", "queries")
 BATCH = 64
 IMAGE_SIZE = 64
 EVERY = 10  # the embed stage times one bare forward batch (its paired floor) every EVERY batches
@@ -300,6 +300,24 @@ def _true_floor(e: dict) -> dict:
     return {"read_floor_seconds": round(e["read_floor_seconds"], 3), "throughput_to_read_floor": round(e["read_floor_seconds"] / e["seconds"], 3),
             "true_floor": "disk (reading the files)" if e["read_floor_seconds"] > e["paired_floor_seconds"] else "model (bare forward)",
             "true_floor_seconds": round(floor, 3), "throughput_to_true_floor": round(floor / e["seconds"], 3)}  # fmt: skip
+
+
+def stage_random_space(p: dict, n: int) -> dict:
+    """Instead of probe + embed, for a run of the queries stage alone (its memory at scale without
+    the hour of embedding): the metadata-only release ingested into the home and a ``resnet``
+    space of random 128-d vectors (seeded) over every item, written and indexed by the store
+    (`benchutil.random_title_space`, without titles). Its search figures are those of random
+    vectors (the worst case for an index), not of the embedded images: memory only."""
+    from benchutil import random_title_space
+
+    from flows.jobs.ingest import ingest_polyvore
+
+    shutil.rmtree(p["home"], ignore_errors=True)
+    t0 = time.perf_counter()
+    ingest_polyvore(p["meta_release"], p["home"], variants=("nondisjoint",))
+    _, index_s = random_title_space(p["home"], dim=128, model_version="random/v1", seed=0, space="resnet", titles=False)
+    return {"seconds": time.perf_counter() - t0, "index_s": index_s,
+            "what": "metadata-only ingest + a resnet space of random vectors (no images probed, nothing embedded)"}  # fmt: skip
 
 
 def stage_queries(p: dict, n: int, q: int = 30) -> dict:

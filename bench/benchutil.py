@@ -32,10 +32,11 @@ def write_results(out: Path, results: dict) -> None:
     print(json.dumps(results, indent=2))
 
 
-def random_title_space(home: Path, dim: int, model_version: str, seed: int, space: str = "clip"):
+def random_title_space(home: Path, dim: int, model_version: str, seed: int, space: str = "clip", titles: bool = True):
     """A ``space`` over every Polyvore item of ``home``: random ``dim``-d vectors (seeded) and each
     item's title in the ``text`` column, indexed as the store does (`ensure_indexes`: its calibrated
-    index, full text). Returns (the items table: item_id, semantic_category, title; index build seconds)."""
+    index, full text). ``titles=False``: no ``text`` column (an image space). Returns (the items
+    table: item_id, semantic_category, title; index build seconds)."""
     import numpy as np
     import pyarrow as pa
 
@@ -46,9 +47,9 @@ def random_title_space(home: Path, dim: int, model_version: str, seed: int, spac
     n = items.num_rows
     vectors = np.random.default_rng(seed).standard_normal(size=(n, dim), dtype=np.float32)  # float32 drawn as such: no float64 copy
     rows = pa.table({"item_id": items["item_id"], "dataset": pa.array(["polyvore"] * n), "semantic_category": items["semantic_category"],
-                     "split": pa.nulls(n, pa.string()), "model": pa.array(["clip"] * n), "model_version": pa.array([model_version] * n),
+                     "split": pa.nulls(n, pa.string()), "model": pa.array([space] * n), "model_version": pa.array([model_version] * n),
                      "image_sha1": pa.nulls(n, pa.string()), "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
-                     "text": items["title"]}, schema=vector_schema(dim, text=True))  # fmt: skip
+                     **({"text": items["title"]} if titles else {})}, schema=vector_schema(dim, text=titles))  # fmt: skip
     store = VectorStore(home)
     store.upsert(space, rows)
     t0 = time.perf_counter()

@@ -149,15 +149,53 @@ def hits(scores: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor
     return torch.from_numpy(hit_at_k(greater, ties, k))
 
 
-EVAL_CELLS = 2**25  # query x catalogue scores held at a time by evaluate_outfits (128 MiB of float32)
+EVAL_CELLS = 2**23  # query x item scores held at a time by evaluate_outfits (32 MiB of float32, ~100 MiB with the counts' temporaries)
+
+
+@torch.no_grad()
+def rank_in_categories(pred: torch.Tensor, true_rows: torch.Tensor, categories: torch.Tensor,
+                       item_vectors: Callable[[torch.Tensor], torch.Tensor], exclude: Sequence[torch.Tensor] | None = None,
+                       cells: int = EVAL_CELLS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`rank_ties`' counts (greater, ties, size) of ``pred @ item_vectors(all rows).T``
+    without the (queries x catalogue) matrix: each query is scored against its true row's
+    category only (``item_vectors(rows)``: those rows' vectors, one category at a time), at most
+    ``cells`` scores at a time. Memory is one category's vectors plus ``cells`` scores whatever
+    the catalogue size, and the work is the category's share of it, not the whole catalogue's."""
+    n = len(true_rows)
+    greater, ties, size = (torch.zeros(n, dtype=torch.long) for _ in range(3))
+    true_cat = categories[true_rows]
+    for c in torch.unique(true_cat).tolist():
+        queries = torch.nonzero(true_cat == c).flatten()
+        members = torch.nonzero(categories == c).flatten()  # ascending catalogue rows: positions by searchsorted
+        block = item_vectors(members)
+        step = max(1, cells // len(members))
+        for start in range(0, len(queries), step):
+            q = queries[start:start + step]
+            scores = pred[q] @ block.T
+            true_score = scores[torch.arange(len(q)), torch.searchsorted(members, true_rows[q])].unsqueeze(1)
+            greater[q] = (scores > true_score).sum(1)
+            ties[q] = (scores == true_score).sum(1) - 1  # the true row itself is no tie
+            size[q] = len(members)
+            if exclude is None:
+                continue
+            for j, i in enumerate(q.tolist()):  # context items of the category leave the ranking (the true row stays)
+                rows = exclude[i]
+                rows = torch.unique(rows[(categories[rows] == c) & (rows != true_rows[i])])
+                if len(rows):
+                    s, t = scores[j, torch.searchsorted(members, rows)], true_score[j, 0]
+                    greater[i] -= int((s > t).sum())
+                    ties[i] -= int((s == t).sum())
+                    size[i] -= len(rows)
+    return greater, ties, size
 
 
 @evaluation
 def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: int = 2000, cells: int = EVAL_CELLS) -> dict:
     """Every slot of (up to ``max_outfits``) ``data`` outfits masked in turn: the masked item's
     rank among the same-category catalogue items (mean rank percentile, random 0.5; hit@10).
-    The queries are scored ``cells // N`` at a time against the N catalogue items, so memory
-    stays bounded whatever the catalogue size (a million items: not 8,000 x 1M scores at once)."""
+    Ranked by :func:`rank_in_categories`: one category's item vectors and ``cells`` scores at a
+    time, so memory stays bounded whatever the catalogue size (a million items: neither the
+    catalogue's model vectors at once nor 8,000 x 1M scores)."""
     from models.ranking import hit_at_k
 
     outfits = data.outfits[:max_outfits]
@@ -167,17 +205,16 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
         raise ValueError("no outfits to evaluate")
     pred = predict_missing(model, data, expanded, slots)
     true_rows = torch.stack([o[s] for o, s in zip(expanded, slots.tolist())])
-    catalogue = catalogue_vectors(model, data)
     context = [torch.cat([o[:s], o[s + 1:]]) for o, s in zip(expanded, slots.tolist())]
-    step = max(1, cells // max(1, len(catalogue)))
-    pct, hit = [], []
-    for i in range(0, len(expanded), step):
-        scores = pred[i:i + step] @ catalogue.T
-        greater, ties, size = rank_ties(scores, true_rows[i:i + step], data.categories, context[i:i + step])  # once for both figures
-        pct.append(_percentiles(greater, ties, size)[1])  # rank_percentile's and hits' figures from one ranking
-        hit.append(torch.from_numpy(hit_at_k(greater, ties, 10)))
-    return {"val_rank_percentile": torch.cat(pct).mean().item(), "val_hit_at_10": torch.cat(hit).mean().item(),
-            "n_val_items": len(expanded)}  # fmt: skip
+    device = next(model.parameters()).device
+
+    def item_vectors(rows: torch.Tensor) -> torch.Tensor:
+        model_rows = data.model_rows[rows] if data.model_rows is not None else rows
+        return model.item_vectors(data.vectors[rows].to(device), model_rows.to(device)).float().cpu()
+
+    greater, ties, size = rank_in_categories(pred, true_rows, data.categories, item_vectors, context, cells)
+    return {"val_rank_percentile": _percentiles(greater, ties, size)[1].mean().item(),
+            "val_hit_at_10": float(hit_at_k(greater, ties, 10).mean()), "n_val_items": len(expanded)}  # fmt: skip
 
 
 def train_outfit_model(model: OutfitTransformer, train: OutfitData, val: OutfitData, cfg: TrainConfig,

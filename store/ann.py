@@ -236,11 +236,12 @@ def _top(scores: np.ndarray, positions: np.ndarray, k: int) -> tuple[np.ndarray,
     return positions[order], scores[order]
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    """Rows (or one vector) scaled to unit length; all-zero rows stay zero."""
+def unit(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows (or one vector) scaled to unit length; all-zero rows stay zero. ``out``: where to
+    write them (``x`` itself: in place)."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1).astype(np.float32)
+    return np.divide(x, np.where(norms > 0, norms, 1).astype(np.float32), out=out)
 
 
 def _nearest(scores: np.ndarray, n: int) -> np.ndarray:
@@ -305,12 +306,14 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 def build(vectors: np.ndarray, rowids: np.ndarray, meta: pa.Table, version: int, kind: str, seed: int = 0,
-          group_column: str = "semantic_category") -> AnnIndex:  # fmt: skip
+          group_column: str = "semantic_category", copy: bool = True) -> AnnIndex:  # fmt: skip
     """An index of ``vectors`` (one row per Lance row id, ``meta`` their result columns), taken
     from table ``version``: ``kind`` "flat" keeps the rows in order; "ivf" clusters each
     ``group_column`` value's rows on its own (~sqrt(its rows) partitions), so a category filter
-    probes that category's partitions and an unfiltered query the nearest of all of them."""
-    x = unit(vectors)
+    probes that category's partitions and an unfiltered query the nearest of all of them.
+    ``copy=False``: ``vectors`` (float32, owned by the caller's index build) are normalised in
+    place rather than copied: one matrix fewer at a time."""
+    x = unit(vectors) if copy or vectors.dtype != np.float32 or not vectors.flags.writeable else unit(vectors, out=vectors)
     n, dim = x.shape
     rowids = np.asarray(rowids, np.uint64)
     if kind == "flat" or n < 2 * 39:

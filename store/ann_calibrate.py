@@ -35,6 +35,7 @@ from store.ann import AnnIndex, RowFilter
 
 TIE_EPS = 1e-5  # float rounding between the batched exact scan and one query's scan
 QUERIES = 300  # sampled queries for the unfiltered count
+EXACT_CELLS = 2**24  # query x row similarities of the exact search held at a time (64 MiB of float32, and its partition's copy)
 QUERIES_GROUP = 200  # per category, for the category filter: rows of any category, filtered to that one
 RESAMPLES = 1000  # bootstrap resamples of the per-query recalls
 IVF_MOST = 0.5  # probing more than half the partitions, IVF saves under 2x over a scan: scan instead (exact)
@@ -45,8 +46,9 @@ def kth_exact(index: AnnIndex, positions: np.ndarray, k: int, mask: np.ndarray |
     candidates = np.arange(index.rows) if mask is None else np.flatnonzero(mask)
     base = index.vectors[candidates] if mask is not None else index.vectors
     out = np.empty(len(positions), np.float32)
-    for start in range(0, len(positions), 64):
-        chunk = positions[start:start + 64]
+    step = max(1, min(64, EXACT_CELLS // max(1, len(candidates))))  # similarities held at a time: bounded, whatever the rows
+    for start in range(0, len(positions), step):
+        chunk = positions[start:start + step]
         sims = np.asarray(index.vectors[chunk]) @ np.asarray(base).T
         self_at = np.searchsorted(candidates, chunk)
         rows = np.flatnonzero((self_at < len(candidates)) & (candidates[np.minimum(self_at, len(candidates) - 1)] == chunk))

@@ -117,23 +117,25 @@ def dataset(uri: str, path: str, space: str):
 
 
 def read_for_index(ds) -> tuple[np.ndarray, np.ndarray, object]:
-    """(vectors, row ids, result columns) of every row of ``ds``, read in batches into one matrix."""
-    import pyarrow as pa
-
+    """(vectors, row ids, result columns) of every row of ``ds``: the vectors read in batches
+    into one matrix (a batch is dropped once copied), then the result columns in a scan of their
+    own (Lance scans in row order, so both line up; a batch's columns may share its buffers, and
+    keeping the result columns of the first scan's batches kept their vectors alive too)."""
     columns = [*RESULT_COLUMNS, *(["text"] if "text" in ds.schema.names else [])]
     dim = ds.schema.field(VECTOR_COLUMN).type.list_size
     rows = ds.count_rows()
     vectors = np.empty((rows, dim), np.float32)
     rowids = np.empty(rows, np.uint64)
-    metas, at = [], 0
-    for batch in ds.to_batches(columns=[VECTOR_COLUMN, *columns], with_row_id=True, batch_size=65_536):
+    at = 0
+    for batch in ds.to_batches(columns=[VECTOR_COLUMN], with_row_id=True, batch_size=65_536):
         n = batch.num_rows
         vectors[at:at + n] = batch.column(VECTOR_COLUMN).flatten().to_numpy(zero_copy_only=False).reshape(n, dim)
         rowids[at:at + n] = batch.column("_rowid").to_numpy()
-        metas.append(pa.Table.from_batches([batch.select(columns)]))
         at += n
-    meta = pa.concat_tables(metas) if metas else pa.table({c: pa.array([], ds.schema.field(c).type) for c in columns})
-    return vectors[:at], rowids[:at], meta
+    meta = ds.to_table(columns=columns, with_row_id=True)
+    if meta.num_rows != at or not np.array_equal(meta["_rowid"].to_numpy(), rowids[:at]):
+        raise RuntimeError(f"{ds.uri}: the result columns' scan did not return the vectors' rows in the same order")
+    return vectors[:at], rowids[:at], meta.drop_columns(["_rowid"]).combine_chunks()
 
 
 def build_index(uri: str, path: str, space: str, recall: float | None = None, flat_rows: int | None = None,
@@ -150,7 +152,7 @@ def build_index(uri: str, path: str, space: str, recall: float | None = None, fl
     ds = dataset(uri, path, space)
     vectors, rowids, meta = read_for_index(ds)
     kind = "ivf" if len(rowids) >= (FLAT_ROWS if flat_rows is None else flat_rows) else "flat"
-    index = ann.build(vectors, rowids, meta, ds.version, kind)
+    index = ann.build(vectors, rowids, meta, ds.version, kind, copy=False)  # read for it: normalised in place
     index.params.stamp = CACHE.space(uri, space).stamp
     del vectors
     if index.params.kind == "ivf":
@@ -227,7 +229,7 @@ def current_index(uri: str, path: str, space: str, flat_rows: int | None = None,
         index = index if matches(index) else None
         if index is None and ds.count_rows() < (FLAT_ROWS if flat_rows is None else flat_rows):
             vectors, rowids, meta = read_for_index(ds)
-            index = ann.build(vectors, rowids, meta, version, "flat")
+            index = ann.build(vectors, rowids, meta, version, "flat", copy=False)
             index.params.stamp = stamp
         if index is None:
             if warn and cached.warned_version != version:

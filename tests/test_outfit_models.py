@@ -9,7 +9,7 @@ import torch
 
 from models import OutfitConfig, OutfitData, UmBERT, WumBERT, load_pretrained, predict_missing, train_outfit_model
 from models.outfit import contrastive_loss, mse_loss
-from models.outfit_train import hits, outfit_batch, rank_percentile
+from models.outfit_train import hits, outfit_batch, rank_percentile, rank_ties
 from models.train import TrainConfig
 
 DIM = 8
@@ -183,6 +183,34 @@ def test_evaluation_in_query_chunks_equals_one_pass():
     one_pass = evaluate_outfits(model, data, cells=10**9)
     for cells in (40, 40 * 7, 1):  # one query, seven queries, one query (cells below N) at a time
         assert evaluate_outfits(model, data, cells=cells) == one_pass
+
+
+@pytest.mark.parametrize("cells", [1, 7, 10**9])
+def test_rank_in_categories_equals_rank_ties_over_the_whole_catalogue(cells):
+    """Scoring each query against its category only (one category's vectors at a time) gives the
+    counts of `rank_ties` over the full query x catalogue matrix: ties (identical vectors, exact
+    small-integer scores), context items of the category left out, a context item equal to the
+    true row kept, other categories' context items ignored."""
+    from models.outfit_train import rank_in_categories
+
+    g = torch.Generator().manual_seed(3)
+    n, dim = 60, 4
+    vectors = torch.randint(-2, 3, (n, dim), generator=g).float()
+    vectors[10:14] = vectors[2]  # exact duplicates: ties with row 2 (same category or not)
+    categories = torch.randint(0, 3, (n,), generator=g)
+    categories[10:13], categories[13] = categories[2], (categories[2] + 1) % 3  # three tie in row 2's category, one elsewhere
+    pred = torch.randint(-2, 3, (25, dim), generator=g).float()
+    true_rows = torch.randint(0, n, (25,), generator=g)
+    true_rows[0] = 2
+    context = [torch.randint(0, n, (4,), generator=g) for _ in range(25)]
+    context[0] = torch.tensor([2, 10, 10, 13])  # the true row itself, a repeated duplicate, another category's duplicate
+    expected = rank_ties(pred @ vectors.T, true_rows, categories, context)
+    got = rank_in_categories(pred, true_rows, categories, lambda rows: vectors[rows], context, cells=cells)
+    assert expected[1][0] == 2 and expected[2][0] == (categories == categories[2]).sum() - 1  # rows 11, 12 tie; 10 left out
+    for a, b in zip(got, expected):
+        assert a.tolist() == b.tolist()
+    assert [a.tolist() for a in rank_in_categories(pred, true_rows, categories, lambda rows: vectors[rows], cells=cells)] == \
+        [b.tolist() for b in rank_ties(pred @ vectors.T, true_rows, categories)]
 
 
 def test_evaluation_figures_are_rank_percentile_and_hits_of_the_masked_items():

@@ -230,3 +230,22 @@ def test_train_without_vectors_says_what_to_run(sample_root, tmp_path):
     ingest("polyvore", sample_root / "polyvore", home)
     with pytest.raises(UnknownSpaceError, match="atelier embed ae"):
         train_model("umbert", home, space="ae", steps=5)
+
+
+def test_catalogue_vectors_follow_their_ids_across_chunks(trained_home):
+    """load_catalogue reorders a many-chunk vector column in one copy: each row's vector is its
+    item's, in item_id order and in a given ``order`` first."""
+    import pyarrow as pa
+
+    from flows.jobs.outfits import _vectors_in_order
+
+    column = pa.chunked_array([pa.FixedSizeListArray.from_arrays(pa.array(np.arange(k, k + n * 2, dtype=np.float32)), 2)
+                               for k, n in ((0, 3), (100, 1), (200, 2))])  # fmt: skip
+    perm = np.array([4, 0, 3, 5, 1, 2])
+    assert _vectors_in_order(column, perm).tolist() == np.asarray(column.combine_chunks().flatten()).reshape(-1, 2)[perm].tolist()
+    stored = VectorStore(trained_home).read("toy", ["item_id", "vector"]).to_pylist()
+    by_id = {r["item_id"]: r["vector"] for r in stored}
+    order = sorted(by_id)[::-7][:5]
+    for catalogue, first in ((load_catalogue(trained_home, "toy"), []), (load_catalogue(trained_home, "toy", order=order), order)):
+        assert catalogue.item_ids == first + sorted(set(by_id) - set(first))
+        assert np.allclose(catalogue.vectors, np.array([by_id[i] for i in catalogue.item_ids], dtype=np.float32))

@@ -59,9 +59,11 @@ def load_catalogue(home: Path | str, space: str, order: list[str] | None = None)
     perm = _catalogue_order(table["item_id"], order)
     # in Arrow and numpy, no per-row Python objects but the ids and categories the catalogue keeps:
     # a million 128-d items cost their vectors once (one reordered copy), not a Python sort's tuples
-    vectors = np.ascontiguousarray(_flat_vectors(table["vector"])[perm.to_numpy()], dtype=np.float32)
+    vectors = _vectors_in_order(table["vector"], perm.to_numpy())
     ids = table["item_id"].take(perm).to_pylist()
-    categories = table["semantic_category"].take(perm).to_pylist()
+    coded = pc.dictionary_encode(table["semantic_category"].take(perm)).combine_chunks()
+    names = coded.dictionary.to_pylist()
+    categories = [names[c] for c in coded.indices.to_numpy(zero_copy_only=False).tolist()]  # one str per category, shared
     versions = pc.unique(table["model_version"].drop_null()).to_pylist()
     del table
     pa.default_memory_pool().release_unused()  # the read's buffers go back now, not at the next allocation
@@ -77,11 +79,20 @@ def _catalogue_order(ids: pa.ChunkedArray, order: list[str] | None) -> pa.Array:
     return pc.sort_indices(pa.table({"rank": rank, "item_id": ids}), sort_keys=[("rank", "ascending"), ("item_id", "ascending")])
 
 
-def _flat_vectors(column: pa.ChunkedArray) -> np.ndarray:
-    """(N, D) numpy view of a fixed-size-list vector column (one chunk: no copy)."""
-    chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    dim = chunk.type.list_size
-    return chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), dim)
+def _vectors_in_order(column: pa.ChunkedArray, perm: np.ndarray) -> np.ndarray:
+    """(N, D) float32 rows ``perm`` of a fixed-size-list vector column, in that order: each chunk
+    (a zero-copy view) is scattered to its rows' places, so the one copy made is the result
+    (no combined column, no second gathered copy)."""
+    dim = column.type.list_size
+    out = np.empty((len(perm), dim), dtype=np.float32)
+    place = np.empty_like(perm)
+    place[perm] = np.arange(len(perm), dtype=perm.dtype)  # where each source row goes
+    start = 0
+    for chunk in column.chunks:
+        flat = chunk.flatten().to_numpy(zero_copy_only=False).reshape(len(chunk), dim)
+        out[place[start:start + len(chunk)]] = flat
+        start += len(chunk)
+    return out
 
 
 def _require_polyvore(home: Path | str, table: str) -> None:
