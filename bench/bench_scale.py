@@ -21,6 +21,14 @@ F`` writes only that comparison, of two finished runs:
 
     .venv/bin/python bench/bench_scale.py --memory-of bench/results/scale_100k.json bench/results/scale.json \\
         --out bench/results/scale_memory.json
+
+The queries stage alone at scale, without the hour of embedding: stage ``random_space`` ingests
+the metadata-only release and writes a ``resnet`` space of random vectors (memory figures only:
+random vectors are an index's worst case). ``--queries-memory BEFORE AFTER --out F`` compares
+that stage's memory in two such runs of one size (the code before and after a change):
+
+    .venv/bin/python bench/bench_scale.py --items 1000000 --stages release,random_space,queries \\
+        --out bench/results/scale_queries_1m.json
 """
 
 from __future__ import annotations
@@ -412,14 +420,21 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the workdir (default: removed at the end)")
     ap.add_argument("--memory-of", type=Path, nargs=2, default=None, metavar=("SMALL.json", "LARGE.json"),
                     help="only write --out: peak RSS per stage of two finished runs and the growth per added item")
+    ap.add_argument("--queries-memory", type=Path, nargs=2, default=None, metavar=("BEFORE.json", "AFTER.json"),
+                    help="only write --out: the queries stage's memory, step by step, in two runs of one size (before/after a change)")
+    ap.add_argument("--labels", default="before,after", help="the two runs' names for --queries-memory")
     ap.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.path.insert(0, str(HERE))
     if args.stage:
         return child(args.stage, args.workdir, args.items)
     from benchutil import write_results
-    from scale_queries import memory_growth
+    from scale_queries import memory_before_after, memory_growth
 
+    if args.queries_memory:
+        before, after = (json.loads(f.read_text()) for f in args.queries_memory)
+        return write_results(args.out, {"benchmark": "scale queries memory", "files": [str(f) for f in args.queries_memory],
+                                        **memory_before_after(before, after, tuple(args.labels.split(",")))})  # fmt: skip
     if args.memory_of:
         small, large = (json.loads(f.read_text()) for f in args.memory_of)
         return write_results(args.out, {"benchmark": "scale memory", "files": [str(f) for f in args.memory_of],

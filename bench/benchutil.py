@@ -52,6 +52,7 @@ def random_title_space(home: Path, dim: int, model_version: str, seed: int, spac
                      **({"text": items["title"]} if titles else {})}, schema=vector_schema(dim, text=titles))  # fmt: skip
     store = VectorStore(home)
     store.upsert(space, rows)
+    del rows, vectors  # written: the index build reads the table, as the embed job's finalize does
     t0 = time.perf_counter()
     store.ensure_indexes(space)
     return items, time.perf_counter() - t0

@@ -320,6 +320,17 @@ def scale_memory(d: dict) -> list[str]:
     return out
 
 
+def scale_queries_memory(d: dict) -> list[str]:
+    """The queries stage's memory in two runs of one size (before / after a change)."""
+    a, b = d["labels"]
+    head = [f"{d['items']:,} items: the queries stage's peak RSS {d['stage_peak_rss_mb'][0]:,.0f} MiB {a}, "
+            f"**{d['stage_peak_rss_mb'][1]:,.0f}** MiB {b}; umBERT's setup (20 steps and its two evaluations) "
+            f"{d['umbert_train_s'][0]:.0f} s {a}, **{d['umbert_train_s'][1]:.0f}** s {b}."]
+    body = [[step, f"+{r['added_mb'][0]:,.0f}", f"+{r['added_mb'][1]:,.0f}", f"{r['peak_rss_mb'][0]:,.0f}", f"{r['peak_rss_mb'][1]:,.0f}"]
+            for step, r in d["steps"].items()]  # fmt: skip
+    return head + [""] + rows(["step", f"added (MiB), {a}", f"added (MiB), {b}", f"peak RSS (MiB), {a}", f"peak RSS (MiB), {b}"], body)
+
+
 def scale_embed(d: dict) -> list[str]:
     """The embed stage of a 1M run, per tenth: the job's rate beside its floors, and where its time went."""
     e = d["stages"]["embed"]
@@ -365,6 +376,13 @@ TABLES = {
                               "--out bench/results/scale_100k.json", scale),
     "scale-memory": ReadmeTable("bench/results/scale_memory.json", "python bench/bench_scale.py --memory-of "
                                 "bench/results/scale_100k.json bench/results/scale.json --out bench/results/scale_memory.json", scale_memory),
+    "scale-queries-memory": ReadmeTable("bench/results/scale_queries_memory_1m.json", "python bench/bench_scale.py --queries-memory "
+                                        "bench/results/scale_queries_1m_before.json bench/results/scale_queries_1m.json --labels "
+                                        "before,after --out bench/results/scale_queries_memory_1m.json  # the two runs: see the text",
+                                        scale_queries_memory),
+    "scale-queries-growth": ReadmeTable("bench/results/scale_queries_growth.json", "python bench/bench_scale.py --memory-of "
+                                        "bench/results/scale_queries_100k.json bench/results/scale_queries_1m.json "
+                                        "--out bench/results/scale_queries_growth.json", scale_memory),
     "scale-embed-before": ReadmeTable("bench/results/scale_embed_1m_before.json", "python bench/bench_scale.py --items 1000000 "
                                       "--workdir /tmp/scale --keep --stages release,json_load,ingest,probe,forward_floor,embed "
                                       "--out bench/results/scale_embed_1m_before.json  # at 054e5d7: no read-ahead", scale_embed),

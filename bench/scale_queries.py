@@ -164,7 +164,9 @@ def run_queries(home: Path, n: int, q: int = 30, steps: int = 20) -> dict:
     out["complete"] = _row("complete", times, floor, recall_at_10_vs_scan=_recall(found, exact, lambda j, i: float(matrix[position[i]] @ unit_vectors[j])),
                            umbert_train_s=round(setup, 3), umbert_steps=steps)  # fmt: skip
 
-    matrix = vectors = None  # the scan's copy of the vectors is not needed for the text search: freed before the clip space is built
+    # the scan's copy of the vectors, the umBERT model and the lookups are not needed for the text
+    # search: freed before the clip space is built (its peak is then the store's, not the bench's)
+    matrix = vectors = unit_vectors = model = position = cat_of = None
     t = time.perf_counter()
     with mem("clip_space_setup"):
         items, index_s = random_title_space(home, dim=128, model_version="random/v1", seed=0, space="clip")
@@ -200,4 +202,21 @@ def memory_growth(small: dict, large: dict) -> dict:
                 a, b = (s[step]["peak_rss_mb"] - s[step]["start_rss_mb"] for s in (steps0, steps1))
                 out["queries_steps"][step] = {f"added_mb_{n0}": round(a, 1), f"added_mb_{n1}": round(b, 1),
                                               "bytes_per_added_item": round((b - a) * 2**20 / (n1 - n0), 1)}  # fmt: skip
+    return out
+
+
+def memory_before_after(before: dict, after: dict, labels: tuple[str, str]) -> dict:
+    """The queries stage's peak RSS and each step's growth in two runs at the same size (the
+    code before and after a change), from their bench_scale results."""
+    if before["items"] != after["items"]:
+        raise ValueError(f"runs of {before['items']} and {after['items']} items: compare the same size")
+    out = {"items": after["items"], "labels": list(labels), "stage_peak_rss_mb": [r["raw"]["queries"]["peak_rss_mb"] for r in (before, after)],
+           "steps": {}}  # fmt: skip
+    steps = [r["raw"]["queries"]["memory"] for r in (before, after)]
+    for step in steps[1]:
+        if step in steps[0]:
+            out["steps"][step] = {"added_mb": [round(s[step]["peak_rss_mb"] - s[step]["start_rss_mb"], 1) for s in steps],
+                                  "peak_rss_mb": [s[step]["peak_rss_mb"] for s in steps]}  # fmt: skip
+    q = [r["raw"]["queries"]["complete"]["umbert_train_s"] for r in (before, after)]
+    out["umbert_train_s"] = q
     return out
