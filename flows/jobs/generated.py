@@ -35,10 +35,10 @@ def generated_folder(home: Path | str, version: str) -> Path:
     ``generated`` (a link put in its place): no image is written through it."""
     from store.files import local_dir
 
-    root = local_dir(home, FOLDER)
-    root.mkdir(parents=True, exist_ok=True)
-    inside = root.resolve()
-    folder = root / version
+    base = local_dir(home)
+    base.mkdir(parents=True, exist_ok=True)
+    inside = base.resolve() / FOLDER  # the home resolved, not its generated folder: a link there leads out
+    folder = base / FOLDER / version
     for step in (None, "made"):  # checked before it is made (nothing is created through a link) and after
         if step:
             folder.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ def image_rows(home: Path | str, paths: Sequence[Path], *, prompt: str, seed: in
     from store.files import local_dir
     from store.tables import TABLES
 
-    probes, _ = etl.probe_images([str(p) for p in paths], root=local_dir(home, FOLDER).resolve())
+    probes, _ = etl.probe_images([str(p) for p in paths], root=local_dir(home).resolve() / FOLDER)
     probed = {r["image_path"]: r for r in probes.to_pylist()}
     created = datetime.now(timezone.utc)
     rows = []
