@@ -217,6 +217,5 @@ def memory_before_after(before: dict, after: dict, labels: tuple[str, str]) -> d
         if step in steps[0]:
             out["steps"][step] = {"added_mb": [round(s[step]["peak_rss_mb"] - s[step]["start_rss_mb"], 1) for s in steps],
                                   "peak_rss_mb": [s[step]["peak_rss_mb"] for s in steps]}  # fmt: skip
-    q = [r["raw"]["queries"]["complete"]["umbert_train_s"] for r in (before, after)]
-    out["umbert_train_s"] = q
+    out["umbert_train_s"] = [r["raw"]["queries"]["complete"]["umbert_train_s"] for r in (before, after)]
     return out

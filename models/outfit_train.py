@@ -97,11 +97,16 @@ def predict_missing(model: OutfitTransformer, data: OutfitData, outfits: Sequenc
 
 
 @torch.no_grad()
-def catalogue_vectors(model: OutfitTransformer, data: OutfitData) -> torch.Tensor:
-    """(N, D) the catalogue's item vectors as the model sees them (wumbert: with its deltas), CPU."""
+def catalogue_vectors(model: OutfitTransformer, data: OutfitData, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, D) the catalogue's item vectors as the model sees them (wumbert: with its deltas), CPU;
+    ``rows``: only those catalogue rows'."""
     device = next(model.parameters()).device
-    rows = data.model_rows if data.model_rows is not None else torch.arange(len(data.vectors))
-    return model.item_vectors(data.vectors.to(device), rows.to(device)).float().cpu()
+    vectors = data.vectors if rows is None else data.vectors[rows]
+    if data.model_rows is not None:
+        model_rows = data.model_rows if rows is None else data.model_rows[rows]
+    else:
+        model_rows = torch.arange(len(data.vectors)) if rows is None else rows
+    return model.item_vectors(vectors.to(device), model_rows.to(device)).float().cpu()
 
 
 @torch.no_grad()
@@ -206,13 +211,8 @@ def evaluate_outfits(model: OutfitTransformer, data: OutfitData, max_outfits: in
     pred = predict_missing(model, data, expanded, slots)
     true_rows = torch.stack([o[s] for o, s in zip(expanded, slots.tolist())])
     context = [torch.cat([o[:s], o[s + 1:]]) for o, s in zip(expanded, slots.tolist())]
-    device = next(model.parameters()).device
-
-    def item_vectors(rows: torch.Tensor) -> torch.Tensor:
-        model_rows = data.model_rows[rows] if data.model_rows is not None else rows
-        return model.item_vectors(data.vectors[rows].to(device), model_rows.to(device)).float().cpu()
-
-    greater, ties, size = rank_in_categories(pred, true_rows, data.categories, item_vectors, context, cells)
+    greater, ties, size = rank_in_categories(pred, true_rows, data.categories, lambda rows: catalogue_vectors(model, data, rows),
+                                             context, cells)  # fmt: skip
     return {"val_rank_percentile": _percentiles(greater, ties, size)[1].mean().item(),
             "val_hit_at_10": float(hit_at_k(greater, ties, 10).mean()), "n_val_items": len(expanded)}  # fmt: skip
 

@@ -313,7 +313,7 @@ def build(vectors: np.ndarray, rowids: np.ndarray, meta: pa.Table, version: int,
     probes that category's partitions and an unfiltered query the nearest of all of them.
     ``copy=False``: ``vectors`` (float32, owned by the caller's index build) are normalised in
     place rather than copied: one matrix fewer at a time."""
-    x = unit(vectors) if copy or vectors.dtype != np.float32 or not vectors.flags.writeable else unit(vectors, out=vectors)
+    x = unit(vectors, out=None if copy else vectors)
     n, dim = x.shape
     rowids = np.asarray(rowids, np.uint64)
     if kind == "flat" or n < 2 * 39:
